@@ -1,0 +1,112 @@
+"""The one typed settings object. Every environment variable Stratus reads is declared here, once."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "stratus-dev-secret-change-me-0123456789abcdef"  # noqa: S105 - refused outside development
+DEV_SIGNING_SECRET = "stratus-dev-url-signing-secret-0123456789"  # noqa: S105 - refused outside development
+
+
+class Settings(BaseSettings):
+    """Read from `STRATUS_*` environment variables (plus `MONGODB_URI` and `AWS_REGION`)."""
+
+    model_config = SettingsConfigDict(env_prefix="STRATUS_", extra="ignore", populate_by_name=True)
+
+    # Deployment flavour. "development" and "test" accept the embedded default secrets; "production" refuses them.
+    env: Literal["development", "test", "production"] = "development"
+    # Which adapters back the ports: "local" (in-process queue/bus, directory storage, worker
+    # subprocesses) or "aws" (SQS, EventBridge, S3, API Gateway Management API, SageMaker/Batch).
+    runtime: Literal["local", "aws"] = "local"
+    # Log level for the structured JSON logs.
+    log_level: str = "INFO"
+    # Service name stamped on every log line and metric.
+    service_name: str = "stratus"
+
+    # MongoDB connection string (Atlas / DocumentDB in production). Unset locally: `stratus serve` starts
+    # the embedded SecantusDB engine and fills this in.
+    mongodb_uri: str | None = Field(default=None, validation_alias="MONGODB_URI")
+    # Database name inside the MongoDB deployment.
+    mongodb_db: str = "stratus"
+    # How long a request waits for the database before answering 503.
+    mongodb_timeout_ms: int = Field(default=2000, ge=100)
+
+    # Local state folder: embedded database files, stored objects, worker scratch space.
+    state_dir: Path = Path(".stratus")
+
+    # HS256 key for access and refresh tokens (from SSM / Secrets Manager in AWS).
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    # Lifetime of an access token, seconds.
+    access_token_ttl_s: int = Field(default=1800, ge=60)
+    # Lifetime of a refresh token, seconds.
+    refresh_token_ttl_s: int = Field(default=14 * 24 * 3600, ge=300)
+    # Key for signed local download URLs (the local stand-in for S3 presigned URLs).
+    url_signing_secret: SecretStr = SecretStr(DEV_SIGNING_SECRET)
+    # Public base URL of the API, used to build absolute links (local signed URLs, webhooks).
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # AWS region for every boto3 client.
+    aws_region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
+    # SQS queue that carries job messages to the dispatcher.
+    jobs_queue_url: str | None = None
+    # SQS queue that carries webhook deliveries (with retries and a DLQ).
+    webhooks_queue_url: str | None = None
+    # EventBridge bus for job state and progress events.
+    event_bus_name: str = "default"
+    # S3 bucket for datasets, files, models and artifacts.
+    artifacts_bucket: str | None = None
+    # API Gateway WebSocket management endpoint (https://{api-id}.execute-api.{region}.amazonaws.com/{stage}).
+    websocket_endpoint: str | None = None
+    # Job backend for container work in AWS: SageMaker training jobs or AWS Batch.
+    job_backend: Literal["local", "sagemaker", "batch"] = "local"
+    # Container image URI run by SageMaker / Batch.
+    worker_image_uri: str | None = None
+    # IAM role SageMaker training jobs assume.
+    sagemaker_role_arn: str | None = None
+    # SageMaker instance type for training jobs.
+    sagemaker_instance_type: str = "ml.g5.xlarge"
+    # AWS Batch job queue and job definition.
+    batch_job_queue: str | None = None
+    batch_job_definition: str | None = None
+
+    # Local worker pool size (subprocesses running the container entrypoint).
+    local_workers: int = Field(default=2, ge=1, le=32)
+
+    # Largest request body accepted through the API (bytes); bigger uploads use presigned URLs.
+    max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+
+    # Origins allowed by CORS ("*" for any).
+    cors_origins: list[str] = ["*"]
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> Settings:
+        if self.env == "production":
+            if self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
+                raise ValueError("STRATUS_JWT_SECRET must be set to a real secret in production")
+            if self.url_signing_secret.get_secret_value() == DEV_SIGNING_SECRET:
+                raise ValueError("STRATUS_URL_SIGNING_SECRET must be set to a real secret in production")
+            if len(self.jwt_secret.get_secret_value()) < 32:
+                raise ValueError("STRATUS_JWT_SECRET must be at least 32 characters")
+        if self.runtime == "aws":
+            missing = [
+                name
+                for name, value in (
+                    ("MONGODB_URI", self.mongodb_uri),
+                    ("STRATUS_ARTIFACTS_BUCKET", self.artifacts_bucket),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"runtime 'aws' needs {', '.join(missing)}")
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once (Lambda containers and the local runtime)."""
+    return Settings()
