@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -9,8 +10,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_JWT_SECRET = "stratus-dev-secret-change-me-0123456789abcdef"  # noqa: S105 - refused outside development
-DEV_SIGNING_SECRET = "stratus-dev-url-signing-secret-0123456789"  # noqa: S105 - refused outside development
+DEV_JWT_SECRET = "stratus-dev-secret-change-me-0123456789abcdef"
+DEV_SIGNING_SECRET = "stratus-dev-url-signing-secret-0123456789"
 
 
 class Settings(BaseSettings):
@@ -47,6 +48,10 @@ class Settings(BaseSettings):
     refresh_token_ttl_s: int = Field(default=14 * 24 * 3600, ge=300)
     # Key for signed local download URLs (the local stand-in for S3 presigned URLs).
     url_signing_secret: SecretStr = SecretStr(DEV_SIGNING_SECRET)
+    # Secrets Manager ARNs read once at cold start in AWS; each overrides the plain value above it.
+    mongodb_uri_secret_arn: str | None = None
+    jwt_secret_arn: str | None = None
+    url_signing_secret_arn: str | None = None
     # Public base URL of the API, used to build absolute links (local signed URLs, webhooks).
     public_base_url: str = "http://127.0.0.1:8000"
 
@@ -79,6 +84,25 @@ class Settings(BaseSettings):
 
     # Largest request body accepted through the API (bytes); bigger uploads use presigned URLs.
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    # Largest file accepted through the presigned upload flow (bytes).
+    max_presigned_upload_bytes: int = Field(default=5 * 1024**3, ge=1024)
+    # Uploads up to this size are parsed inside the request; larger ones by a queue worker.
+    inline_parse_bytes: int = Field(default=5 * 1024 * 1024, ge=0)
+    # Lifetime of presigned upload and download URLs (seconds).
+    presigned_url_ttl_s: int = Field(default=900, ge=60, le=7 * 24 * 3600)
+
+    # Requests per window per client IP when not authenticated (seed 000: 100 per minute per IP).
+    rate_limit_anonymous: int = Field(default=100, ge=1)
+    rate_limit_anonymous_window_s: int = Field(default=60, ge=1)
+    # Requests per window per authenticated user (seed 001: 1,000 per hour per user).
+    rate_limit_user: int = Field(default=1000, ge=1)
+    rate_limit_user_window_s: int = Field(default=3600, ge=1)
+    # Failed logins allowed per account and per IP within the window before 429 (brute-force guard).
+    login_failures_per_account: int = Field(default=10, ge=1)
+    login_failures_per_ip: int = Field(default=50, ge=1)
+    login_failure_window_s: int = Field(default=900, ge=1)
+    # Monthly inference-query quota per plan (seed 003's current_plan / queries_used); absent = unlimited.
+    plan_quotas: dict[str, int] = {"free": 1000, "pro": 100_000}
 
     # Origins allowed by CORS ("*" for any).
     cors_origins: list[str] = ["*"]
@@ -86,17 +110,20 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:
         if self.env == "production":
-            if self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
+            if self.jwt_secret.get_secret_value() == DEV_JWT_SECRET and not self.jwt_secret_arn:
                 raise ValueError("STRATUS_JWT_SECRET must be set to a real secret in production")
-            if self.url_signing_secret.get_secret_value() == DEV_SIGNING_SECRET:
+            if (
+                self.url_signing_secret.get_secret_value() == DEV_SIGNING_SECRET
+                and not self.url_signing_secret_arn
+            ):
                 raise ValueError("STRATUS_URL_SIGNING_SECRET must be set to a real secret in production")
-            if len(self.jwt_secret.get_secret_value()) < 32:
+            if len(self.jwt_secret.get_secret_value()) < 32 and not self.jwt_secret_arn:
                 raise ValueError("STRATUS_JWT_SECRET must be at least 32 characters")
         if self.runtime == "aws":
             missing = [
                 name
                 for name, value in (
-                    ("MONGODB_URI", self.mongodb_uri),
+                    ("MONGODB_URI", self.mongodb_uri or self.mongodb_uri_secret_arn),
                     ("STRATUS_ARTIFACTS_BUCKET", self.artifacts_bucket),
                 )
                 if not value
@@ -105,8 +132,24 @@ class Settings(BaseSettings):
                 raise ValueError(f"runtime 'aws' needs {', '.join(missing)}")
         return self
 
+    def with_secrets(self, fetch: Callable[[str], str]) -> Settings:
+        """A copy with the secrets named by ARN filled in (`fetch` reads one secret string)."""
+        updates: dict[str, object] = {}
+        if self.mongodb_uri_secret_arn:
+            updates["mongodb_uri"] = fetch(self.mongodb_uri_secret_arn)
+        if self.jwt_secret_arn:
+            updates["jwt_secret"] = SecretStr(fetch(self.jwt_secret_arn))
+        if self.url_signing_secret_arn:
+            updates["url_signing_secret"] = SecretStr(fetch(self.url_signing_secret_arn))
+        return self.model_copy(update=updates) if updates else self
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once (Lambda containers and the local runtime)."""
-    return Settings()
+    settings = Settings()
+    if settings.runtime == "aws":
+        from stratus.adapters.aws.secrets import fetch_secret_string
+
+        settings = settings.with_secrets(fetch_secret_string)
+    return settings

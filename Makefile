@@ -1,0 +1,67 @@
+# Stratus developer commands. `make run` and `make test` work on a fresh machine with only Python 3.11+.
+PYTHON ?= python3
+VENV ?= .venv
+TOOLS ?= .tools
+PY := $(VENV)/bin/python
+STATE_DIR ?= .stratus
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: run test setup tools lint format typecheck unit integration e2e bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# The SAM CLI pins its own dependencies, so it lives in a separate virtual environment.
+$(TOOLS)/.installed:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet aws-sam-cli
+	touch $@
+
+setup: $(VENV)/.installed
+
+tools: $(TOOLS)/.installed
+
+## Run the whole platform locally (embedded database, API, WebSocket, queue, bus, workers).
+run: setup
+	$(VENV)/bin/stratus serve --host $(HOST) --port $(PORT) --state-dir $(STATE_DIR)
+
+## Install everything and run the whole test suite (unit, integration, e2e) plus the linters.
+test: setup tools
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(VENV)/bin/pytest
+
+unit: setup
+	$(VENV)/bin/pytest tests/unit
+
+integration: setup
+	$(VENV)/bin/pytest tests/integration
+
+e2e: setup
+	$(VENV)/bin/pytest tests/e2e
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+bench: setup
+	$(PY) bench/cold_import.py
+	$(PY) bench/mangum_overhead.py
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .aws-sam

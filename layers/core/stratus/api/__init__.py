@@ -1,0 +1,1 @@
+"""The HTTP API: FastAPI app factory, routers per capability, error mapping, middleware."""

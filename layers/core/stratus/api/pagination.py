@@ -1,0 +1,36 @@
+"""Both pagination styles the seeds use: `limit`/`offset` (003, 004) and `page`/`limit` (001)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Query, Response
+
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class PageParams:
+    limit: int
+    offset: int
+
+    @property
+    def page(self) -> int:
+        return self.offset // self.limit + 1
+
+
+def _page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Items per page")] = 100,
+    offset: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
+    page: Annotated[int | None, Query(ge=1, description="1-based page number; overrides offset")] = None,
+) -> PageParams:
+    return PageParams(limit=limit, offset=(page - 1) * limit if page is not None else offset)
+
+
+Pagination = Annotated[PageParams, Depends(_page_params)]
+
+
+def set_total(response: Response, total: int) -> None:
+    """Bare-list responses (seed 003's shape) still tell clients how many items exist."""
+    response.headers["X-Total-Count"] = str(total)

@@ -1,0 +1,186 @@
+"""The composition root: the only place adapters are chosen and services are wired together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stratus.datasets.ingest import IngestLimits
+from stratus.db.database import Database
+from stratus.db.repositories.api_keys import ApiKeyRepository
+from stratus.db.repositories.datasets import DatasetRepository
+from stratus.db.repositories.files import FileRepository
+from stratus.db.repositories.jobs import JobRepository
+from stratus.db.repositories.models import ModelRepository
+from stratus.db.repositories.rate_limits import RateLimitRepository
+from stratus.db.repositories.sessions import RefreshTokenRepository, RevocationRepository
+from stratus.db.repositories.users import UserRepository
+from stratus.db.repository import Repository
+from stratus.observability.logging import get_logger
+from stratus.observability.metrics import Metrics
+from stratus.ports.events import EventBus
+from stratus.ports.jobs import JobBackend
+from stratus.ports.notifier import Notifier
+from stratus.ports.queue import MessageQueue
+from stratus.ports.storage import ObjectStorage
+from stratus.security.passwords import PasswordHasher
+from stratus.security.tokens import TokenCodec
+from stratus.services.api_keys import ApiKeyService
+from stratus.services.auth import AuthService, LoginLimits
+from stratus.services.datasets import PROCESS_MESSAGE, DatasetPolicy, DatasetService
+from stratus.services.files import FileService
+from stratus.services.health import HealthService
+from stratus.services.messages import MessageRouter
+from stratus.services.models import ModelService
+from stratus.services.quota import QuotaService
+from stratus.services.rate_limit import Limit, RateLimiter
+from stratus.settings import Settings
+
+
+@dataclass
+class Ports:
+    queue: MessageQueue
+    bus: EventBus
+    storage: ObjectStorage
+    notifier: Notifier
+    jobs: JobBackend
+
+
+class Container:
+    """Everything a request or an event handler needs, built once per process (per Lambda container)."""
+
+    def __init__(self, settings: Settings, database: Database, ports: Ports) -> None:
+        self.settings = settings
+        self.database = database
+        self.ports = ports
+        self.logger = get_logger(settings.service_name, settings.log_level)
+        self.metrics = Metrics()
+        self.health = HealthService(
+            database,
+            probes={"storage": ports.storage.ping, "queue": ports.queue.ping},
+        )
+
+        db = database.db
+        self.users = UserRepository(db)
+        self.refresh_tokens = RefreshTokenRepository(db)
+        self.revocations = RevocationRepository(db)
+        self.api_key_repo = ApiKeyRepository(db)
+        self.rate_limit_counters = RateLimitRepository(db)
+        self.model_repo = ModelRepository(db)
+        self.dataset_repo = DatasetRepository(db)
+        self.file_repo = FileRepository(db)
+        self.job_repo = JobRepository(db)
+        self.repositories: list[Repository] = [
+            self.users,
+            self.refresh_tokens,
+            self.revocations,
+            self.api_key_repo,
+            self.rate_limit_counters,
+            self.model_repo,
+            self.dataset_repo,
+            self.file_repo,
+            self.job_repo,
+        ]
+
+        self.rate_limiter = RateLimiter(self.rate_limit_counters)
+        self.quota = QuotaService(self.users, settings.plan_quotas)
+        window = settings.login_failure_window_s
+        self.auth = AuthService(
+            users=self.users,
+            refresh_tokens=self.refresh_tokens,
+            revocations=self.revocations,
+            api_key_repo=self.api_key_repo,
+            hasher=PasswordHasher(),
+            codec=TokenCodec(
+                settings.jwt_secret.get_secret_value(),
+                access_ttl_s=settings.access_token_ttl_s,
+                refresh_ttl_s=settings.refresh_token_ttl_s,
+            ),
+            limiter=self.rate_limiter,
+            login_limits=LoginLimits(
+                per_account=Limit(settings.login_failures_per_account, window),
+                per_ip=Limit(settings.login_failures_per_ip, window),
+            ),
+        )
+        self.api_keys = ApiKeyService(self.api_key_repo, self.model_repo)
+        self.models = ModelService(self.model_repo)
+        self.datasets = DatasetService(
+            datasets=self.dataset_repo,
+            users=self.users,
+            jobs=self.job_repo,
+            storage=ports.storage,
+            queue=ports.queue,
+            bus=ports.bus,
+            scratch_dir=settings.state_dir / "scratch",
+            policy=DatasetPolicy(
+                max_upload_bytes=settings.max_presigned_upload_bytes,
+                inline_parse_bytes=settings.inline_parse_bytes,
+                presign_ttl_s=settings.presigned_url_ttl_s,
+                limits=IngestLimits(),
+            ),
+        )
+        self.files = FileService(self.file_repo, ports.storage, url_ttl_s=settings.presigned_url_ttl_s)
+
+        # Queue messages, by type: the SQS dispatcher and the local queue both hand bodies here.
+        self.messages = MessageRouter()
+        self.messages.register(PROCESS_MESSAGE, self.datasets.handle_message)
+
+    async def bootstrap(self) -> None:
+        """Idempotent start-up work that needs I/O (indexes); run lazily on the first request."""
+        await self.database.ensure_indexes(self.repositories)
+
+    async def close(self) -> None:
+        await self.database.close()
+
+
+def build_aws_ports(settings: Settings) -> Ports:
+    # Imported here so the local runtime never pays for the AWS adapters, and vice versa.
+    from stratus.adapters.aws import clients
+    from stratus.adapters.aws.apigw_notifier import ApiGatewayNotifier
+    from stratus.adapters.aws.batch import BatchBackend
+    from stratus.adapters.aws.eventbridge import EventBridgeBus
+    from stratus.adapters.aws.s3 import S3Storage
+    from stratus.adapters.aws.sagemaker import SageMakerBackend
+    from stratus.adapters.aws.sqs import SqsQueue
+
+    if not (settings.artifacts_bucket and settings.jobs_queue_url):
+        raise RuntimeError(
+            "STRATUS_ARTIFACTS_BUCKET and STRATUS_JOBS_QUEUE_URL are required for runtime 'aws'"
+        )
+    jobs: JobBackend
+    if settings.job_backend == "batch":
+        jobs = BatchBackend(
+            clients.batch(settings),
+            job_queue=settings.batch_job_queue or "",
+            job_definition=settings.batch_job_definition or "",
+        )
+    else:
+        jobs = SageMakerBackend(
+            clients.sagemaker(settings),
+            image_uri=settings.worker_image_uri or "",
+            role_arn=settings.sagemaker_role_arn or "",
+            bucket=settings.artifacts_bucket,
+            gpu_instance_type=settings.sagemaker_instance_type,
+        )
+    return Ports(
+        queue=SqsQueue(clients.sqs(settings), settings.jobs_queue_url),
+        bus=EventBridgeBus(clients.events(settings), settings.event_bus_name),
+        storage=S3Storage(clients.s3(settings), settings.artifacts_bucket),
+        notifier=ApiGatewayNotifier(clients.apigw_management(settings, settings.websocket_endpoint or "")),
+        jobs=jobs,
+    )
+
+
+def build_container(settings: Settings, ports: Ports | None = None) -> Container:
+    """Build the container; the local runtime and tests pass their own `ports`."""
+    if settings.mongodb_uri is None:
+        raise RuntimeError(
+            "MONGODB_URI is not set (the local runtime starts the embedded engine and sets it)"
+        )
+    database = Database.connect(
+        settings.mongodb_uri, settings.mongodb_db, timeout_ms=settings.mongodb_timeout_ms
+    )
+    if ports is None:
+        if settings.runtime != "aws":
+            raise RuntimeError("local ports are built by stratus.local.runtime")
+        ports = build_aws_ports(settings)
+    return Container(settings, database, ports)

@@ -1,0 +1,1 @@
+"""MongoDB through pymongo's native async client: connection, repositories, indexes."""

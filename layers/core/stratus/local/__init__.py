@@ -1,0 +1,1 @@
+"""The local runtime: `stratus serve` runs the whole platform on one machine."""

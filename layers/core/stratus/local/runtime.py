@@ -1,0 +1,121 @@
+"""`stratus serve`: embedded database, API, WebSocket hub, in-process queue and bus, local workers."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass
+
+import uvicorn
+from fastapi import FastAPI
+
+from stratus.adapters.local.bus import LocalEventBus
+from stratus.adapters.local.queue import LocalQueue
+from stratus.adapters.local.storage import LocalDirectoryStorage
+from stratus.adapters.local.worker_pool import LocalProcessBackend
+from stratus.adapters.local.ws_hub import LocalWebSocketHub
+from stratus.api.app import create_app
+from stratus.api.routers import storage_local
+from stratus.composition import Container, Ports, build_container
+from stratus.local import websocket
+from stratus.local.embedded_db import EmbeddedMongo
+from stratus.settings import Settings
+
+WORKER_COMMAND = [sys.executable, "-m", "stratus_worker"]
+
+
+@dataclass
+class LocalPorts(Ports):
+    """The local adapters, with their concrete types for the parts only the runtime touches."""
+
+    queue: LocalQueue
+    bus: LocalEventBus
+    storage: LocalDirectoryStorage
+    notifier: LocalWebSocketHub
+    jobs: LocalProcessBackend
+
+
+def build_local_ports(settings: Settings) -> LocalPorts:
+    bus = LocalEventBus()
+    return LocalPorts(
+        queue=LocalQueue(),
+        bus=bus,
+        storage=LocalDirectoryStorage(
+            settings.state_dir / "objects",
+            base_url=settings.public_base_url,
+            signing_secret=settings.url_signing_secret.get_secret_value(),
+        ),
+        notifier=LocalWebSocketHub(),
+        jobs=LocalProcessBackend(
+            WORKER_COMMAND,
+            on_event=lambda event: bus.publish([event]),
+            max_workers=settings.local_workers,
+            work_dir=settings.state_dir / "jobs",
+        ),
+    )
+
+
+def build_local_app(container: Container, ports: LocalPorts) -> FastAPI:
+    return create_app(
+        container,
+        extra_routers=[
+            storage_local.build_router(ports.storage),
+            websocket.build_router(ports.notifier, container.auth),
+        ],
+    )
+
+
+class LocalRuntime:
+    def __init__(self, settings: Settings, *, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.settings = settings.model_copy(
+            update={
+                "state_dir": settings.state_dir.resolve(),
+                "public_base_url": f"http://{host}:{port}",
+            }
+        )
+        self.embedded: EmbeddedMongo | None = None
+
+    def _start_database(self) -> Settings:
+        if self.settings.mongodb_uri:
+            return self.settings
+        self.embedded = EmbeddedMongo(self.settings.state_dir / "db")
+        uri = self.embedded.start()
+        return self.settings.model_copy(update={"mongodb_uri": uri})
+
+    async def serve(self) -> None:
+        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+        settings = await asyncio.to_thread(self._start_database)
+        ports = build_local_ports(settings)
+        container = build_container(settings, ports)
+        app = build_local_app(container, ports)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app, host=self.host, port=self.port, lifespan="off", log_level="warning", ws="websockets"
+            )
+        )
+        try:
+            await container.bootstrap()
+            await ports.queue.start(container.messages.handle)
+            print(self._banner(settings), flush=True)
+            await server.serve()
+        finally:
+            await ports.queue.stop()
+            await ports.jobs.shutdown()
+            await container.close()
+            if self.embedded is not None:
+                await asyncio.to_thread(self.embedded.stop)
+            print("Stratus stopped; data kept in", settings.state_dir, flush=True)
+
+    def _banner(self, settings: Settings) -> str:
+        database = "embedded SecantusDB" if self.embedded else "MONGODB_URI"
+        return (
+            f"Stratus listening on http://{self.host}:{self.port} "
+            f"(docs /docs, WebSocket ws://{self.host}:{self.port}/ws); "
+            f"database: {database}; state: {settings.state_dir}"
+        )
+
+
+def run(settings: Settings, *, host: str, port: int) -> None:
+    asyncio.run(LocalRuntime(settings, host=host, port=port).serve())

@@ -1,0 +1,36 @@
+"""Structured JSON logs through Powertools Logger, stamped with the request and user ids."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from stratus.observability.context import request_id_var, user_id_var
+
+
+class _ContextFilter(logging.Filter):
+    """Adds request_id / user_id from context variables, so every log line inside a request carries them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request_id = request_id_var.get()
+        user_id = user_id_var.get()
+        if request_id is not None:
+            record.request_id = request_id
+        if user_id is not None:
+            record.user_id = user_id
+        return True
+
+
+@lru_cache(maxsize=8)
+def get_logger(service: str = "stratus", level: str = "INFO") -> Logger:
+    logger = Logger(service=service, level=level)
+    logger.addFilter(_ContextFilter())
+    return logger
+
+
+def log_extra(**fields: Any) -> dict[str, Any]:
+    """Extra fields for one log call (Powertools puts them at the top level of the JSON line)."""
+    return {"extra": fields}

@@ -1,0 +1,1 @@
+"""Pydantic request and response models (Create / Update / Public variants per resource)."""

@@ -1,0 +1,67 @@
+"""Shared fixtures: a real SecantusDB server (MongoDB wire protocol) for the whole session, and per test
+a fresh database, the local adapters, the composed container and an HTTP client on the ASGI app."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from secantus import SecantusDBServer
+from stratus.composition import Container, build_container
+from stratus.local.runtime import LocalPorts, build_local_app, build_local_ports
+from stratus.settings import Settings
+
+BASE_URL = "http://testserver"
+
+
+@pytest.fixture(scope="session")
+def mongo_uri() -> Iterator[str]:
+    server = SecantusDBServer(storage_path=":memory:", ttl_sweep_seconds=1)
+    server.start()
+    try:
+        yield server.uri + "?retryWrites=false"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def settings(mongo_uri: str, tmp_path: Path) -> Settings:
+    return Settings(
+        env="test",
+        mongodb_uri=mongo_uri,
+        mongodb_db=f"test_{uuid.uuid4().hex[:12]}",
+        state_dir=tmp_path / "state",
+        public_base_url=BASE_URL,
+    )
+
+
+@pytest.fixture
+def ports(settings: Settings) -> LocalPorts:
+    return build_local_ports(settings)
+
+
+@pytest.fixture
+async def container(settings: Settings, ports: LocalPorts) -> AsyncIterator[Container]:
+    container = build_container(settings, ports)
+    await container.bootstrap()
+    try:
+        yield container
+    finally:
+        await container.database.client.drop_database(settings.mongodb_db)
+        await ports.jobs.shutdown()
+        await container.close()
+
+
+@pytest.fixture
+def app(container: Container, ports: LocalPorts) -> FastAPI:
+    return build_local_app(container, ports)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as http:
+        yield http

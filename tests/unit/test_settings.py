@@ -1,0 +1,49 @@
+"""Settings: defaults for development, refusals for production."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+from stratus.settings import Settings
+
+
+def test_development_defaults_need_no_configuration() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.env == "development" and settings.mongodb_uri is None
+
+
+def test_production_refuses_the_default_jwt_secret() -> None:
+    with pytest.raises(ValidationError, match="STRATUS_JWT_SECRET"):
+        Settings(env="production")
+
+
+def test_production_accepts_real_secrets_or_their_arns() -> None:
+    Settings(env="production", jwt_secret="x" * 40, url_signing_secret="y" * 40)  # type: ignore[arg-type]
+    Settings(
+        env="production",
+        jwt_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt",
+        url_signing_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:sign",
+    )
+
+
+def test_short_production_secret_is_refused() -> None:
+    with pytest.raises(ValidationError, match="at least 32"):
+        Settings(env="production", jwt_secret="short", url_signing_secret="y" * 40)  # type: ignore[arg-type]
+
+
+def test_aws_runtime_names_what_is_missing() -> None:
+    with pytest.raises(ValidationError, match="MONGODB_URI, STRATUS_ARTIFACTS_BUCKET"):
+        Settings(runtime="aws")
+
+
+def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MONGODB_URI", "mongodb://db.example.com:27017")
+    monkeypatch.setenv("STRATUS_RATE_LIMIT_USER", "42")
+    settings = Settings()
+    assert settings.mongodb_uri == "mongodb://db.example.com:27017" and settings.rate_limit_user == 42
+
+
+def test_secrets_are_resolved_from_arns() -> None:
+    settings = Settings(jwt_secret_arn="arn:jwt", mongodb_uri_secret_arn="arn:uri")
+    resolved = settings.with_secrets(lambda arn: {"arn:jwt": "j" * 40, "arn:uri": "mongodb://secret"}[arn])
+    assert resolved.jwt_secret.get_secret_value() == "j" * 40 and resolved.mongodb_uri == "mongodb://secret"
