@@ -1,0 +1,26 @@
+"""The signed-in user's profile (seed 004)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from stratus.api.deps import ContainerDep
+from stratus.api.routing import StratusRoute
+from stratus.api.security import CurrentPrincipal, CurrentUser, RateLimit
+from stratus.schemas.auth import UserPublic, UserUpdate
+
+router = APIRouter(prefix="/api/users", tags=["users"], route_class=StratusRoute, dependencies=[RateLimit])
+
+
+@router.get("/me", response_model=UserPublic)
+async def read_me(principal: CurrentPrincipal, container: ContainerDep) -> dict[str, object]:
+    return await container.auth.get_user(principal.user_id)
+
+
+@router.put("/me", response_model=UserPublic)
+async def update_me(body: UserUpdate, principal: CurrentUser, container: ContainerDep) -> dict[str, object]:
+    """Change name and/or email; an email already in use by another account is refused (400)."""
+    changes = body.model_dump(exclude_none=True)
+    if "email" in changes:
+        changes["email"] = str(changes["email"])
+    return await container.auth.update_profile(principal.user_id, changes)

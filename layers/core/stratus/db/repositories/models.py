@@ -1,0 +1,56 @@
+"""The model registry's records: user-registered (seed 003), trained (seed 001) and hub/base models (seed 000)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+
+from stratus.db.repository import Repository
+from stratus.schemas.common import utcnow
+
+
+class ModelRepository(Repository):
+    collection_name = "models"
+    indexes = (
+        IndexModel([("user_id", ASCENDING), ("created_at", DESCENDING)], name="user_created"),
+        IndexModel(
+            [("user_id", ASCENDING), ("source", ASCENDING), ("task", ASCENDING)], name="user_source_task"
+        ),
+    )
+
+    async def create(self, user_id: ObjectId, fields: dict[str, Any]) -> dict[str, Any]:
+        doc = {**fields, "user_id": user_id, "created_at": utcnow(), "updated_at": utcnow()}
+        doc["_id"] = (await self.collection.insert_one(doc)).inserted_id
+        return doc
+
+    async def get_owned(self, user_id: ObjectId, model_id: ObjectId) -> dict[str, Any] | None:
+        return await self.collection.find_one({"_id": model_id, "user_id": user_id})
+
+    async def list_owned(
+        self,
+        user_id: ObjectId,
+        *,
+        filters: dict[str, Any] | None = None,
+        sort: list[tuple[str, int]] | None = None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[dict[str, Any]], int]:
+        query = {"user_id": user_id, **(filters or {})}
+        cursor = (
+            self.collection.find(query).sort(sort or [("created_at", DESCENDING)]).skip(offset).limit(limit)
+        )
+        return await cursor.to_list(), await self.collection.count_documents(query)
+
+    async def update_owned(
+        self, user_id: ObjectId, model_id: ObjectId, changes: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        return await self.collection.find_one_and_update(
+            {"_id": model_id, "user_id": user_id},
+            {"$set": {**changes, "updated_at": utcnow()}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def delete_owned(self, user_id: ObjectId, model_id: ObjectId) -> dict[str, Any] | None:
+        return await self.collection.find_one_and_delete({"_id": model_id, "user_id": user_id})

@@ -1,0 +1,1 @@
+"""Credentials: password hashing, JWTs and API keys."""

@@ -1,0 +1,254 @@
+"""Accounts and sessions: register, the three login shapes, refresh rotation, logout, and resolving
+a bearer credential (JWT or API key) to a principal."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from bson import ObjectId
+
+from stratus.db.ids import oid
+from stratus.db.repositories.api_keys import ApiKeyRepository
+from stratus.db.repositories.sessions import RefreshTokenRepository, RevocationRepository
+from stratus.db.repositories.users import UserRepository
+from stratus.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from stratus.security import api_keys
+from stratus.security.passwords import PasswordHasher, check_password_rules
+from stratus.security.tokens import TokenClaims, TokenCodec
+from stratus.services.rate_limit import Limit, RateLimiter
+
+BAD_CREDENTIALS = "Incorrect email or password"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user, through a session token or an API key (possibly bound to one model)."""
+
+    user_id: ObjectId
+    via: Literal["token", "api_key"]
+    jti: str | None = None
+    family: str | None = None
+    token_expires_at: datetime | None = None
+    api_key_id: str | None = None
+    model_id: str | None = None
+
+    @property
+    def is_model_scoped(self) -> bool:
+        return self.model_id is not None
+
+    def require_unscoped(self) -> None:
+        if self.model_id is not None:
+            raise Forbidden(f"This API key may only call model {self.model_id}", code="API_KEY_SCOPE")
+
+    def require_model(self, model_id: str) -> None:
+        if self.model_id is not None and self.model_id != model_id:
+            raise Forbidden(f"This API key may only call model {self.model_id}", code="API_KEY_SCOPE")
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "bearer"
+
+
+@dataclass(frozen=True)
+class LoginLimits:
+    per_account: Limit
+    per_ip: Limit
+
+
+class AuthService:
+    def __init__(
+        self,
+        *,
+        users: UserRepository,
+        refresh_tokens: RefreshTokenRepository,
+        revocations: RevocationRepository,
+        api_key_repo: ApiKeyRepository,
+        hasher: PasswordHasher,
+        codec: TokenCodec,
+        limiter: RateLimiter,
+        login_limits: LoginLimits,
+    ) -> None:
+        self._users = users
+        self._refresh = refresh_tokens
+        self._revocations = revocations
+        self._api_keys = api_key_repo
+        self._hasher = hasher
+        self._codec = codec
+        self._limiter = limiter
+        self._login_limits = login_limits
+
+    # --- accounts -------------------------------------------------------------------------------
+
+    async def register(
+        self, *, email: str, password: str, name: str, username: str | None
+    ) -> tuple[dict[str, Any], TokenPair]:
+        check_password_rules(password)
+        if await self._users.find_by_email(email) is not None:
+            raise InvalidInput("Email already registered", code="ALREADY_REGISTERED")
+        # argon2 is CPU-bound: off the event loop so other requests keep flowing.
+        password_hash = await asyncio.to_thread(self._hasher.hash, password)
+        user = await self._users.create(
+            email=email, password_hash=password_hash, name=name, username=username
+        )
+        return user, await self._start_session(str(user["_id"]))
+
+    async def get_user(self, user_id: ObjectId) -> dict[str, Any]:
+        user = await self._users.get(user_id)
+        if user is None:
+            raise Unauthenticated("Could not validate credentials", code="USER_GONE")
+        return user
+
+    async def update_profile(self, user_id: ObjectId, changes: dict[str, Any]) -> dict[str, Any]:
+        if not changes:
+            raise InvalidInput("No fields to update", code="NO_CHANGES")
+        user = await self._users.update_profile(user_id, changes)
+        if user is None:
+            raise NotFound("User not found")
+        return user
+
+    # --- logins ---------------------------------------------------------------------------------
+
+    async def login_with_password(
+        self, *, email: str | None, username: str | None, password: str, client_ip: str
+    ) -> tuple[dict[str, Any], TokenPair]:
+        account_key = f"login:acct:{email or username}"
+        ip_key = f"login:ip:{client_ip}"
+        for key, limit in (
+            (account_key, self._login_limits.per_account),
+            (ip_key, self._login_limits.per_ip),
+        ):
+            self._limiter.enforce(await self._limiter.check(key, limit), "Too many failed login attempts")
+        if email is not None:
+            user = await self._users.find_by_email(email)
+        else:
+            user = await self._users.find_by_username(username or "")
+        # Verify even for an unknown account (against a dummy hash): equal timing either way.
+        ok = await asyncio.to_thread(self._hasher.verify, user["password_hash"] if user else None, password)
+        if not ok or user is None:
+            await self._limiter.hit(account_key, self._login_limits.per_account)
+            await self._limiter.hit(ip_key, self._login_limits.per_ip)
+            message = BAD_CREDENTIALS if email is not None else "Incorrect username or password"
+            raise Unauthenticated(message, code="INVALID_CREDENTIALS")
+        if self._hasher.needs_rehash(user["password_hash"]):
+            await self._users.set_password_hash(
+                user["_id"], await asyncio.to_thread(self._hasher.hash, password)
+            )
+        await self._users.touch_login(user["_id"], datetime.now(UTC))
+        return user, await self._start_session(str(user["_id"]))
+
+    async def login_with_api_key(self, key: str, *, client_ip: str) -> tuple[dict[str, Any], TokenPair]:
+        """Seed 000's login: an API key alone opens a session with the key's scope."""
+        ip_key = f"login:ip:{client_ip}"
+        self._limiter.enforce(
+            await self._limiter.check(ip_key, self._login_limits.per_ip), "Too many failed login attempts"
+        )
+        record = (
+            await self._api_keys.find_by_hash(api_keys.digest(key)) if api_keys.looks_like_key(key) else None
+        )
+        if record is None:
+            await self._limiter.hit(ip_key, self._login_limits.per_ip)
+            raise Unauthenticated("Invalid API key", code="INVALID_API_KEY")
+        user = await self.get_user(record["user_id"])
+        model_id = str(record["model_id"]) if record.get("model_id") else None
+        return user, await self._start_session(
+            str(user["_id"]), api_key_id=str(record["_id"]), model_id=model_id
+        )
+
+    async def _start_session(
+        self,
+        user_id: str,
+        *,
+        family: str | None = None,
+        api_key_id: str | None = None,
+        model_id: str | None = None,
+    ) -> TokenPair:
+        family = family or uuid.uuid4().hex
+        access = self._codec.issue(user_id, "access", family=family, api_key_id=api_key_id, model_id=model_id)
+        refresh = self._codec.issue(
+            user_id, "refresh", family=family, api_key_id=api_key_id, model_id=model_id
+        )
+        await self._refresh.record(
+            jti=refresh.claims.jti, user_id=user_id, family=family, expires_at=refresh.claims.expires_at
+        )
+        return TokenPair(access.token, refresh.token, self._codec.access_ttl_s)
+
+    # --- refresh and logout -----------------------------------------------------------------------
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        claims = self._codec.decode(refresh_token, "refresh")
+        if await self._revocations.any_revoked([f"fam:{claims.family}"]):
+            raise Unauthenticated("Session has been revoked", code="SESSION_REVOKED")
+        spent = await self._refresh.spend(claims.jti)
+        if spent is None:
+            # A valid signature on a token we no longer honour: it was used before. Someone holds a copy,
+            # so end the whole session for everyone holding any token of it.
+            await self._revoke_family(claims.family, reason="refresh token reuse")
+            raise Unauthenticated("Refresh token has already been used; session revoked", code="TOKEN_REUSED")
+        return await self._start_session(
+            claims.sub, family=claims.family, api_key_id=claims.api_key_id, model_id=claims.model_id
+        )
+
+    async def logout(self, principal: Principal, refresh_token: str | None = None) -> None:
+        expires = principal.token_expires_at or datetime.now(UTC) + timedelta(
+            seconds=self._codec.access_ttl_s
+        )
+        keys = [f"jti:{principal.jti}"] if principal.jti else []
+        if principal.family:
+            await self._revoke_family(principal.family, reason="logout")
+        if refresh_token:
+            try:
+                claims = self._codec.decode(refresh_token, "refresh")
+            except Unauthenticated:
+                claims = None
+            if claims is not None and claims.sub == str(principal.user_id):
+                await self._revoke_family(claims.family, reason="logout")
+        if keys:
+            await self._revocations.revoke(keys, expires_at=expires, reason="logout")
+
+    async def _revoke_family(self, family: str, *, reason: str) -> None:
+        until = datetime.now(UTC) + timedelta(seconds=self._codec.refresh_ttl_s)
+        await self._revocations.revoke([f"fam:{family}"], expires_at=until, reason=reason)
+        await self._refresh.delete_family(family)
+
+    # --- resolving credentials --------------------------------------------------------------------
+
+    async def authenticate(self, credential: str) -> Principal:
+        """A bearer credential: an `sk-` API key or an access JWT (checked against revocations)."""
+        if credential.startswith(api_keys.PREFIX):
+            return await self.authenticate_api_key(credential)
+        claims = self._codec.decode(credential, "access")
+        return await self._principal_from_claims(claims)
+
+    async def _principal_from_claims(self, claims: TokenClaims) -> Principal:
+        if await self._revocations.any_revoked([f"jti:{claims.jti}", f"fam:{claims.family}"]):
+            raise Unauthenticated("Token has been revoked", code="TOKEN_REVOKED")
+        return Principal(
+            user_id=oid(claims.sub),
+            via="token",
+            jti=claims.jti,
+            family=claims.family,
+            token_expires_at=claims.expires_at,
+            api_key_id=claims.api_key_id,
+            model_id=claims.model_id,
+        )
+
+    async def authenticate_api_key(self, key: str) -> Principal:
+        if not api_keys.looks_like_key(key):
+            raise Unauthenticated("Invalid API key", code="INVALID_API_KEY")
+        record = await self._api_keys.find_by_hash(api_keys.digest(key))
+        if record is None:
+            raise Unauthenticated("Invalid API key", code="INVALID_API_KEY")
+        return Principal(
+            user_id=record["user_id"],
+            via="api_key",
+            api_key_id=str(record["_id"]),
+            model_id=str(record["model_id"]) if record.get("model_id") else None,
+        )
