@@ -149,23 +149,25 @@ def build_aws_ports(settings: Settings) -> Ports:
     jobs: JobBackend
     if settings.job_backend == "batch":
         jobs = BatchBackend(
-            clients.batch(settings),
+            clients.LazyClient(lambda: clients.batch(settings)),
             job_queue=settings.batch_job_queue or "",
             job_definition=settings.batch_job_definition or "",
         )
     else:
         jobs = SageMakerBackend(
-            clients.sagemaker(settings),
+            clients.LazyClient(lambda: clients.sagemaker(settings)),
             image_uri=settings.worker_image_uri or "",
             role_arn=settings.sagemaker_role_arn or "",
             bucket=settings.artifacts_bucket,
             gpu_instance_type=settings.sagemaker_instance_type,
         )
     return Ports(
-        queue=SqsQueue(clients.sqs(settings), settings.jobs_queue_url),
-        bus=EventBridgeBus(clients.events(settings), settings.event_bus_name),
-        storage=S3Storage(clients.s3(settings), settings.artifacts_bucket),
-        notifier=ApiGatewayNotifier(clients.apigw_management(settings, settings.websocket_endpoint or "")),
+        queue=SqsQueue(clients.LazyClient(lambda: clients.sqs(settings)), settings.jobs_queue_url),
+        bus=EventBridgeBus(clients.LazyClient(lambda: clients.events(settings)), settings.event_bus_name),
+        storage=S3Storage(clients.LazyClient(lambda: clients.s3(settings)), settings.artifacts_bucket),
+        notifier=ApiGatewayNotifier(
+            clients.LazyClient(lambda: clients.apigw_management(settings, settings.websocket_endpoint or ""))
+        ),
         jobs=jobs,
     )
 

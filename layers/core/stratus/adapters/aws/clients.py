@@ -9,6 +9,7 @@ so importing this module costs nothing.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -73,3 +74,21 @@ def apigw_management(settings: Settings, endpoint: str) -> Any:
     if endpoint.startswith("wss://"):
         endpoint = "https://" + endpoint.removeprefix("wss://")
     return client("apigatewaymanagementapi", settings.aws_region, endpoint.rstrip("/") or None)
+
+
+class LazyClient:
+    """A boto3 client created on first use.
+
+    Creating a client costs tens to hundreds of milliseconds (SageMaker's ~0.3 s); the API Lambda
+    rarely calls the job backends or the WebSocket management API, so it should not pay for them
+    during its cold start.
+    """
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self._factory = factory
+        self._client: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            self._client = self._factory()
+        return getattr(self._client, name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import yaml
 from fastapi import APIRouter, Request, Response
 
 from stratus.api.deps import ContainerDep
@@ -23,5 +22,7 @@ async def metrics(container: ContainerDep) -> Response:
 
 @router.get("/openapi.yaml", include_in_schema=False)
 async def openapi_yaml(request: Request) -> Response:
+    import yaml  # only this rarely used route needs it: kept out of the cold start
+
     document = yaml.safe_dump(request.app.openapi(), sort_keys=False, allow_unicode=True)
     return Response(document, media_type="application/yaml")

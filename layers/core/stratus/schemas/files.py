@@ -1,0 +1,23 @@
+"""Stored files (seed 004)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from stratus.schemas.common import PublicModel, UtcDateTime
+
+
+class FilePublic(PublicModel):
+    filename: str
+    size: int
+    mime_type: str
+    url: str
+    url_expires_in: int
+    created_at: UtcDateTime
+
+
+class FilePage(BaseModel):
+    files: list[FilePublic]
+    total: int
+    limit: int
+    offset: int

@@ -1,0 +1,241 @@
+"""Datasets end to end on the local adapters: upload, list, get, rows, delete, and every bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+from bson import ObjectId
+from stratus.composition import Container
+from stratus.local.runtime import LocalPorts
+
+from tests.integration.api.accounts import Account
+
+SALES_CSV = (
+    b"date,product,sales,region\n"
+    b"2025-01-01,Product A,1000,North\n"
+    b"2025-01-02,Product B,1500,South\n"
+    b"2025-01-03,Product C,1200.5,East\n"
+)
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    return buffer.getvalue()
+
+
+async def _upload(
+    client: httpx.AsyncClient,
+    account: Account,
+    filename: str,
+    data: bytes,
+    path: str = "/api/datasets/upload",
+    **form: str,
+) -> httpx.Response:
+    return await client.post(path, headers=account.headers, files={"file": (filename, data)}, data=form)
+
+
+def _stored_objects(ports: LocalPorts) -> list[Path]:
+    root = ports.storage.root
+    return [p for p in root.rglob("*") if p.is_file() and ".meta" not in p.parts] if root.exists() else []
+
+
+async def test_csv_upload_list_get_rows_delete(
+    client: httpx.AsyncClient, alice: Account, container: Container, ports: LocalPorts
+) -> None:
+    # WHEN seed 003's curl example uploads a CSV
+    created = await _upload(client, alice, "sales_data.csv", SALES_CSV)
+    # THEN it is parsed at once, with seed 003's fields and seed 001's metadata
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["status"] == "ready" and body["name"] == body["file_name"] == "sales_data.csv"
+    assert (body["row_count"], body["column_count"], body["file_size"]) == (3, 4, len(SALES_CSV))
+    assert body["preview_data"]["headers"] == ["date", "product", "sales", "region"]
+    assert body["preview_data"]["rows"][0][:2] == ["2025-01-01", "Product A"]
+    assert body["metadata"]["rows"] == 3 and body["metadata"]["columns"] == 4
+    assert body["column_types"] == {
+        "date": "datetime",
+        "product": "string",
+        "sales": "float",
+        "region": "string",
+    }
+    assert body["uploaded_at"].endswith("Z")
+    dataset_id = body["_id"]
+    me = (await client.get("/api/auth/me", headers=alice.headers)).json()
+    assert me["datasets_count"] == 1
+
+    listed = await client.get("/api/datasets?limit=10&offset=0", headers=alice.headers)
+    assert [d["_id"] for d in listed.json()] == [dataset_id] and listed.headers["X-Total-Count"] == "1"
+    assert (await client.get(f"/api/datasets/{dataset_id}", headers=alice.headers)).json()[
+        "_id"
+    ] == dataset_id
+
+    rows = await client.get(f"/api/datasets/{dataset_id}/rows?offset=1&limit=5", headers=alice.headers)
+    assert rows.status_code == 200
+    assert [r["product"] for r in rows.json()["rows"]] == ["Product B", "Product C"]
+    assert rows.json()["rows"][1]["sales"] == 1200.5  # typed by the inferred column type
+
+    assert len(_stored_objects(ports)) == 1
+    deleted = await client.delete(f"/api/datasets/{dataset_id}", headers=alice.headers)
+    assert deleted.status_code == 204
+    assert _stored_objects(ports) == []
+    assert (await client.get(f"/api/datasets/{dataset_id}", headers=alice.headers)).status_code == 404
+    assert (await client.get("/api/auth/me", headers=alice.headers)).json()["datasets_count"] == 0
+
+
+async def test_seed_001_upload_and_paged_list(client: httpx.AsyncClient, alice: Account) -> None:
+    for i in range(3):
+        response = await _upload(
+            client, alice, f"d{i}.csv", SALES_CSV, path="/datasets/upload",
+            name=f"set {i}", description="sales", dataset_type="regression",
+        )  # fmt: skip
+        assert response.status_code == 201
+        assert response.json()["dataset_type"] == "regression"
+        assert response.json()["metadata"]["target"] == "region"
+    page = await client.get("/datasets?page=2&limit=2&sort_by=name&order=asc", headers=alice.headers)
+    body = page.json()
+    assert (body["total"], body["page"], body["limit"]) == (3, 2, 2)
+    assert [d["name"] for d in body["datasets"]] == ["set 2"]
+
+
+async def test_json_lines_and_json_array(client: httpx.AsyncClient, alice: Account) -> None:
+    lines = b'{"text": "great film", "label": "pos"}\n{"text": "dull", "label": "neg"}\n'
+    jsonl = await _upload(client, alice, "reviews.jsonl", lines, dataset_type="classification")
+    assert jsonl.status_code == 201, jsonl.text
+    assert jsonl.json()["row_count"] == 2 and jsonl.json()["metadata"]["target"] == "label"
+    array = await _upload(client, alice, "r.json", json.dumps([{"a": 1}, {"a": 2}, {"a": 3}]).encode())
+    assert array.status_code == 201 and array.json()["row_count"] == 3
+
+
+async def test_zip_of_images_per_class(client: httpx.AsyncClient, alice: Account) -> None:
+    archive = _zip({"cats/1.png": PNG, "cats/2.png": PNG, "dogs/1.png": PNG})
+    response = await _upload(client, alice, "pets.zip", archive, dataset_type="image")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["row_count"] == 3 and body["metadata"]["classes"] == {"cats": 2, "dogs": 1}
+    rows = (await client.get(f"/api/datasets/{body['_id']}/rows", headers=alice.headers)).json()["rows"]
+    assert {r["label"] for r in rows} == {"cats", "dogs"}
+
+
+@pytest.mark.parametrize(
+    ("filename", "data", "status", "message"),
+    [
+        ("empty.csv", b"", 400, "Dataset file is empty"),
+        ("ragged.csv", b"a,b,c\n1,2,3\n4,5\n", 400, "File must be a valid CSV file"),
+        ("latin1.csv", "name\nJos\xe9\n".encode("latin-1"), 400, "File must be a valid CSV file"),
+        ("photo.csv", PNG, 400, "File must be a valid CSV file"),
+        ("doc.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n" + b"\x00" * 100, 415, "Unsupported"),
+        ("slip.zip", _zip({"../../etc/passwd": b"x"}), 400, ""),
+        ("abs.zip", _zip({"/etc/passwd": b"x"}), 400, ""),
+        ("bomb.zip", _zip({"zeros.csv": b"0" * (30 * 1024 * 1024)}), 400, ""),
+    ],
+)
+async def test_bad_uploads_are_refused_and_leave_nothing(
+    client: httpx.AsyncClient, alice: Account, ports: LocalPorts,
+    filename: str, data: bytes, status: int, message: str,
+) -> None:  # fmt: skip
+    response = await _upload(client, alice, filename, data)
+    assert response.status_code == status, response.text
+    assert message in response.json()["detail"]
+    # Nothing half-written: no object, no record, no count.
+    assert _stored_objects(ports) == []
+    assert (await client.get("/api/datasets", headers=alice.headers)).json() == []
+    assert (await client.get("/api/auth/me", headers=alice.headers)).json()["datasets_count"] == 0
+
+
+async def test_ragged_csv_error_names_the_line(client: httpx.AsyncClient, alice: Account) -> None:
+    response = await _upload(client, alice, "r.csv", b"a,b\n1,2\n3,4\n5\n")
+    assert "line 4" in response.json()["detail"]
+
+
+async def test_oversized_upload_is_413(
+    client: httpx.AsyncClient, alice: Account, container: Container
+) -> None:
+    container.settings.max_upload_bytes = 2048
+    response = await _upload(client, alice, "big.csv", b"a,b\n" + b"1,2\n" * 2000)
+    assert response.status_code == 413
+
+
+async def test_missing_file_and_wrong_content_type(client: httpx.AsyncClient, alice: Account) -> None:
+    no_file = await client.post("/api/datasets/upload", headers=alice.headers, data={"name": "x"})
+    assert no_file.status_code == 422 and no_file.json()["details"][0]["field"] == "file"
+    as_json = await client.post("/api/datasets/upload", headers=alice.headers, json={"file": "a,b"})
+    assert as_json.status_code == 415
+
+
+async def test_large_upload_is_processed_by_the_worker(
+    client: httpx.AsyncClient, alice: Account, container: Container, ports: LocalPorts
+) -> None:
+    # GIVEN uploads above the inline threshold go through the queue
+    container.datasets.policy = type(container.datasets.policy)(
+        max_upload_bytes=container.datasets.policy.max_upload_bytes, inline_parse_bytes=10
+    )
+    processed: list[dict[str, object]] = []
+
+    async def on_processed(envelope: dict[str, object]) -> None:
+        processed.append(envelope)
+
+    ports.bus.subscribe({"detail-type": ["dataset.processed"]}, on_processed)
+    await ports.queue.start(container.messages.handle)
+    try:
+        response = await _upload(client, alice, "sales.csv", SALES_CSV)
+        assert response.status_code == 201 and response.json()["status"] == "processing"
+        # A file whose first lines look fine, so only the full parse finds the ragged row.
+        bad_rows = b"a,b\n" + b"1,2\n" * 5000 + b"3\n"
+        bad = await _upload(client, alice, "bad.csv", bad_rows)
+        assert bad.status_code == 201 and bad.json()["status"] == "processing"
+        await ports.queue.join()
+        await ports.bus.drain()
+    finally:
+        await ports.queue.stop()
+    good = (await client.get(f"/api/datasets/{response.json()['_id']}", headers=alice.headers)).json()
+    assert good["status"] == "ready" and good["row_count"] == 3
+    failed = (await client.get(f"/api/datasets/{bad.json()['_id']}", headers=alice.headers)).json()
+    assert failed["status"] == "failed" and "line 5002" in failed["error"]
+    assert {e["detail"]["status"] for e in processed} == {"ready", "failed"}  # type: ignore[index]
+
+
+async def test_presigned_upload_flow(
+    client: httpx.AsyncClient, alice: Account, ports: LocalPorts, container: Container
+) -> None:
+    ticket = await client.post(
+        "/api/datasets/uploads", headers=alice.headers, json={"filename": "sales.csv", "size": len(SALES_CSV)}
+    )
+    assert ticket.status_code == 201, ticket.text
+    body = ticket.json()
+    assert body["dataset"]["status"] == "awaiting_upload"
+    # Confirming before the bytes arrive is refused
+    early = await client.post(body["complete_url"], headers=alice.headers)
+    assert early.status_code == 400
+    put = await client.put(body["upload"]["url"], content=SALES_CSV, headers=body["upload"]["headers"])
+    assert put.status_code == 200, put.text
+    await ports.queue.start(container.messages.handle)
+    try:
+        done = await client.post(body["complete_url"], headers=alice.headers)
+        assert done.status_code == 202 and done.json()["status"] == "processing"
+        await ports.queue.join()
+    finally:
+        await ports.queue.stop()
+    final = (await client.get(f"/api/datasets/{body['dataset']['_id']}", headers=alice.headers)).json()
+    assert final["status"] == "ready" and final["row_count"] == 3
+    again = await client.post(body["complete_url"], headers=alice.headers)
+    assert again.status_code == 409
+
+
+async def test_delete_refused_while_a_job_uses_the_dataset(
+    client: httpx.AsyncClient, alice: Account, container: Container
+) -> None:
+    dataset_id = (await _upload(client, alice, "s.csv", SALES_CSV)).json()["_id"]
+    await container.job_repo.collection.insert_one(
+        {"user_id": ObjectId(alice.user_id), "dataset_id": ObjectId(dataset_id), "status": "running"}
+    )
+    response = await client.delete(f"/api/datasets/{dataset_id}", headers=alice.headers)
+    assert response.status_code == 409 and response.json()["code"] == "DATASET_IN_USE"
