@@ -92,7 +92,12 @@ class LocalRuntime:
         app = build_local_app(container, ports)
         server = uvicorn.Server(
             uvicorn.Config(
-                app, host=self.host, port=self.port, lifespan="off", log_level="warning", ws="websockets"
+                app,
+                host=self.host,
+                port=self.port,
+                lifespan="off",
+                log_level="warning",
+                ws="websockets-sansio",
             )
         )
         try:
