@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 STATE_DIR ?= .stratus
 HOST ?= 127.0.0.1
 PORT ?= 8000
+TORCH_SPEC ?= torch==2.13.0
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
@@ -14,6 +15,9 @@ export AWS_DEFAULT_REGION ?= us-east-1
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	# torch first, pinned: a bare `torch` requirement would pull several GB of CUDA wheels, while the
+	# local worker and the tests only need the CPU build.
+	$(PY) -m pip install --quiet '$(TORCH_SPEC)'
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 

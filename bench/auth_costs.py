@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from argon2 import PasswordHasher as Argon2Defaults
+
 from stratus.security import api_keys
 from stratus.security.passwords import PasswordHasher
 from stratus.security.tokens import TokenCodec

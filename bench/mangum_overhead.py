@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from mangum import Mangum
 from secantus import SecantusDBServer
+
 from stratus.api.app import create_app
 from stratus.composition import Ports, build_container
 from stratus.local.runtime import build_local_ports

@@ -11,9 +11,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from secantus import SecantusDBServer
+
 from stratus.composition import Container, build_container
 from stratus.local.runtime import LocalPorts, build_local_app, build_local_ports
 from stratus.settings import Settings
+from tests.integration.api.accounts import Account, register
 
 BASE_URL = "http://testserver"
 
@@ -65,3 +67,15 @@ def app(container: Container, ports: LocalPorts) -> FastAPI:
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as http:
         yield http
+
+
+@pytest.fixture
+async def alice(client: httpx.AsyncClient) -> Account:
+    """A user registered through the API."""
+    return await register(client, name="Alice")
+
+
+@pytest.fixture
+async def bob(client: httpx.AsyncClient) -> Account:
+    """A second, unrelated user (for tenant-isolation checks)."""
+    return await register(client, name="Bob")

@@ -5,6 +5,7 @@ run startup and shutdown on every invocation. Heavy ML libraries are never impor
 """
 
 from mangum import Mangum
+
 from stratus.api.app import create_app
 from stratus.composition import build_container
 from stratus.settings import get_settings

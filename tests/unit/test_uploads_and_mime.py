@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from stratus.services.mime import detect_mime
 from stratus.services.uploads import safe_filename
 

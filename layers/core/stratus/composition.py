@@ -9,7 +9,7 @@ from stratus.db.database import Database
 from stratus.db.repositories.api_keys import ApiKeyRepository
 from stratus.db.repositories.datasets import DatasetRepository
 from stratus.db.repositories.files import FileRepository
-from stratus.db.repositories.jobs import JobRepository
+from stratus.db.repositories.jobs import JobEventRepository, JobRepository
 from stratus.db.repositories.models import ModelRepository
 from stratus.db.repositories.rate_limits import RateLimitRepository
 from stratus.db.repositories.sessions import RefreshTokenRepository, RevocationRepository
@@ -29,8 +29,11 @@ from stratus.services.auth import AuthService, LoginLimits
 from stratus.services.datasets import PROCESS_MESSAGE, DatasetPolicy, DatasetService
 from stratus.services.files import FileService
 from stratus.services.health import HealthService
+from stratus.services.job_events import JobEventsService
+from stratus.services.jobs import START_MESSAGE, JobPolicy, JobService
 from stratus.services.messages import MessageRouter
 from stratus.services.models import ModelService
+from stratus.services.predictions import PredictionService
 from stratus.services.quota import QuotaService
 from stratus.services.rate_limit import Limit, RateLimiter
 from stratus.settings import Settings
@@ -69,6 +72,7 @@ class Container:
         self.dataset_repo = DatasetRepository(db)
         self.file_repo = FileRepository(db)
         self.job_repo = JobRepository(db)
+        self.job_event_repo = JobEventRepository(db)
         self.repositories: list[Repository] = [
             self.users,
             self.refresh_tokens,
@@ -79,6 +83,7 @@ class Container:
             self.dataset_repo,
             self.file_repo,
             self.job_repo,
+            self.job_event_repo,
         ]
 
         self.rate_limiter = RateLimiter(self.rate_limit_counters)
@@ -119,10 +124,30 @@ class Container:
             ),
         )
         self.files = FileService(self.file_repo, ports.storage, url_ttl_s=settings.presigned_url_ttl_s)
+        self.jobs = JobService(
+            jobs=self.job_repo,
+            events=self.job_event_repo,
+            datasets=self.dataset_repo,
+            queue=ports.queue,
+            backend=ports.jobs,
+            policy=JobPolicy(
+                max_running_per_user=settings.max_concurrent_jobs_per_user,
+                heartbeat_timeout_s=settings.job_heartbeat_timeout_s,
+            ),
+        )
+        self.job_events = JobEventsService(
+            jobs=self.job_repo,
+            events=self.job_event_repo,
+            models=self.model_repo,
+            backend=ports.jobs,
+            heartbeat_timeout_s=settings.job_heartbeat_timeout_s,
+        )
+        self.predictions = PredictionService(self.models, ports.storage, self.quota)
 
         # Queue messages, by type: the SQS dispatcher and the local queue both hand bodies here.
         self.messages = MessageRouter()
         self.messages.register(PROCESS_MESSAGE, self.datasets.handle_message)
+        self.messages.register(START_MESSAGE, self.jobs.handle_message)
 
     async def bootstrap(self) -> None:
         """Idempotent start-up work that needs I/O (indexes); run lazily on the first request."""

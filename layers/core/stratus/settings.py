@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     batch_job_queue: str | None = None
     batch_job_definition: str | None = None
 
+    # Training jobs one user may run at once (seed 001: 5); more wait in `queued`.
+    max_concurrent_jobs_per_user: int = Field(default=5, ge=1)
+    # A running job whose worker sends nothing for this long is checked with its backend, then failed.
+    job_heartbeat_timeout_s: int = Field(default=600, ge=30)
     # Local worker pool size (subprocesses running the container entrypoint).
     local_workers: int = Field(default=2, ge=1, le=32)
 

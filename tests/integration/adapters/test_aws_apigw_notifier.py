@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+
 from stratus.adapters.aws.apigw_notifier import ApiGatewayNotifier
 from stratus.errors import DependencyFailed, InvalidInput, ServiceUnavailable
 

@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+
 from stratus.adapters.aws.batch import STOP_REASON, BatchBackend, batch_job_name
 from stratus.errors import DependencyFailed, InvalidInput, NotFound, ServiceUnavailable
 from stratus.ports.jobs import BackendStatus, JobHandle, JobSpec

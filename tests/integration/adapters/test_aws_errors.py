@@ -15,6 +15,7 @@ from botocore.exceptions import (
     ParamValidationError,
     ReadTimeoutError,
 )
+
 from stratus.adapters.aws import clients
 from stratus.adapters.aws._errors import translate
 from stratus.adapters.aws.s3 import S3Storage

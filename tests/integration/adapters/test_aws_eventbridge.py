@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
+
 from stratus.adapters.aws import eventbridge
 from stratus.adapters.aws.eventbridge import EventBridgeBus
 from stratus.errors import DependencyFailed, InvalidInput, ServiceUnavailable

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
+
 from stratus.adapters.aws import clients
 from stratus.adapters.aws import s3 as s3_module
 from stratus.adapters.aws.s3 import S3Storage, content_disposition

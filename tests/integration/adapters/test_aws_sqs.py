@@ -7,6 +7,7 @@ from typing import Any
 
 import boto3
 import pytest
+
 from stratus.adapters.aws.sqs import SqsQueue
 from stratus.errors import DependencyFailed, InvalidInput, ServiceUnavailable
 

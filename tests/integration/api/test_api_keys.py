@@ -80,3 +80,14 @@ async def test_model_bound_key_cannot_manage_the_account(client: httpx.AsyncClie
     assert refused.status_code == 403
     assert refused.json()["code"] == "API_KEY_SCOPE"
     assert (await client.get("/api/models", headers=headers)).status_code == 403
+
+
+async def test_model_bound_key_may_call_only_its_model(client: httpx.AsyncClient, alice: Account) -> None:
+    own, other = await _model(client, alice), await _model(client, alice)
+    created = await client.post("/api/apikeys", headers=alice.headers, json={"model_id": own, "name": "bound"})
+    headers = {"X-API-Key": created.json()["key"]}
+    refused = await client.post(f"/models/{other}/predict", headers=headers, json={"input": [1, 2]})
+    assert refused.status_code == 403 and refused.json()["code"] == "API_KEY_SCOPE"
+    # Its own model gets past the scope check (a registered record has no weights to predict with).
+    allowed = await client.post(f"/models/{own}/predict", headers=headers, json={"input": [1, 2]})
+    assert allowed.status_code == 409 and allowed.json()["code"] == "MODEL_NOT_PREDICTABLE"

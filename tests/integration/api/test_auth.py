@@ -7,8 +7,8 @@ import time
 import httpx
 import jwt
 import pytest
-from stratus.settings import DEV_JWT_SECRET
 
+from stratus.settings import DEV_JWT_SECRET
 from tests.integration.api.accounts import PASSWORD, Account, register
 
 USER_FIELDS = {"current_plan", "queries_used", "fine_tune_jobs", "datasets_count", "billing_cycle"}

@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 from secantus import SecantusDBServer
+
 from stratus.composition import build_container
 from stratus.db.repository import Repository
 from stratus.errors import ServiceUnavailable

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 from bson import ObjectId
+
 from stratus.composition import Container
 from stratus.local.runtime import LocalPorts
-
 from tests.integration.api.accounts import Account
 
 SALES_CSV = (

@@ -10,13 +10,13 @@ from dataclasses import replace
 import httpx
 import pytest
 from fastapi import FastAPI
+
 from stratus.adapters.aws import clients
 from stratus.adapters.aws.s3 import S3Storage
 from stratus.api.app import create_app
 from stratus.composition import Container, build_container
 from stratus.local.runtime import LocalPorts
 from stratus.settings import Settings
-
 from tests.integration.api.accounts import Account, register
 
 BUCKET = "stratus-artifacts-test"

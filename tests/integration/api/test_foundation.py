@@ -7,6 +7,7 @@ import pytest
 import yaml
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, Field
+
 from stratus.api.routing import StratusRoute
 from stratus.db.ids import ObjectIdStr
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 from bson import ObjectId
+
 from stratus.composition import Container
 from stratus.errors import QuotaExceeded
-
 from tests.integration.api.accounts import Account
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from stratus.adapters.event_pattern import compile_pattern, matches
 from stratus.ports.events import Event
 

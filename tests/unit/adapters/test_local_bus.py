@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
 from stratus.adapters.local.bus import MAX_EVENT_BYTES, LocalEventBus
 from stratus.errors import InvalidInput
 from stratus.ports.events import Event

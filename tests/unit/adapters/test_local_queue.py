@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+
 from stratus.adapters.local import queue as queue_module
 from stratus.adapters.local.queue import LocalQueue
 from stratus.errors import InvalidInput

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from fastapi import FastAPI
+
 from stratus.adapters.local import storage as storage_module
 from stratus.adapters.local.storage import LocalDirectoryStorage
 from stratus.api.errors import install_error_handlers

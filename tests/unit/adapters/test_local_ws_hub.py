@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
 from stratus.adapters.local.ws_hub import MAX_MESSAGE_BYTES, LocalWebSocketHub
 from stratus.errors import InvalidInput
 

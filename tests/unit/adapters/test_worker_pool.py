@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from stratus.adapters.job_env import JOB_STATE_CHANGE
 from stratus.adapters.local.worker_pool import LocalProcessBackend
 from stratus.errors import InvalidInput, NotFound, ServiceUnavailable
@@ -308,3 +309,43 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
     except (FileNotFoundError, IndexError):
         return False
+
+
+EMITS = PRELUDE + (
+    "path = pathlib.Path(os.environ['STRATUS_EVENTS_FILE'])\n"
+    "with path.open('a') as f:\n"
+    "    for seq in (1, 2):\n"
+    "        env = {'version': '0', 'id': str(seq), 'source': 'stratus.jobs', 'detail-type': 'Stratus Job Progress',\n"
+    "               'time': '2026-01-01T00:00:00Z', 'detail': {'job_id': os.environ['STRATUS_JOB_ID'], 'seq': seq}}\n"
+    "        f.write(json.dumps(env) + '\\n'); f.flush()\n"
+    "    f.write('not json\\n')\n"
+    "    f.write(json.dumps({**env, 'detail-type': 'Stratus Job Result', 'detail': {'status': 'completed'}}))\n"
+)
+
+
+async def test_worker_events_are_published_before_the_exit_state(tmp_path: Path) -> None:
+    # GIVEN a worker that appends envelopes to its events file (the last line without a newline)
+    seen: list[Event] = []
+
+    async def collect(event: Event) -> None:
+        seen.append(event)
+
+    backend = LocalProcessBackend(
+        [sys.executable, "-c", EMITS], on_event=collect, work_dir=tmp_path / "jobs", extra_env={"EXTRA": "1"}
+    )
+    try:
+        handle = await backend.submit(spec("emitter"))
+        assert (await backend.wait(handle)).state == "completed"
+    finally:
+        await backend.shutdown()
+    # THEN its events arrive in order, malformed lines are skipped, and the exit state comes last
+    kinds = [e.detail_type for e in seen]
+    assert kinds == [
+        JOB_STATE_CHANGE,
+        "Stratus Job Progress",
+        "Stratus Job Progress",
+        "Stratus Job Result",
+        JOB_STATE_CHANGE,
+    ]
+    assert [e.detail.get("seq") for e in seen[1:3]] == [1, 2]
+    assert seen[-1].detail["state"] == "completed"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from stratus.datasets.formats import DatasetFormat, detect_format
 from stratus.errors import InvalidInput, UnsupportedMediaType
 

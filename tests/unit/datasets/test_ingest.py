@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from stratus.datasets import ingest
 from stratus.datasets.formats import DatasetFormat
 from stratus.datasets.ingest import ColumnInfo, IngestLimits, analyse, read_rows

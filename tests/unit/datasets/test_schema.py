@@ -7,6 +7,7 @@ import random
 from datetime import datetime
 
 import pytest
+
 from stratus.datasets.schema import ColumnStats, convert, infer_type, jsonable
 
 

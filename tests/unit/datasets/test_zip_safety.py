@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from stratus.datasets.formats import DatasetFormat
 from stratus.datasets.ingest import IngestLimits, analyse, read_rows, validate_zip
 from stratus.errors import InvalidInput

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from stratus.errors import ValidationFailed
 from stratus.security import api_keys
 from stratus.security.passwords import PasswordHasher, check_password_rules

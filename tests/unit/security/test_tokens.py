@@ -6,10 +6,11 @@ import time
 
 import jwt
 import pytest
+
 from stratus.errors import Unauthenticated
 from stratus.security.tokens import TokenCodec
 
-SECRET = "unit-test-secret-0123456789abcdef0123456789"
+SECRET = "unit-test-secret-" + "0123456789abcdef" * 4  # 64+ bytes: long enough for HS512 too
 
 
 @pytest.fixture

@@ -10,7 +10,19 @@ from fastapi.middleware.cors import CORSMiddleware
 from stratus import __version__
 from stratus.api.errors import install_error_handlers
 from stratus.api.middleware import RequestContextMiddleware
-from stratus.api.routers import api_keys, auth, datasets, files, health, meta, model_records, users
+from stratus.api.routers import (
+    api_keys,
+    auth,
+    datasets,
+    files,
+    health,
+    jobs,
+    meta,
+    model_records,
+    registry,
+    training,
+    users,
+)
 from stratus.composition import Container
 
 DESCRIPTION = """
@@ -41,6 +53,9 @@ def create_app(container: Container, *, extra_routers: Iterable[APIRouter] = ())
         datasets.router,
         datasets.seed001,
         files.router,
+        training.router,
+        jobs.router,
+        registry.router,
     ):
         app.include_router(router)
     app.include_router(auth.build_router("/api/auth"))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import uvicorn
@@ -19,6 +21,7 @@ from stratus.api.routers import storage_local
 from stratus.composition import Container, Ports, build_container
 from stratus.local import websocket
 from stratus.local.embedded_db import EmbeddedMongo
+from stratus.services.job_events import EVENT_PATTERN
 from stratus.settings import Settings
 
 WORKER_COMMAND = [sys.executable, "-m", "stratus_worker"]
@@ -51,8 +54,45 @@ def build_local_ports(settings: Settings) -> LocalPorts:
             on_event=lambda event: bus.publish([event]),
             max_workers=settings.local_workers,
             work_dir=settings.state_dir / "jobs",
+            # A container reads inputs and writes artifacts through S3; a local worker uses the same directory.
+            extra_env={"STRATUS_STORAGE_ROOT": str(settings.state_dir / "objects")},
         ),
     )
+
+
+class LocalConsumers:
+    """What the AWS event sources do, in-process: the queue feeds the message router, the bus feeds the
+    job-events service (with the same pattern as the EventBridge rule), and a timer runs the sweepers."""
+
+    def __init__(self, container: Container, ports: LocalPorts, *, sweep_every_s: float = 30.0) -> None:
+        self.container = container
+        self.ports = ports
+        self.sweep_every_s = sweep_every_s
+        self._unsubscribe: Callable[[], None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._unsubscribe = self.ports.bus.subscribe(EVENT_PATTERN, self.container.job_events.handle)
+        await self.ports.queue.start(self.container.messages.handle)
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="stratus-sweeper")
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_every_s)
+            try:
+                await self.container.jobs.sweep()
+                await self.container.job_events.sweep()
+            except Exception:
+                self.container.logger.exception("sweep failed; retrying on the next tick")
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        await self.ports.queue.stop()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
 
 
 def build_local_app(container: Container, ports: LocalPorts) -> FastAPI:
@@ -90,6 +130,7 @@ class LocalRuntime:
         ports = build_local_ports(settings)
         container = build_container(settings, ports)
         app = build_local_app(container, ports)
+        consumers = LocalConsumers(container, ports)
         server = uvicorn.Server(
             uvicorn.Config(
                 app,
@@ -102,11 +143,11 @@ class LocalRuntime:
         )
         try:
             await container.bootstrap()
-            await ports.queue.start(container.messages.handle)
+            await consumers.start()
             print(self._banner(settings), flush=True)
             await server.serve()
         finally:
-            await ports.queue.stop()
+            await consumers.stop()
             await ports.jobs.shutdown()
             await container.close()
             if self.embedded is not None:

@@ -68,3 +68,74 @@ class ModelRecordPublic(PublicModel):
     @field_serializer("accuracy", "f1_score", "loss")
     def _as_text(self, value: float | None) -> str | None:
         return None if value is None else repr(value)
+
+
+class RegistryModelSummary(PublicModel):
+    """A model in seed 001's GET /models list."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    name: str
+    model_type: str | None = None
+    source: str = "user"
+    task: str | None = None
+    status: str
+    accuracy: float | None = None
+    size_mb: float | None = None
+    created_at: UtcDateTime
+
+
+class RegistryModelPage(BaseModel):
+    total: int
+    page: int
+    limit: int
+    models: list[RegistryModelSummary]
+
+
+class Performance(BaseModel):
+    accuracy: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    f1_score: float | None = None
+    rmse: float | None = None
+    mae: float | None = None
+    r2: float | None = None
+
+
+class RegistryModelDetail(RegistryModelSummary):
+    """Seed 001's GET /models/{id}: architecture, held-out performance and how it was trained."""
+
+    architecture: dict[str, Any] = {}
+    performance: Performance = Performance()
+    training_config: dict[str, Any] = {}
+    labels: list[Any] | None = None
+    features: list[str] | None = None
+    target: str | None = None
+    job_id: IdOut | None = None
+    dataset_id: IdOut | None = None
+
+    @field_validator("performance", mode="before")
+    @classmethod
+    def _performance(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "f1_score" not in value and "f1" in value:
+            return {**value, "f1_score": value["f1"]}
+        return value or {}
+
+
+class PredictRequest(BaseModel):
+    """Seed 001: `input` (one row) or `inputs` (a batch); a row is a list in feature order or an object."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: list[Any] | dict[str, Any] | None = None
+    inputs: list[list[Any] | dict[str, Any]] | None = Field(default=None, max_length=1000)
+
+    def rows(self) -> list[Any]:
+        if self.inputs is not None:
+            return list(self.inputs)
+        return [self.input] if self.input is not None else []
+
+
+class PredictResponse(BaseModel):
+    model_id: str
+    predictions: list[dict[str, Any]]

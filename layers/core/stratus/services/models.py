@@ -24,9 +24,15 @@ class ModelService:
         return model
 
     async def list(
-        self, user_id: ObjectId, *, limit: int, offset: int, filters: dict[str, Any] | None = None
+        self,
+        user_id: ObjectId,
+        *,
+        limit: int,
+        offset: int,
+        filters: dict[str, Any] | None = None,
+        sort: list[tuple[str, int]] | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
-        return await self._models.list_owned(user_id, filters=filters, limit=limit, offset=offset)
+        return await self._models.list_owned(user_id, filters=filters, sort=sort, limit=limit, offset=offset)
 
     async def update(self, user_id: ObjectId, model_id: ObjectId, changes: dict[str, Any]) -> dict[str, Any]:
         if not changes:

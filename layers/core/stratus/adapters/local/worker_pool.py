@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import re
 import signal
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -29,6 +30,7 @@ from stratus.ports.events import Event
 from stratus.ports.jobs import BackendState, BackendStatus, JobHandle, JobSpec
 
 STDERR_TAIL_LINES = 20
+EVENT_POLL_S = 0.1  # how often the worker's events file is read while it runs
 MAX_LINE_CHARS = 1000  # per stderr line kept for the failure reason
 TAIL_BYTES = 64 * 1024  # how much of the end of stderr.log is read for the failure reason
 _SAFE_JOB_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")  # it names a directory
@@ -58,6 +60,7 @@ class LocalProcessBackend:
         max_workers: int = 2,
         work_dir: Path,
         grace_s: float = 10.0,
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
         if not command or max_workers < 1:
             raise ValueError("command must not be empty and max_workers must be at least 1")
@@ -66,6 +69,8 @@ class LocalProcessBackend:
         self.max_workers = max_workers
         self.work_dir = Path(work_dir)
         self.grace_s = grace_s
+        # What a local worker needs that a container gets from its platform (e.g. the storage root).
+        self.extra_env = dict(extra_env or {})
         self._slots = asyncio.Semaphore(max_workers)
         self._jobs: dict[str, _Job] = {}
         self._closed = False
@@ -134,12 +139,19 @@ class LocalProcessBackend:
         keep asyncio from seeing the worker exit until the helper closed it too.
         """
         workdir = self.work_dir / job.spec.job_id
+        events_path = workdir / "events.jsonl"
         try:
             logs = await asyncio.to_thread(_open_logs, workdir)
             with logs.stdout, logs.stderr:
                 process = await asyncio.create_subprocess_exec(
                     *self.command,
-                    env={**os.environ, **job_environment(job.spec), "STRATUS_JOB_WORKDIR": str(workdir)},
+                    env={
+                        **os.environ,
+                        **self.extra_env,
+                        **job_environment(job.spec),
+                        "STRATUS_JOB_WORKDIR": str(workdir),
+                        "STRATUS_EVENTS_FILE": str(events_path),
+                    },
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=logs.stdout,
                     stderr=logs.stderr,
@@ -150,11 +162,16 @@ class LocalProcessBackend:
             return
         job.state = "running"
         await self._emit(job)
+        exited = asyncio.Event()
+        forwarder = asyncio.create_task(self._forward_events(events_path, exited))
         try:
             returncode, why = await self._supervise(job, process)
         finally:
             _kill_group(process)  # whatever it left behind, and on cancellation the worker itself
             await asyncio.shield(process.wait())
+            exited.set()
+            # The worker's own events (its result included) go out before the exit state below.
+            await asyncio.shield(forwarder)
         if why == "stop":
             job.state, job.reason = "stopped", None
         elif why == "timeout":
@@ -186,6 +203,35 @@ class LocalProcessBackend:
         except TimeoutError:
             _kill_group(process)
             return await process.wait(), why
+
+    async def _forward_events(self, path: Path, exited: asyncio.Event) -> None:
+        """Publish what the worker appends to its events file (one EventBridge envelope per line), as the
+        container's EventBridge calls would in AWS."""
+        offset = 0
+        buffered = b""
+        while True:
+            finished = exited.is_set()
+            chunk, offset = await asyncio.to_thread(_read_from, path, offset)
+            buffered += chunk
+            *lines, buffered = buffered.split(b"\n")
+            if finished and buffered:
+                lines.append(buffered)  # the worker has exited: a last line without a newline is complete
+            for line in lines:
+                if not line.strip():
+                    continue
+                try:
+                    event = Event.from_envelope(json.loads(line))
+                except (ValueError, KeyError, TypeError):
+                    log.warning("ignoring a malformed worker event line: %r", line[:200])
+                    continue
+                try:
+                    await self.on_event(event)
+                except Exception:
+                    log.exception("could not publish a worker event")
+            if finished:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(exited.wait(), EVENT_POLL_S)
 
     async def _emit(self, job: _Job) -> None:
         event = Event(
@@ -232,6 +278,16 @@ def _tail(path: Path, start: int) -> str:
         text = f.read().decode(errors="replace")
     lines = [line.rstrip()[:MAX_LINE_CHARS] for line in text.splitlines()]
     return "\n".join(lines[-STDERR_TAIL_LINES:]).strip("\n")
+
+
+def _read_from(path: Path, offset: int) -> tuple[bytes, int]:
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return b"", offset
+    return data, offset + len(data)
 
 
 def _kill_group(process: asyncio.subprocess.Process) -> None:

@@ -1,0 +1,64 @@
+"""Seed 001's /models: the user's models (trained and registered), their details, predictions, deletion."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, status
+
+from stratus.api.deps import ContainerDep
+from stratus.api.pagination import MAX_PAGE_SIZE
+from stratus.api.routing import StratusRoute
+from stratus.api.security import CurrentPrincipal, CurrentUser, RateLimit
+from stratus.db.ids import ObjectIdStr, oid
+from stratus.schemas.models import PredictRequest, PredictResponse, RegistryModelDetail, RegistryModelPage
+
+router = APIRouter(prefix="/models", tags=["models"], route_class=StratusRoute, dependencies=[RateLimit])
+
+SORT_FIELDS = {"created_at": "created_at", "accuracy": "accuracy", "name": "name"}
+
+
+@router.get("", response_model=RegistryModelPage)
+async def list_models(
+    user: CurrentUser,
+    container: ContainerDep,
+    page: Annotated[int, Query(ge=1)] = 1,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10,
+    model_type: Annotated[str | None, Query(max_length=60)] = None,
+    source: Annotated[str | None, Query(max_length=40)] = None,
+    task: Annotated[str | None, Query(max_length=60)] = None,
+    sort_by: Literal["created_at", "accuracy", "name"] = "created_at",
+    order: Literal["asc", "desc"] = "desc",
+) -> dict[str, Any]:
+    filters = {k: v for k, v in {"model_type": model_type, "source": source, "task": task}.items() if v}
+    items, total = await container.models.list(
+        user.user_id,
+        limit=limit,
+        offset=(page - 1) * limit,
+        filters=filters,
+        sort=[(SORT_FIELDS[sort_by], -1 if order == "desc" else 1), ("_id", -1 if order == "desc" else 1)],
+    )
+    return {"total": total, "page": page, "limit": limit, "models": items}
+
+
+@router.get("/{model_id}", response_model=RegistryModelDetail)
+async def get_model(model_id: ObjectIdStr, user: CurrentUser, container: ContainerDep) -> dict[str, Any]:
+    return await container.models.get(user.user_id, oid(model_id, what="Model"))
+
+
+@router.post("/{model_id}/predict", response_model=PredictResponse)
+async def predict(
+    model_id: ObjectIdStr, body: PredictRequest, principal: CurrentPrincipal, container: ContainerDep
+) -> dict[str, Any]:
+    """One `input` or a batch of `inputs`; each is a list of feature values in the model's feature order,
+    or an object keyed by feature name. API keys bound to this model may call it. Counts one query."""
+    principal.require_model(model_id)
+    predictions = await container.predictions.predict(
+        principal.user_id, oid(model_id, what="Model"), body.rows()
+    )
+    return {"model_id": model_id, "predictions": predictions}
+
+
+@router.delete("/{model_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_model(model_id: ObjectIdStr, user: CurrentUser, container: ContainerDep) -> None:
+    await container.models.delete(user.user_id, oid(model_id, what="Model"))

@@ -1,0 +1,98 @@
+"""Seed 001's training API on the job resource: start, status, results, stop."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Response, status
+
+from stratus.api.deps import ContainerDep
+from stratus.api.routing import StratusRoute
+from stratus.api.security import CurrentUser, RateLimit
+from stratus.db.ids import ObjectIdStr, oid
+from stratus.errors import Conflict
+from stratus.schemas.common import utcnow
+from stratus.schemas.training import (
+    TrainingResults,
+    TrainingStart,
+    TrainingStarted,
+    TrainingStatus,
+    TrainingStopped,
+)
+
+router = APIRouter(prefix="/training", tags=["training"], route_class=StratusRoute, dependencies=[RateLimit])
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+@router.post("/start", status_code=status.HTTP_201_CREATED, response_model=TrainingStarted)
+async def start_training(
+    body: TrainingStart,
+    user: CurrentUser,
+    container: ContainerDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    """Queue a training job on a ready dataset. Repeat the request with the same `Idempotency-Key` to get
+    the same job back instead of a second one."""
+    job, created = await container.jobs.start_training(user.user_id, body, idempotency_key=idempotency_key)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return {
+        "job_id": str(job["_id"]),
+        "status": job["status"],
+        "created_at": job["created_at"],
+        "estimated_time": job.get("estimated_time", 0),
+    }
+
+
+def _elapsed(job: dict[str, Any]) -> int:
+    started = job.get("started_at")
+    if started is None:
+        return 0
+    end = job.get("completed_at") or utcnow()
+    return max(0, int((end - started).total_seconds()))
+
+
+@router.get("/status/{job_id}", response_model=TrainingStatus)
+async def training_status(job_id: ObjectIdStr, user: CurrentUser, container: ContainerDep) -> dict[str, Any]:
+    job = await container.jobs.get(user.user_id, oid(job_id, what="Job"))
+    return {
+        "job_id": job_id,
+        "status": job["status"],
+        "progress": job.get("progress", 0.0),
+        "current_epoch": job.get("current_epoch", 0),
+        "total_epochs": job.get("total_epochs", 0),
+        "metrics": job.get("metrics") or {},
+        "started_at": job.get("started_at"),
+        "elapsed_time": _elapsed(job),
+        "error": job.get("error"),
+    }
+
+
+@router.get("/results/{job_id}", response_model=TrainingResults)
+async def training_results(job_id: ObjectIdStr, user: CurrentUser, container: ContainerDep) -> dict[str, Any]:
+    """Final held-out metrics and the per-epoch history; 409 until the job has completed."""
+    job = await container.jobs.get(user.user_id, oid(job_id, what="Job"))
+    if job["status"] != "completed":
+        raise Conflict(f"Training job has not completed (status: {job['status']})", code="JOB_NOT_COMPLETED")
+    return {
+        "job_id": job_id,
+        "status": job["status"],
+        "model_id": str(job["model_id"]) if job.get("model_id") else None,
+        "final_metrics": job.get("final_metrics") or {},
+        "training_history": job.get("history") or {},
+        "baseline": job.get("baseline"),
+        "duration": int(job.get("duration_s") or _elapsed(job)),
+        "completed_at": job.get("completed_at"),
+    }
+
+
+@router.post("/stop/{job_id}", response_model=TrainingStopped)
+async def stop_training(job_id: ObjectIdStr, user: CurrentUser, container: ContainerDep) -> dict[str, Any]:
+    """Ask the job to stop; it checkpoints and ends `stopped`. 409 if it already finished."""
+    job = await container.jobs.stop(user.user_id, oid(job_id, what="Job"))
+    message = (
+        "Training job stopped successfully" if job["status"] == "stopped" else "Training job is stopping"
+    )
+    return {"job_id": job_id, "status": job["status"], "message": message}

@@ -1,0 +1,128 @@
+"""Training requests and job views: seed 001's shapes on one job resource."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from stratus.db.ids import IdOut, ObjectIdStr
+from stratus.schemas.common import PublicModel, UtcDateTime
+
+Optimizer = Literal["adam", "adamw", "sgd", "rmsprop"]
+Monitor = Literal["val_loss", "val_accuracy", "loss"]
+
+
+class Hyperparameters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    learning_rate: float = Field(default=0.001, gt=0, lt=1, description="Must be between 0 and 1")
+    batch_size: int = Field(default=32, ge=1, le=4096)
+    epochs: int = Field(default=20, ge=1, le=1000)
+    optimizer: Optimizer = "adam"
+    hidden_layers: list[int] = Field(default=[64, 32], min_length=1, max_length=8)
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+
+
+class EarlyStopping(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    patience: int = Field(default=10, ge=1, le=1000)
+    monitor: Monitor = "val_loss"
+
+
+class TrainingStart(BaseModel):
+    """Seed 001's POST /training/start, plus `target` and `task` for datasets whose target is not obvious."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    dataset_id: ObjectIdStr
+    model_type: str = Field(default="mlp", min_length=1, max_length=60)
+    hyperparameters: Hyperparameters = Hyperparameters()
+    validation_split: float = Field(default=0.2, gt=0, le=0.5)
+    early_stopping: EarlyStopping = EarlyStopping()
+    target: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Defaults to the dataset's target"
+    )
+    task: Literal["classification", "regression"] | None = None
+    name: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Name of the trained model"
+    )
+    seed: int = Field(default=42, ge=0)
+
+
+class TrainingStarted(BaseModel):
+    job_id: str
+    status: str
+    created_at: UtcDateTime
+    estimated_time: int = Field(description="Rough duration estimate in seconds")
+
+
+class TrainingStatus(BaseModel):
+    job_id: str
+    status: str
+    progress: float
+    current_epoch: int
+    total_epochs: int
+    metrics: dict[str, float | None]
+    started_at: UtcDateTime | None
+    elapsed_time: int
+    error: str | None = None
+
+
+class TrainingResults(BaseModel):
+    job_id: str
+    status: str
+    model_id: str | None
+    final_metrics: dict[str, float | None]
+    training_history: dict[str, list[float | None]]
+    baseline: dict[str, float | None] | None = None
+    duration: int
+    completed_at: UtcDateTime | None
+
+
+class TrainingStopped(BaseModel):
+    job_id: str
+    status: str
+    message: str
+
+
+class JobPublic(PublicModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    user_id: IdOut
+    kind: str
+    status: str
+    dataset_id: IdOut | None = None
+    model_type: str | None = None
+    task: str | None = None
+    target: str | None = None
+    progress: float = 0
+    current_epoch: int = 0
+    total_epochs: int = 0
+    metrics: dict[str, Any] = {}
+    final_metrics: dict[str, Any] | None = None
+    model_id: IdOut | None = None
+    error: str | None = None
+    backend: str | None = None
+    created_at: UtcDateTime
+    started_at: UtcDateTime | None = None
+    completed_at: UtcDateTime | None = None
+    updated_at: UtcDateTime
+
+
+class JobPage(BaseModel):
+    jobs: list[JobPublic]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+
+
+class JobEventPublic(PublicModel):
+    type: str
+    data: dict[str, Any]
+    created_at: UtcDateTime
+
+
+class JobEventPage(BaseModel):
+    events: list[JobEventPublic]
+    next_cursor: str | None

@@ -1,0 +1,351 @@
+"""Job state and progress events -> the job document, its event log, WebSocket clients and webhooks.
+
+Sources: our worker (progress and result events), the local worker pool, SageMaker's and Batch's
+state-change events. Every update is conditional on the job's current status (and, for progress, on
+the event's sequence number), so duplicated or late events never move a job backwards. Events for
+unknown jobs are logged and dropped: retrying them would never succeed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, Protocol
+
+from bson import ObjectId
+
+from stratus.adapters.job_env import JOB_STATE_CHANGE
+from stratus.db.repositories.jobs import ACTIVE_STATES, RUNNING_STATES, JobEventRepository, JobRepository
+from stratus.db.repositories.models import ModelRepository
+from stratus.errors import DomainError
+from stratus.ports.jobs import JobBackend, JobHandle
+from stratus.schemas.common import iso_utc, utcnow
+
+log = logging.getLogger(__name__)
+
+PROGRESS = "Stratus Job Progress"
+RESULT = "Stratus Job Result"
+SAGEMAKER_STATE = "SageMaker Training Job State Change"
+BATCH_STATE = "Batch Job State Change"
+
+# The EventBridge rules (template.yaml) and the local bus subscribe with this pattern.
+EVENT_PATTERN: dict[str, Any] = {
+    "$or": [
+        {"source": ["stratus.jobs"], "detail-type": [PROGRESS, RESULT, JOB_STATE_CHANGE]},
+        {"source": ["aws.sagemaker"], "detail-type": [SAGEMAKER_STATE]},
+        {"source": ["aws.batch"], "detail-type": [BATCH_STATE]},
+    ]
+}
+
+_SAGEMAKER_STATES = {
+    "InProgress": "running",
+    "Completed": "completed",
+    "Failed": "failed",
+    "Stopped": "stopped",
+}
+_BATCH_STATES = {"RUNNING": "running", "SUCCEEDED": "completed", "FAILED": "failed"}
+# A backend that finished but whose result event never arrived (lost, or the worker died at the end).
+RESULT_GRACE = timedelta(minutes=5)
+
+
+class LivePush(Protocol):
+    async def push(self, job_id: str, message: dict[str, Any]) -> int: ...
+
+
+class WebhookDispatch(Protocol):
+    async def dispatch(self, user_id: ObjectId, event: str, data: dict[str, Any]) -> int: ...
+
+
+class JobEventsService:
+    def __init__(
+        self,
+        *,
+        jobs: JobRepository,
+        events: JobEventRepository,
+        models: ModelRepository,
+        backend: JobBackend,
+        live: LivePush | None = None,
+        webhooks: WebhookDispatch | None = None,
+        heartbeat_timeout_s: int = 600,
+    ) -> None:
+        self._jobs = jobs
+        self._events = events
+        self._models = models
+        self._backend = backend
+        self.live = live
+        self.webhooks = webhooks
+        self._heartbeat_timeout = timedelta(seconds=heartbeat_timeout_s)
+
+    async def handle(self, envelope: Mapping[str, Any]) -> None:
+        detail_type = envelope.get("detail-type")
+        detail = envelope.get("detail") or {}
+        job = await self._find(detail_type, detail)
+        if job is None:
+            log.warning("dropping %s for an unknown job: %s", detail_type, detail)
+            return
+        if detail_type == PROGRESS:
+            await self._progress(job, detail)
+        elif detail_type == RESULT:
+            await self._result(job, detail)
+        elif detail_type == JOB_STATE_CHANGE:
+            await self._state(job, str(detail.get("state")), detail.get("reason"))
+        elif detail_type == SAGEMAKER_STATE:
+            state = _SAGEMAKER_STATES.get(str(detail.get("TrainingJobStatus")))
+            if state:
+                await self._state(job, state, detail.get("FailureReason"))
+        elif detail_type == BATCH_STATE:
+            state = _BATCH_STATES.get(str(detail.get("status")))
+            if state:
+                await self._state(job, state, detail.get("statusReason"))
+
+    async def _find(self, detail_type: Any, detail: Mapping[str, Any]) -> dict[str, Any] | None:
+        if detail_type in (PROGRESS, RESULT, JOB_STATE_CHANGE):
+            job_id = detail.get("job_id")
+            return (
+                await self._jobs.get(ObjectId(job_id))
+                if isinstance(job_id, str) and ObjectId.is_valid(job_id)
+                else None
+            )
+        if detail_type == SAGEMAKER_STATE:
+            return await self._jobs.find_by_external_id("sagemaker", str(detail.get("TrainingJobName")))
+        if detail_type == BATCH_STATE:
+            return await self._jobs.find_by_external_id("batch", str(detail.get("jobId")))
+        return None
+
+    # --- state changes --------------------------------------------------------------------------
+
+    async def _state(self, job: dict[str, Any], state: str, reason: Any) -> None:
+        now = utcnow()
+        if state == "running":
+            updated = await self._jobs.transition(
+                job["_id"],
+                from_status=("starting",),
+                changes={"status": "running", "started_at": now, "heartbeat_at": now},
+            )
+            if updated is not None:
+                await self._announce_status(updated)
+                await self._webhook(updated, "training.started", {"job_id": str(updated["_id"])})
+        elif state == "completed":
+            # The result event carries the metrics; without it the job is not done yet (see sweep()).
+            await self._jobs.transition(
+                job["_id"],
+                from_status=RUNNING_STATES,
+                changes={"backend_state": "completed", "backend_completed_at": now},
+            )
+        elif state in ("failed", "stopped"):
+            error = None if state == "stopped" else str(reason or "The job failed")
+            updated = await self._jobs.transition(
+                job["_id"],
+                from_status=ACTIVE_STATES,
+                changes={"status": state, "error": error, "completed_at": now},
+            )
+            if updated is not None:
+                await self._announce_status(updated)
+                if state == "failed":
+                    await self._webhook(
+                        updated, "training.failed", {"job_id": str(updated["_id"]), "error": error}
+                    )
+
+    async def _progress(self, job: dict[str, Any], detail: Mapping[str, Any]) -> None:
+        seq = int(detail.get("seq") or 0)
+        status = "running" if job["status"] == "starting" else job["status"]
+        progress = float(detail.get("progress") or 0.0)
+        decile = int(progress // 10)
+        changes: dict[str, Any] = {
+            "status": status,
+            "last_seq": seq,
+            "progress": round(progress, 2),
+            "current_epoch": int(detail.get("epoch") or 0),
+            "total_epochs": int(detail.get("total_epochs") or job.get("total_epochs") or 0),
+            "current_step": int(detail.get("step") or 0),
+            "total_steps": int(detail.get("total_steps") or 0),
+            "metrics": dict(detail.get("metrics") or {}),
+            "phase": detail.get("phase"),
+            "heartbeat_at": utcnow(),
+        }
+        if not job.get("started_at"):
+            changes["started_at"] = utcnow()
+        if decile > int(job.get("progress_decile", -1)):
+            changes["progress_decile"] = decile
+        updated = await self._jobs.transition(
+            job["_id"], from_status=(job["status"],), changes=changes, extra_filter={"last_seq": {"$lt": seq}}
+        )
+        if updated is None:
+            return  # a stale or duplicated event, or the job moved on meanwhile
+        data = _progress_data(updated)
+        await self._events.append(updated, "progress", data)
+        await self._push(updated, {"type": "progress", "data": data})
+        if job["status"] == "starting":
+            await self._webhook(updated, "training.started", {"job_id": str(updated["_id"])})
+        if "progress_decile" in changes:
+            await self._webhook(updated, "training.progress", data)
+
+    async def _result(self, job: dict[str, Any], detail: Mapping[str, Any]) -> None:
+        status = str(detail.get("status"))
+        now = utcnow()
+        if status != "completed":
+            error = None if status == "stopped" else str(detail.get("error") or "The job failed")
+            updated = await self._jobs.transition(
+                job["_id"],
+                from_status=ACTIVE_STATES,
+                changes={
+                    "status": "failed" if status == "failed" else "stopped",
+                    "error": error,
+                    "completed_at": now,
+                },
+            )
+            if updated is not None:
+                await self._announce_status(updated)
+                if updated["status"] == "failed":
+                    await self._webhook(
+                        updated, "training.failed", {"job_id": str(updated["_id"]), "error": error}
+                    )
+            return
+        final_metrics = dict(detail.get("final_metrics") or {})
+        updated = await self._jobs.transition(
+            job["_id"],
+            from_status=RUNNING_STATES,
+            changes={
+                "status": "completed",
+                "progress": 100.0,
+                "final_metrics": final_metrics,
+                "history": dict(detail.get("history") or {}),
+                "baseline": dict(detail.get("baseline") or {}),
+                "artifacts": dict(detail.get("artifacts") or {}),
+                "duration_s": detail.get("duration_s"),
+                "completed_at": now,
+                "error": None,
+            },
+        )
+        if updated is None:
+            return  # duplicate result, or the job was stopped first
+        model = await self._register_model(updated, detail)
+        updated = (
+            await self._jobs.transition(
+                updated["_id"], from_status=("completed",), changes={"model_id": model["_id"]}
+            )
+            or updated
+        )
+        await self._announce_status(updated)
+        await self._webhook(
+            updated,
+            "training.completed",
+            {
+                "job_id": str(updated["_id"]),
+                "model_id": str(model["_id"]),
+                "accuracy": final_metrics.get("accuracy"),
+            },
+        )
+
+    async def _register_model(self, job: dict[str, Any], detail: Mapping[str, Any]) -> dict[str, Any]:
+        info = dict(detail.get("model") or {})
+        metrics = dict(detail.get("final_metrics") or {})
+        hp = dict(job.get("params", {}).get("hyperparameters") or {})
+        return await self._models.create(
+            job["user_id"],
+            {
+                "name": job.get("model_name") or f"{job.get('model_type')} model",
+                "source": "trained",
+                "status": "ready",
+                "model_type": job.get("model_type"),
+                "task": info.get("task") or job.get("task"),
+                "job_id": job["_id"],
+                "dataset_id": job.get("dataset_id"),
+                "architecture": info.get("architecture") or {},
+                "labels": info.get("labels"),
+                "features": info.get("features"),
+                "target": info.get("target") or job.get("target"),
+                "size_mb": info.get("size_mb"),
+                "artifacts": dict(detail.get("artifacts") or {}),
+                "accuracy": metrics.get("accuracy"),
+                "f1_score": metrics.get("f1"),
+                "loss": metrics.get("val_loss"),
+                "performance": metrics,
+                "training_config": {
+                    "dataset_id": str(job.get("dataset_id")),
+                    "epochs": hp.get("epochs"),
+                    "batch_size": hp.get("batch_size"),
+                    "optimizer": hp.get("optimizer"),
+                    "learning_rate": hp.get("learning_rate"),
+                    "validation_split": job.get("params", {}).get("validation_split"),
+                },
+            },
+        )
+
+    # --- fan-out --------------------------------------------------------------------------------
+
+    async def _announce_status(self, job: dict[str, Any]) -> None:
+        data = {"job_id": str(job["_id"]), "status": job["status"], "error": job.get("error")}
+        if job.get("model_id"):
+            data["model_id"] = str(job["model_id"])
+        await self._events.append(job, "status", data)
+        await self._push(job, {"type": "error" if job["status"] == "failed" else "status", "data": data})
+
+    async def _push(self, job: dict[str, Any], message: dict[str, Any]) -> None:
+        if self.live is None:
+            return
+        try:
+            await self.live.push(str(job["_id"]), message)
+        except DomainError:
+            log.warning("could not push an update for job %s", job["_id"], exc_info=True)
+
+    async def _webhook(self, job: dict[str, Any], event: str, data: dict[str, Any]) -> None:
+        if self.webhooks is None:
+            return
+        try:
+            await self.webhooks.dispatch(job["user_id"], event, data)
+        except DomainError:
+            log.warning("could not queue %s webhooks for job %s", event, job["_id"], exc_info=True)
+
+    # --- sweeping -------------------------------------------------------------------------------
+
+    async def sweep(self) -> int:
+        """Fail jobs whose worker went silent or finished without a result; returns how many were ended."""
+        ended = 0
+        silent_since = utcnow() - self._heartbeat_timeout
+        for job in await self._jobs.stale(RUNNING_STATES, silent_since):
+            reason = await self._silence_reason(job)
+            if reason is None:
+                continue
+            updated = await self._jobs.transition(
+                job["_id"],
+                from_status=RUNNING_STATES,
+                changes={"status": "failed", "error": reason, "completed_at": utcnow()},
+                extra_filter={"updated_at": {"$lt": silent_since}},
+            )
+            if updated is not None:
+                ended += 1
+                await self._announce_status(updated)
+                await self._webhook(
+                    updated, "training.failed", {"job_id": str(updated["_id"]), "error": reason}
+                )
+        return ended
+
+    async def _silence_reason(self, job: dict[str, Any]) -> str | None:
+        if job.get("backend_state") == "completed":
+            return "The worker finished without reporting a result"
+        if job.get("external_id"):
+            with contextlib.suppress(DomainError):
+                status = await self._backend.describe(JobHandle(job["backend"], job["external_id"]))
+                if status.state in ("failed", "stopped", "completed"):
+                    return status.reason or f"The worker ended ({status.state}) without reporting a result"
+        return f"The worker stopped reporting progress for {int(self._heartbeat_timeout.total_seconds())} s"
+
+
+def _progress_data(job: dict[str, Any]) -> dict[str, Any]:
+    started = job.get("started_at")
+    return {
+        "job_id": str(job["_id"]),
+        "status": job["status"],
+        "progress": job.get("progress", 0.0),
+        "current_epoch": job.get("current_epoch", 0),
+        "total_epochs": job.get("total_epochs", 0),
+        "current_step": job.get("current_step", 0),
+        "total_steps": job.get("total_steps", 0),
+        "metrics": job.get("metrics", {}),
+        "loss": (job.get("metrics") or {}).get("loss"),
+        "learning_rate": (job.get("metrics") or {}).get("learning_rate"),
+        "started_at": iso_utc(started) if started else None,
+    }

@@ -1,0 +1,279 @@
+"""Jobs: the API records a job and sends a message; the dispatcher claims it and starts a container job.
+
+The API never runs heavy work. Guarantees kept here:
+- a repeated POST with the same Idempotency-Key returns the same job;
+- a job the queue never heard of is not left `queued`: a failed send removes it (503), and the sweeper
+  re-sends messages for jobs queued too long (a crash between insert and send);
+- a message delivered twice starts one run (the claim is one atomic update);
+- at most `max_running` jobs of a kind run per user; others wait in `queued`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from bson import ObjectId
+
+from stratus.db.repositories.datasets import DatasetRepository
+from stratus.db.repositories.jobs import ACTIVE_STATES, TERMINAL_STATES, JobEventRepository, JobRepository
+from stratus.errors import Conflict, DomainError, InvalidInput, NotFound, ServiceUnavailable
+from stratus.ports.jobs import JobBackend, JobHandle, JobSpec
+from stratus.ports.queue import MessageQueue
+from stratus.schemas.common import utcnow
+from stratus.schemas.training import TrainingStart
+
+log = logging.getLogger(__name__)
+
+START_MESSAGE = "job.start"
+TRAINING = "training"
+
+
+@dataclass(frozen=True)
+class JobPolicy:
+    max_running_per_user: int = 5  # seed 001: 5 concurrent training jobs per user
+    cap_retry_delay_s: int = 30
+    max_runtime_s: int = 6 * 3600
+    requeue_after_s: int = 120  # a job still `queued` after this without a claim gets its message again
+    heartbeat_timeout_s: int = 600  # a running job silent for this long is asked about, then failed
+
+
+class JobService:
+    def __init__(
+        self,
+        *,
+        jobs: JobRepository,
+        events: JobEventRepository,
+        datasets: DatasetRepository,
+        queue: MessageQueue,
+        backend: JobBackend,
+        policy: JobPolicy,
+    ) -> None:
+        self._jobs = jobs
+        self._events = events
+        self._datasets = datasets
+        self._queue = queue
+        self._backend = backend
+        self.policy = policy
+
+    # --- creating -------------------------------------------------------------------------------
+
+    async def start_training(
+        self, user_id: ObjectId, request: TrainingStart, *, idempotency_key: str | None
+    ) -> tuple[dict[str, Any], bool]:
+        """Returns the job and whether it was created now (False: the Idempotency-Key was seen before)."""
+        dataset = await self._datasets.get_owned(user_id, ObjectId(request.dataset_id))
+        if dataset is None:
+            raise NotFound("Dataset not found")
+        if dataset["status"] != "ready":
+            raise Conflict(f"Dataset is not ready (status: {dataset['status']})", code="DATASET_NOT_READY")
+        columns = {c["name"]: c["type"] for c in dataset.get("columns") or []}
+        target = request.target or (dataset.get("metadata") or {}).get("target")
+        if not target or target not in columns:
+            raise InvalidInput(
+                f"Target column '{target}' not found; columns: {', '.join(columns)}",
+                code="TARGET_NOT_FOUND",
+                details=[{"field": "target", "message": "not a column of the dataset"}],
+            )
+        task = request.task or _default_task(dataset, columns[target])
+        if task == "regression" and columns[target] not in ("integer", "float"):
+            raise InvalidInput(
+                f"Target column '{target}' must be numeric for regression (it is {columns[target]})",
+                code="TARGET_NOT_NUMERIC",
+                details=[{"field": "target", "message": "must be numeric for regression"}],
+            )
+        hp = request.hyperparameters
+        params = {
+            "dataset_key": dataset["object_key"],
+            "dataset_format": dataset["format"],
+            "target": target,
+            "task": task,
+            "model_type": request.model_type,
+            "hyperparameters": hp.model_dump(),
+            "validation_split": request.validation_split,
+            "early_stopping": request.early_stopping.model_dump(),
+            "seed": request.seed,
+        }
+        rows = int(dataset.get("row_count") or 0)
+        doc: dict[str, Any] = {
+            "user_id": user_id,
+            "kind": TRAINING,
+            "status": "queued",
+            "dataset_id": dataset["_id"],
+            "model_type": request.model_type,
+            "model_name": request.name or f"{request.model_type} on {dataset['name']}",
+            "task": task,
+            "target": target,
+            "params": params,
+            "progress": 0.0,
+            "current_epoch": 0,
+            "total_epochs": hp.epochs,
+            "metrics": {},
+            "estimated_time": max(10, rows * hp.epochs // 20_000),
+            "queued_at": utcnow(),
+        }
+        if idempotency_key:
+            doc["idempotency_key"] = idempotency_key
+        job, created = await self._jobs.insert(doc)
+        if created:
+            await self._send_start(job)
+        return job, created
+
+    async def _send_start(self, job: dict[str, Any]) -> None:
+        body = {"type": START_MESSAGE, "job_id": str(job["_id"])}
+        try:
+            await self._queue.send(body)
+        except DomainError:
+            try:
+                await self._queue.send(body)  # one retry: most send failures are momentary
+            except DomainError as e:
+                # Nobody would ever run it: do not leave a job that says "queued".
+                with contextlib.suppress(DomainError):
+                    await self._jobs.delete(job["_id"])
+                raise ServiceUnavailable("Could not queue the job; nothing was created, please retry") from e
+
+    # --- dispatching (queue consumer) -----------------------------------------------------------
+
+    async def handle_message(self, body: Mapping[str, Any]) -> None:
+        job_id = body.get("job_id")
+        if not isinstance(job_id, str) or not ObjectId.is_valid(job_id):
+            raise InvalidInput(f"job.start message without a valid job_id: {body!r}")
+        await self.dispatch(ObjectId(job_id))
+
+    async def dispatch(self, job_id: ObjectId) -> None:
+        job = await self._jobs.get(job_id)
+        if job is None or job["status"] != "queued":
+            return  # already started, stopped, or gone: a duplicate delivery does nothing
+        running = await self._jobs.count_running(job["user_id"], job["kind"])
+        if running >= self.policy.max_running_per_user:
+            # Over the cap: stay queued, look again later (the message is re-sent with a delay).
+            await self._queue.send(
+                {"type": START_MESSAGE, "job_id": str(job_id)}, delay_seconds=self.policy.cap_retry_delay_s
+            )
+            return
+        claimed = await self._jobs.transition(
+            job_id, from_status=("queued",), changes={"status": "starting", "claimed_at": utcnow()}
+        )
+        if claimed is None:
+            return  # another delivery claimed it first
+        spec = JobSpec(
+            job_id=str(job_id),
+            kind=claimed["kind"],
+            params=claimed["params"],
+            output_prefix=f"users/{claimed['user_id']}/jobs/{job_id}",
+            max_runtime_s=self.policy.max_runtime_s,
+            gpu=False,
+        )
+        try:
+            handle = await self._backend.submit(spec)
+        except DomainError as e:
+            failed = await self._jobs.transition(
+                job_id,
+                from_status=("starting",),
+                changes={
+                    "status": "failed",
+                    "error": f"Could not start the job: {e.message}",
+                    "completed_at": utcnow(),
+                },
+            )
+            if failed is not None:
+                await self._events.append(failed, "status", {"status": "failed", "error": failed["error"]})
+            return
+        updated = await self._jobs.transition(
+            job_id,
+            from_status=("starting", "running", "stopping"),
+            changes={"backend": handle.backend, "external_id": handle.external_id, "heartbeat_at": utcnow()},
+        )
+        if updated is not None:
+            await self._events.append(
+                updated, "status", {"status": updated["status"], "backend": handle.backend}
+            )
+
+    # --- reading and stopping -------------------------------------------------------------------
+
+    async def get(self, user_id: ObjectId, job_id: ObjectId) -> dict[str, Any]:
+        job = await self._jobs.get_owned(user_id, job_id)
+        if job is None:
+            raise NotFound("Job not found")
+        return job
+
+    async def owns(self, user_id: ObjectId, job_id: str) -> bool:
+        return ObjectId.is_valid(job_id) and await self._jobs.get_owned(user_id, ObjectId(job_id)) is not None
+
+    async def list_owned(
+        self, user_id: ObjectId, *, cursor: str | None, limit: int, status: str | None, kind: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        before = ObjectId(cursor) if cursor and ObjectId.is_valid(cursor) else None
+        if cursor and before is None:
+            raise InvalidInput(
+                "cursor is not valid", details=[{"field": "cursor", "message": "not a valid cursor"}]
+            )
+        items = await self._jobs.list_owned(user_id, before=before, limit=limit + 1, status=status, kind=kind)
+        next_cursor = str(items[limit - 1]["_id"]) if len(items) > limit else None
+        return items[:limit], next_cursor
+
+    async def events(
+        self, user_id: ObjectId, job_id: ObjectId, *, cursor: str | None, limit: int
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        await self.get(user_id, job_id)
+        after = ObjectId(cursor) if cursor and ObjectId.is_valid(cursor) else None
+        items = await self._events.list_for(job_id, after=after, limit=limit + 1)
+        next_cursor = str(items[limit - 1]["_id"]) if len(items) > limit else None
+        return items[:limit], next_cursor
+
+    async def stop(self, user_id: ObjectId, job_id: ObjectId) -> dict[str, Any]:
+        job = await self.get(user_id, job_id)
+        if job["status"] in TERMINAL_STATES:
+            raise Conflict(f"Job already finished (status: {job['status']})", code="JOB_FINISHED")
+        now = utcnow()
+        if job["status"] == "queued":
+            stopped = await self._jobs.transition(
+                job_id,
+                from_status=("queued",),
+                changes={"status": "stopped", "completed_at": now, "error": None},
+            )
+            if stopped is not None:
+                await self._events.append(
+                    stopped, "status", {"status": "stopped", "reason": "stopped by user"}
+                )
+                return stopped
+            job = await self.get(user_id, job_id)
+        stopping = await self._jobs.transition(
+            job_id,
+            from_status=("starting", "running"),
+            changes={"status": "stopping", "stop_requested_at": now},
+        )
+        if stopping is None:
+            return await self.get(user_id, job_id)
+        await self._events.append(stopping, "status", {"status": "stopping"})
+        if stopping.get("external_id"):
+            await self._backend.stop(JobHandle(stopping["backend"], stopping["external_id"]))
+        return stopping
+
+    # --- sweeping -------------------------------------------------------------------------------
+
+    async def sweep(self) -> int:
+        """Re-send start messages for jobs stuck in `queued`; returns how many were re-sent."""
+        older = utcnow() - timedelta(seconds=self.policy.requeue_after_s)
+        stale = await self._jobs.stale(("queued",), older)
+        for job in stale:
+            with contextlib.suppress(DomainError):
+                await self._queue.send({"type": START_MESSAGE, "job_id": str(job["_id"])})
+                await self._jobs.transition(
+                    job["_id"], from_status=("queued",), changes={"requeued_at": utcnow()}
+                )
+        return len(stale)
+
+
+def _default_task(dataset: dict[str, Any], target_type: str) -> str:
+    declared = dataset.get("dataset_type")
+    if declared in ("classification", "regression"):
+        return str(declared)
+    return "regression" if target_type == "float" else "classification"
+
+
+__all__ = ["ACTIVE_STATES", "START_MESSAGE", "JobPolicy", "JobService"]

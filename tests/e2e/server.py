@@ -1,0 +1,77 @@
+"""`stratus serve` as a subprocess on a free port with its own state directory, as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServeProcess:
+    state_dir: Path
+    port: int
+    process: subprocess.Popen[str] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 60) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "MONGODB_URI"} | {
+            "STRATUS_STATE_DIR": str(self.state_dir)
+        }
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "stratus.local.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"stratus serve exited: {self.process.stdout.read() if self.process.stdout else ''}"
+                )
+            try:
+                if httpx.get(f"{self.base_url}/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.process.kill()
+        raise RuntimeError("stratus serve did not become ready")
+
+    def stop(self, timeout_s: float = 30) -> tuple[int, str]:
+        """Ctrl-C, as a user would; returns the exit code and everything it printed."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGINT)
+        try:
+            output, _ = self.process.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+        return self.process.returncode, output
