@@ -3,8 +3,12 @@
 cfn-lint and `sam validate --lint` run as subprocesses. The structural checks read the YAML with a loader
 that maps CloudFormation short tags (!Ref, !GetAtt, !Sub, ...) to their long forms, merge SAM Globals into
 each function the way SAM does, and then assert: every environment variable a function gets is one that
-Settings reads; every queue dead-letters; the bucket is private, encrypted and TLS-only; no IAM statement
-grants a wildcard action; every handler and the layer exist on disk.
+Settings reads; every queue dead-letters, every EventBridge rule target and asynchronous event consumer
+dead-letters, and every dead-letter queue has an alarm; the bucket is private, encrypted and TLS-only; no IAM
+statement grants a wildcard action, and Resource "*" only for the few actions IAM offers no resource for;
+SageMaker jobs get their own role, passed only to SageMaker; the WebSocket API routes $connect, $disconnect
+and $default to its function; the job-events rules match the job-events service's pattern; every handler and
+the layer exist on disk.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from stratus.services.job_events import EVENT_PATTERN
 from stratus.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +66,22 @@ ALLOWED_POLICY_TEMPLATES = {
     "AWSSecretsManagerGetSecretValuePolicy",
     "S3ReadPolicy",
 }
+# Actions IAM supports no resource-level permissions for (the Service Authorization Reference lists no
+# resource type): the only ones a statement may grant on Resource "*", each justified in template.yaml.
+RESOURCE_STAR_ACTIONS = {
+    "batch:DescribeJobs",  # job status for the API, the job-events function and the sweeper
+    "ecr:GetAuthorizationToken",  # SageMaker pulling the private worker image (pulls are repo-scoped)
+}
+# Every function the platform deploys, by logical id.
+EXPECTED_FUNCTIONS = {
+    "ApiFunction",
+    "DispatcherFunction",
+    "JobEventsFunction",
+    "SweeperFunction",
+    "WebSocketFunction",
+}
+# SAM event types that become an EventBridge rule targeting the function.
+RULE_EVENT_TYPES = {"EventBridgeRule", "Schedule", "CloudWatchEvent"}
 
 
 # --- loading --------------------------------------------------------------------------------------
@@ -196,11 +218,35 @@ def test_sam_validate_lint_passes() -> None:
 
 def test_is_a_sam_template_with_the_documented_outputs(template: dict[str, Any]) -> None:
     assert template["Transform"] == "AWS::Serverless-2016-10-31"
-    for output in ("ApiUrl", "ArtifactsBucketName", "JobsQueueUrl", "EventBusName", "CoreLayerArn"):
+    for output in (
+        "ApiUrl",
+        "ArtifactsBucketName",
+        "JobsQueueUrl",
+        "JobsDeadLetterQueueUrl",
+        "JobEventsDeadLetterQueueUrl",
+        "EventBusName",
+        "CoreLayerArn",
+        "WebSocketUrl",
+        "ApiFunctionName",
+        "DispatcherFunctionName",
+        "JobEventsFunctionName",
+        "SweeperFunctionName",
+        "WebSocketFunctionName",
+    ):
         assert output in template["Outputs"], output
-    for parameter in ("Stage", "MongoDbUriSecretArn", "WorkerImageUri", "JobBackend"):
+    for parameter in (
+        "Stage",
+        "MongoDbUriSecretArn",
+        "WorkerImageUri",
+        "JobBackend",
+        "BatchJobQueueArn",
+        "BatchJobDefinitionArn",
+    ):
         assert parameter in template["Parameters"], parameter
     assert set(template["Parameters"]["JobBackend"]["AllowedValues"]) == {"sagemaker", "batch"}
+    for parameter in ("BatchJobQueueArn", "BatchJobDefinitionArn"):
+        assert template["Parameters"][parameter]["Default"] == "", f"{parameter} must be optional"
+    assert template["Outputs"]["WebSocketUrl"]["Value"]["Fn::Sub"].startswith("wss://")
 
 
 def test_api_function_serves_every_route_through_the_http_api(
@@ -247,7 +293,10 @@ def test_core_layer_requirements_match_the_package_dependencies() -> None:
 
 
 def test_every_handler_exists_on_disk(functions: dict[str, dict[str, Any]]) -> None:
+    assert set(functions) == EXPECTED_FUNCTIONS
     for name, props in functions.items():
+        assert props["Runtime"] == "python3.12", name
+        assert [_ref_name(layer) for layer in props["Layers"]] == ["CoreLayer"], name
         module, _, attribute = props["Handler"].rpartition(".")
         source = ROOT / props["CodeUri"] / (module.replace(".", "/") + ".py")
         assert source.is_file(), f"{name}: {source} is missing"
@@ -303,25 +352,91 @@ def test_functions_get_secret_arns_never_secret_values(functions: dict[str, dict
 
 
 def test_runtime_aws_settings_requirements_are_met(functions: dict[str, dict[str, Any]]) -> None:
-    """Settings(runtime="aws") refuses to start without a database and a bucket; composition needs the queue."""
+    """Settings(runtime="aws") refuses to start without a database and a bucket; composition needs the queue,
+    the job backend's settings and the WebSocket management endpoint (every function may push)."""
     for name, props in functions.items():
         variables = props["Environment"]["Variables"]
         assert "MONGODB_URI" in variables or "STRATUS_MONGODB_URI_SECRET_ARN" in variables, name
         assert _ref_name(variables["STRATUS_ARTIFACTS_BUCKET"]) == "ArtifactsBucket", name
         assert _ref_name(variables["STRATUS_JOBS_QUEUE_URL"]) == "JobsQueue", name
         assert _ref_name(variables["STRATUS_EVENT_BUS_NAME"]) == "EventBus", name
+        assert _ref_name(variables["STRATUS_SAGEMAKER_ROLE_ARN"]) == "SageMakerExecutionRole", name
+        for key, parameter in (
+            ("STRATUS_BATCH_JOB_QUEUE", "BatchJobQueueArn"),
+            ("STRATUS_BATCH_JOB_DEFINITION", "BatchJobDefinitionArn"),
+        ):
+            # Only when the parameter is set: an empty value would not read as "unset" in Settings.
+            _, when_set, otherwise = variables[key]["Fn::If"]
+            assert _ref_name(when_set) == parameter and otherwise == {"Ref": "AWS::NoValue"}, (name, key)
+        endpoint = variables["STRATUS_WEBSOCKET_ENDPOINT"]["Fn::Sub"]
+        # The Management API endpoint (https, with the stage path), not the wss:// client URL.
+        assert endpoint.startswith("https://${WebSocketApi}.execute-api."), (name, endpoint)
+        assert endpoint.endswith("/${Stage}"), (name, endpoint)
 
 
 # --- messaging ------------------------------------------------------------------------------------
 
 
-def test_every_queue_dead_letters_after_five_receives(resources: dict[str, Any]) -> None:
+def _rule_targets(
+    resources: dict[str, Any], functions: dict[str, dict[str, Any]]
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """(rule logical id after the SAM transform, event type, target properties) for every EventBridge rule
+    target: SAM function events (SAM names the rule <Function><Event>) and plain AWS::Events::Rule targets."""
+    found = []
+    for name, props in functions.items():
+        for event_name, event in props.get("Events", {}).items():
+            if event["Type"] in RULE_EVENT_TYPES:
+                found.append((f"{name}{event_name}", event["Type"], event.get("Properties", {})))
+    for name, rule in _of_type(resources, "AWS::Events::Rule").items():
+        for target in rule["Properties"].get("Targets", []):
+            found.append((name, "AWS::Events::Rule", target))
+    return found
+
+
+def _on_failure_queues(functions: dict[str, dict[str, Any]]) -> dict[str, str | None]:
+    """Function -> the queue its asynchronous invocations fail over to (EventInvokeConfig), if any."""
+    found: dict[str, str | None] = {}
+    for name, props in functions.items():
+        on_failure = props.get("EventInvokeConfig", {}).get("DestinationConfig", {}).get("OnFailure")
+        found[name] = _ref_name(on_failure["Destination"]) if on_failure else None
+    return found
+
+
+def _dead_letter_queues(resources: dict[str, Any], functions: dict[str, dict[str, Any]]) -> set[str]:
+    """Queues that receive what something else could not process: SQS redrive targets, EventBridge rule
+    target DLQs and Lambda on-failure destinations."""
     queues = _of_type(resources, "AWS::SQS::Queue")
-    dead_letter_queues = {
+    found = {
         _ref_name(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])
         for q in queues.values()
         if "RedrivePolicy" in q.get("Properties", {})
     }
+    found |= {
+        _ref_name(target["DeadLetterConfig"]["Arn"])
+        for _, _, target in _rule_targets(resources, functions)
+        if "Arn" in target.get("DeadLetterConfig", {})
+    }
+    found |= {queue for queue in _on_failure_queues(functions).values() if queue}
+    return {name for name in found if name}
+
+
+def _alarmed_queues(resources: dict[str, Any]) -> set[str | None]:
+    return {
+        _ref_name(dimension["Value"])
+        for alarm in _of_type(resources, "AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"].get("Namespace") == "AWS/SQS"
+        and alarm["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+        and alarm["Properties"].get("AlarmActions")
+        for dimension in alarm["Properties"].get("Dimensions", [])
+        if dimension["Name"] == "QueueName"
+    }
+
+
+def test_every_queue_dead_letters_after_five_receives(
+    resources: dict[str, Any], functions: dict[str, dict[str, Any]]
+) -> None:
+    queues = _of_type(resources, "AWS::SQS::Queue")
+    dead_letter_queues = _dead_letter_queues(resources, functions)
     assert "JobsQueue" in queues
     for name, queue in queues.items():
         if name in dead_letter_queues:
@@ -334,23 +449,103 @@ def test_every_queue_dead_letters_after_five_receives(resources: dict[str, Any])
         # The DLQ must keep a message longer than the source queue did (SQS keeps the original timestamp).
         source_retention = queue["Properties"].get("MessageRetentionPeriod", 345600)
         assert queues[target]["Properties"]["MessageRetentionPeriod"] > source_retention, name
+    for name in dead_letter_queues:
+        # Time to inspect and redrive: the maximum, 14 days.
+        assert queues[name]["Properties"]["MessageRetentionPeriod"] == 1209600, name
 
 
-def test_every_dead_letter_queue_has_a_depth_alarm(resources: dict[str, Any]) -> None:
-    dead_letter_queues = {
-        _ref_name(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])
-        for q in _of_type(resources, "AWS::SQS::Queue").values()
-        if "RedrivePolicy" in q.get("Properties", {})
+def test_every_dead_letter_queue_has_a_depth_alarm(
+    resources: dict[str, Any], functions: dict[str, dict[str, Any]]
+) -> None:
+    dead_letter_queues = _dead_letter_queues(resources, functions)
+    assert {"JobsDeadLetterQueue", "JobEventsDeadLetterQueue"} <= dead_letter_queues
+    missing = dead_letter_queues - _alarmed_queues(resources)
+    assert not missing, f"dead-letter queues without a depth alarm: {missing}"
+
+
+def test_every_eventbridge_rule_target_retries_and_dead_letters(
+    resources: dict[str, Any], functions: dict[str, dict[str, Any]]
+) -> None:
+    """A target EventBridge cannot invoke is retried, then parked in an alarmed queue that lets exactly the
+    stack's rules (events.amazonaws.com, aws:SourceArn) send to it."""
+    targets = _rule_targets(resources, functions)
+    assert {rule for rule, _, _ in targets} >= {
+        "JobEventsFunctionWorkerEvents",
+        "JobEventsFunctionSageMakerStateChange",
+        "JobEventsFunctionBatchStateChange",
+        "SweeperFunctionEveryFiveMinutes",
     }
-    assert dead_letter_queues
-    alarmed = {
-        _ref_name(dimension["Value"])
-        for alarm in _of_type(resources, "AWS::CloudWatch::Alarm").values()
-        if alarm["Properties"].get("Namespace") == "AWS/SQS"
-        for dimension in alarm["Properties"].get("Dimensions", [])
-        if dimension["Name"] == "QueueName"
+    queues = _of_type(resources, "AWS::SQS::Queue")
+    alarmed = _alarmed_queues(resources)
+    for rule, _, target in targets:
+        retry = target.get("RetryPolicy")
+        assert retry and retry["MaximumRetryAttempts"] >= 1, f"{rule} has no RetryPolicy"
+        assert retry["MaximumEventAgeInSeconds"] >= 60, rule
+        dead_letter = target.get("DeadLetterConfig", {})
+        queue = _ref_name(dead_letter.get("Arn"))
+        assert queue in queues, f"{rule} has no dead-letter queue in this stack"
+        assert queue in alarmed, f"{rule}: {queue} has no depth alarm"
+        allowed: set[str | None] = set()
+        for policy in _of_type(resources, "AWS::SQS::QueuePolicy").values():
+            if queue not in {_ref_name(q) for q in policy["Properties"]["Queues"]}:
+                continue
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                if statement["Effect"] == "Allow" and statement.get("Principal") == {
+                    "Service": "events.amazonaws.com"
+                }:
+                    assert statement["Action"] == "sqs:SendMessage"
+                    source_arns = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+                    allowed |= {_ref_name(arn) for arn in _as_list(source_arns)}
+        assert rule in allowed, f"{queue}'s policy does not let {rule} send its dead letters"
+
+
+def test_event_consumers_dead_letter_their_failed_invocations(
+    resources: dict[str, Any], functions: dict[str, dict[str, Any]]
+) -> None:
+    """Lambda retries a failed asynchronous invocation twice and then drops it: a function consuming
+    EventBridge events (other than a schedule, which simply runs again) must fail over to an alarmed queue."""
+    on_failure = _on_failure_queues(functions)
+    alarmed = _alarmed_queues(resources)
+    for name, props in functions.items():
+        if not any(
+            e["Type"] in {"EventBridgeRule", "CloudWatchEvent"} for e in props.get("Events", {}).values()
+        ):
+            continue
+        assert on_failure[name], f"{name} drops events whose handling failed (no EventInvokeConfig OnFailure)"
+        assert on_failure[name] in alarmed, f"{name}: {on_failure[name]} has no depth alarm"
+
+
+def test_job_event_rules_match_the_job_events_service_pattern(functions: dict[str, dict[str, Any]]) -> None:
+    """The rules subscribe JobEventsFunction to exactly stratus.services.job_events.EVENT_PATTERN: our own events
+    on the custom bus (EventBus), SageMaker's and Batch's state changes on the default bus."""
+    rules = {
+        name: event["Properties"]
+        for name, event in functions["JobEventsFunction"]["Events"].items()
+        if event["Type"] == "EventBridgeRule"
     }
-    assert dead_letter_queues <= alarmed
+    patterns = []
+    for name, props in rules.items():
+        pattern = props["Pattern"]
+        bus = _ref_name(props.get("EventBusName"))
+        if pattern["source"] == ["stratus.jobs"]:
+            assert bus == "EventBus", f"{name}: our events are on the custom bus"
+        else:
+            assert "EventBusName" not in props, f"{name}: AWS service events are on the default bus"
+        patterns.append({"source": pattern["source"], "detail-type": pattern["detail-type"]})
+
+    def key(p: dict[str, list[str]]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return tuple(sorted(p["source"])), tuple(sorted(p["detail-type"]))
+
+    assert sorted(map(key, patterns)) == sorted(map(key, EVENT_PATTERN["$or"]))
+
+
+def test_sweeper_runs_every_five_minutes(functions: dict[str, dict[str, Any]]) -> None:
+    schedules = [
+        e["Properties"]["Schedule"]
+        for e in functions["SweeperFunction"]["Events"].values()
+        if e["Type"] == "Schedule"
+    ]
+    assert schedules == ["rate(5 minutes)"]
 
 
 def test_sqs_consumers_report_partial_failures_and_fit_the_visibility_timeout(
@@ -443,11 +638,15 @@ def test_no_iam_statement_grants_wildcard_actions(
             assert "NotAction" not in statement, f"{owner}: NotAction is as broad as it gets"
             if statement["Effect"] != "Allow":
                 continue
-            for action in _as_list(statement["Action"]):
+            actions = _as_list(statement["Action"])
+            for action in actions:
                 assert not _WILDCARD_ACTION.match(action), f"{owner}: {statement.get('Sid')} allows {action}"
-            assert "*" not in _as_list(statement["Resource"]), (
-                f"{owner}: {statement.get('Sid')} on Resource '*'"
-            )
+            if "*" in _as_list(statement["Resource"]):
+                # Only actions without resource-level permissions, alone in their statement.
+                assert set(actions) <= RESOURCE_STAR_ACTIONS, (
+                    f"{owner}: {statement.get('Sid')} grants {sorted(set(actions) - RESOURCE_STAR_ACTIONS)} "
+                    "on Resource '*'"
+                )
 
 
 def test_function_policies_are_scoped(
@@ -478,3 +677,217 @@ def test_secrets_are_read_only_by_arn(resources: dict[str, Any]) -> None:
     for secret in ("JwtSecret", "UrlSigningSecret"):
         generate = resources[secret]["Properties"]["GenerateSecretString"]
         assert generate["PasswordLength"] >= 32
+
+
+def _function_statements(resources: dict[str, Any], props: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every Allow statement a function's Policies grant (inline or via this stack's managed policies),
+    both branches of conditional statements included. SAM policy templates are reported by name."""
+    found: list[dict[str, Any]] = []
+    for policy in _as_list(props.get("Policies", [])):
+        if isinstance(policy, dict) and "Statement" in policy:
+            raw = _as_list(policy["Statement"])
+        elif _ref_name(policy) in resources:
+            raw = _as_list(resources[_ref_name(policy) or ""]["Properties"]["PolicyDocument"]["Statement"])
+        else:
+            found.append({"Effect": "Allow", "Action": [f"template:{next(iter(policy))}"], "Resource": []})
+            continue
+        for statement in raw:
+            found += [s for s in _conditional_branches(statement) if s["Effect"] == "Allow"]
+    return found
+
+
+def _actions(statements: list[dict[str, Any]]) -> set[str]:
+    return {action for s in statements for action in _as_list(s["Action"])}
+
+
+def test_sagemaker_jobs_run_as_their_own_role_passed_only_to_sagemaker(
+    resources: dict[str, Any], functions: dict[str, dict[str, Any]]
+) -> None:
+    role = resources["SageMakerExecutionRole"]
+    assert role["Type"] == "AWS::IAM::Role"
+    trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "sagemaker.amazonaws.com"}]
+    assert all("aws:SourceAccount" in s["Condition"]["StringEquals"] for s in trust), "confused-deputy guard"
+    granted = _actions(
+        [
+            s
+            for policy in role["Properties"]["Policies"]
+            for raw in policy["PolicyDocument"]["Statement"]
+            for s in _conditional_branches(raw)
+        ]
+    )
+    assert {
+        "s3:GetObject",
+        "s3:PutObject",
+        "events:PutEvents",
+        "ecr:BatchGetImage",
+        "logs:PutLogEvents",
+    } <= granted
+    assert not any(a.startswith(("iam:", "sagemaker:", "secretsmanager:", "sqs:")) for a in granted), granted
+
+    pass_role = [
+        s
+        for name, props in functions.items()
+        for s in _function_statements(resources, props)
+        if "iam:PassRole" in _as_list(s["Action"])
+    ]
+    assert pass_role, "nothing may pass the SageMaker execution role"
+    for statement in pass_role:
+        assert _as_list(statement["Action"]) == ["iam:PassRole"]
+        assert _ref_name(statement["Resource"]) == "SageMakerExecutionRole"
+        passed_to = statement.get("Condition", {}).get("StringEquals", {}).get("iam:PassedToService")
+        assert passed_to == "sagemaker.amazonaws.com", "iam:PassRole without iam:PassedToService"
+    dispatcher = _function_statements(resources, functions["DispatcherFunction"])
+    assert {
+        "sagemaker:CreateTrainingJob",
+        "sagemaker:AddTags",
+        "iam:PassRole",
+        "batch:SubmitJob",
+    } <= _actions(dispatcher)
+    others = {name: _actions(_function_statements(resources, p)) for name, p in functions.items()}
+    for name, actions in others.items():
+        if name != "DispatcherFunction":
+            assert not {"iam:PassRole", "sagemaker:CreateTrainingJob", "batch:SubmitJob"} & actions, name
+
+
+def test_job_backend_permissions_are_where_the_code_needs_them(
+    resources: dict[str, Any], functions: dict[str, dict[str, Any]]
+) -> None:
+    granted = {name: _actions(_function_statements(resources, p)) for name, p in functions.items()}
+    api_needs = {
+        "sagemaker:StopTrainingJob",
+        "sagemaker:DescribeTrainingJob",
+        "batch:TerminateJob",
+        "batch:DescribeJobs",
+    }
+    assert api_needs <= granted["ApiFunction"]
+    for name in ("JobEventsFunction", "SweeperFunction"):
+        assert {
+            "sagemaker:DescribeTrainingJob",
+            "batch:DescribeJobs",
+            "template:SQSSendMessagePolicy",
+        } <= granted[name], name
+    # The dispatcher re-queues job.start messages over the per-user cap and webhook.deliver retries.
+    assert "template:SQSSendMessagePolicy" in granted["DispatcherFunction"]
+
+
+def test_websocket_api_routes_connect_disconnect_and_default_to_its_function(
+    resources: dict[str, Any], functions: dict[str, dict[str, Any]]
+) -> None:
+    api = resources["WebSocketApi"]
+    assert api["Type"] == "AWS::ApiGatewayV2::Api"
+    assert api["Properties"]["ProtocolType"] == "WEBSOCKET"
+    assert api["Properties"]["RouteSelectionExpression"] == "$request.body.action"
+
+    routes = {
+        r["Properties"]["RouteKey"]: r["Properties"]
+        for r in _of_type(resources, "AWS::ApiGatewayV2::Route").values()
+        if _ref_name(r["Properties"]["ApiId"]) == "WebSocketApi"
+    }
+    assert set(routes) == {"$connect", "$disconnect", "$default"}
+    integrations = _of_type(resources, "AWS::ApiGatewayV2::Integration")
+    for key, route in routes.items():
+        target = route["Target"]["Fn::Sub"]
+        match = re.fullmatch(r"integrations/\$\{(\w+)\}", target)
+        assert match and match.group(1) in integrations, f"{key} targets {target}"
+        integration = integrations[match.group(1)]["Properties"]
+        assert _ref_name(integration["ApiId"]) == "WebSocketApi"
+        assert integration["IntegrationType"] == "AWS_PROXY"
+        assert "${WebSocketFunction.Arn}" in integration["IntegrationUri"]["Fn::Sub"], key
+
+    permissions = [
+        p["Properties"]
+        for p in _of_type(resources, "AWS::Lambda::Permission").values()
+        if _ref_name(p["Properties"]["FunctionName"]) == "WebSocketFunction"
+    ]
+    assert any(
+        p["Principal"] == "apigateway.amazonaws.com" and "${WebSocketApi}/" in p["SourceArn"]["Fn::Sub"]
+        for p in permissions
+    ), "API Gateway may not invoke WebSocketFunction"
+
+    stages = [
+        s["Properties"]
+        for s in _of_type(resources, "AWS::ApiGatewayV2::Stage").values()
+        if _ref_name(s["Properties"]["ApiId"]) == "WebSocketApi"
+    ]
+    assert len(stages) == 1
+    # STRATUS_WEBSOCKET_ENDPOINT ends in /${Stage}: the stage must carry that name.
+    assert stages[0]["StageName"] == {"Ref": "Stage"}
+    assert stages[0]["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
+    deployment = resources[_ref_name(stages[0]["DeploymentId"]) or ""]
+    assert set(deployment["DependsOn"]) >= {
+        r for r in resources if r.startswith("WebSocket") and r.endswith("Route")
+    }
+
+
+def test_websocket_pushes_are_scoped_and_the_websocket_function_gets_nothing_else(
+    resources: dict[str, Any], functions: dict[str, dict[str, Any]]
+) -> None:
+    push = resources["WebSocketPushPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert [s["Action"] for s in push] == ["execute-api:ManageConnections"]
+    assert push[0]["Resource"]["Fn::Sub"].endswith(":${WebSocketApi}/${Stage}/POST/@connections/*")
+    for name in ("ApiFunction", "JobEventsFunction", "SweeperFunction", "WebSocketFunction"):
+        policies = {_ref_name(p) for p in _as_list(functions[name]["Policies"])}
+        assert "WebSocketPushPolicy" in policies, f"{name} cannot push to WebSocket clients"
+    websocket = [_ref_name(p) for p in _as_list(functions["WebSocketFunction"]["Policies"])]
+    assert sorted(websocket, key=str) == ["SecretsReadPolicy", "WebSocketPushPolicy"]
+
+
+def _evaluate(expression: Any, parameters: dict[str, str]) -> Any:
+    """A tiny evaluator for the Ref / Fn::Split / Fn::Select / Fn::Join intrinsics used on parameters."""
+    if isinstance(expression, str | int):
+        return expression
+    if "Ref" in expression:
+        return parameters[expression["Ref"]]
+    if "Fn::Split" in expression:
+        delimiter, source = expression["Fn::Split"]
+        return _evaluate(source, parameters).split(delimiter)
+    if "Fn::Select" in expression:
+        index, items = expression["Fn::Select"]
+        return _evaluate(items, parameters)[int(index)]
+    if "Fn::Join" in expression:
+        delimiter, items = expression["Fn::Join"]
+        return delimiter.join(_evaluate(item, parameters) for item in items)
+    raise AssertionError(f"unexpected intrinsic {expression!r}")
+
+
+@pytest.mark.parametrize(
+    ("image_uri", "region", "account", "repository"),
+    [
+        (
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/stratus-worker:latest",
+            "us-east-1",
+            "123456789012",
+            "stratus-worker",
+        ),
+        (
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/worker@sha256:0a1b",
+            "eu-west-1",
+            "123456789012",
+            "team/worker",
+        ),
+        (
+            "210987654321.dkr.ecr.cn-north-1.amazonaws.com.cn/worker:v1",
+            "cn-north-1",
+            "210987654321",
+            "worker",
+        ),
+        ("123456789012.dkr.ecr.us-west-2.amazonaws.com/worker", "us-west-2", "123456789012", "worker"),
+    ],
+)
+def test_worker_image_pull_is_scoped_to_its_repository(
+    resources: dict[str, Any], image_uri: str, region: str, account: str, repository: str
+) -> None:
+    """The ECR pull grant names exactly the repository WorkerImageUri points at (tag or digest cut off)."""
+    statements = resources["SageMakerExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"][
+        "Statement"
+    ]
+    pull = next(
+        s for raw in statements for s in _conditional_branches(raw) if s.get("Sid") == "PullWorkerImage"
+    )
+    pattern, variables = pull["Resource"]["Fn::Sub"]
+    values = {
+        name: _evaluate(expression, {"WorkerImageUri": image_uri}) for name, expression in variables.items()
+    }
+    arn = re.sub(r"\$\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), pattern)
+    assert arn == f"arn:${{AWS::Partition}}:ecr:{region}:{account}:repository/{repository}"

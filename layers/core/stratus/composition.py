@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from stratus.datasets.ingest import IngestLimits
 from stratus.db.database import Database
 from stratus.db.repositories.api_keys import ApiKeyRepository
+from stratus.db.repositories.connections import ConnectionRepository
 from stratus.db.repositories.datasets import DatasetRepository
 from stratus.db.repositories.files import FileRepository
 from stratus.db.repositories.jobs import JobEventRepository, JobRepository
@@ -14,6 +15,7 @@ from stratus.db.repositories.models import ModelRepository
 from stratus.db.repositories.rate_limits import RateLimitRepository
 from stratus.db.repositories.sessions import RefreshTokenRepository, RevocationRepository
 from stratus.db.repositories.users import UserRepository
+from stratus.db.repositories.webhooks import WebhookDeliveryRepository, WebhookRepository
 from stratus.db.repository import Repository
 from stratus.observability.logging import get_logger
 from stratus.observability.metrics import Metrics
@@ -31,11 +33,13 @@ from stratus.services.files import FileService
 from stratus.services.health import HealthService
 from stratus.services.job_events import JobEventsService
 from stratus.services.jobs import START_MESSAGE, JobPolicy, JobService
+from stratus.services.live import LiveUpdates
 from stratus.services.messages import MessageRouter
 from stratus.services.models import ModelService
 from stratus.services.predictions import PredictionService
 from stratus.services.quota import QuotaService
 from stratus.services.rate_limit import Limit, RateLimiter
+from stratus.services.webhooks import DELIVER_MESSAGE, WebhookService
 from stratus.settings import Settings
 
 
@@ -73,6 +77,9 @@ class Container:
         self.file_repo = FileRepository(db)
         self.job_repo = JobRepository(db)
         self.job_event_repo = JobEventRepository(db)
+        self.webhook_repo = WebhookRepository(db)
+        self.webhook_delivery_repo = WebhookDeliveryRepository(db)
+        self.connection_repo = ConnectionRepository(db)
         self.repositories: list[Repository] = [
             self.users,
             self.refresh_tokens,
@@ -84,6 +91,9 @@ class Container:
             self.file_repo,
             self.job_repo,
             self.job_event_repo,
+            self.webhook_repo,
+            self.webhook_delivery_repo,
+            self.connection_repo,
         ]
 
         self.rate_limiter = RateLimiter(self.rate_limit_counters)
@@ -135,12 +145,23 @@ class Container:
                 heartbeat_timeout_s=settings.job_heartbeat_timeout_s,
             ),
         )
+        # Webhook deliveries share the jobs queue (and its DLQ); private target addresses are refused
+        # outside the local runtime (SSRF).
+        self.webhooks = WebhookService(
+            self.webhook_repo,
+            self.webhook_delivery_repo,
+            ports.queue,
+            allow_private_urls=settings.runtime == "local",
+        )
+        self.live = LiveUpdates(self.connection_repo, ports.notifier, job_owner=self.jobs.owns)
         self.job_events = JobEventsService(
             jobs=self.job_repo,
             events=self.job_event_repo,
             models=self.model_repo,
             backend=ports.jobs,
             heartbeat_timeout_s=settings.job_heartbeat_timeout_s,
+            live=self.live,
+            webhooks=self.webhooks,
         )
         self.predictions = PredictionService(self.models, ports.storage, self.quota)
 
@@ -148,6 +169,7 @@ class Container:
         self.messages = MessageRouter()
         self.messages.register(PROCESS_MESSAGE, self.datasets.handle_message)
         self.messages.register(START_MESSAGE, self.jobs.handle_message)
+        self.messages.register(DELIVER_MESSAGE, self.webhooks.handle_message)
 
     async def bootstrap(self) -> None:
         """Idempotent start-up work that needs I/O (indexes); run lazily on the first request."""

@@ -84,7 +84,9 @@ async def test_model_bound_key_cannot_manage_the_account(client: httpx.AsyncClie
 
 async def test_model_bound_key_may_call_only_its_model(client: httpx.AsyncClient, alice: Account) -> None:
     own, other = await _model(client, alice), await _model(client, alice)
-    created = await client.post("/api/apikeys", headers=alice.headers, json={"model_id": own, "name": "bound"})
+    created = await client.post(
+        "/api/apikeys", headers=alice.headers, json={"model_id": own, "name": "bound"}
+    )
     headers = {"X-API-Key": created.json()["key"]}
     refused = await client.post(f"/models/{other}/predict", headers=headers, json={"input": [1, 2]})
     assert refused.status_code == 403 and refused.json()["code"] == "API_KEY_SCOPE"

@@ -45,6 +45,17 @@ async def _file(client: httpx.AsyncClient, owner: Account) -> str:
     return str((await client.post("/api/files/upload", headers=owner.headers, files=files)).json()["_id"])
 
 
+async def _webhook(client: httpx.AsyncClient, owner: Account) -> str:
+    body = {"url": "https://hooks.example.com/stratus", "events": ["training.completed"]}
+    return str((await client.post("/api/webhooks", headers=owner.headers, json=body)).json()["_id"])
+
+
+async def _job(client: httpx.AsyncClient, owner: Account) -> str:
+    dataset_id = await _dataset(client, owner)
+    body = {"dataset_id": dataset_id, "target": "b", "hyperparameters": {"epochs": 1}}
+    return str((await client.post("/training/start", headers=owner.headers, json=body)).json()["job_id"])
+
+
 RESOURCES = [
     Resource(
         "model record",
@@ -69,6 +80,29 @@ RESOURCES = [
         ),
     ),
     Resource("file", _file, (("GET", "/api/files/{id}", None), ("DELETE", "/api/files/{id}", None))),
+    Resource(
+        "webhook",
+        _webhook,
+        (
+            ("GET", "/api/webhooks/{id}", None),
+            ("GET", "/api/webhooks/{id}/deliveries", None),
+            ("POST", "/api/webhooks/{id}/test", None),
+            ("DELETE", "/api/webhooks/{id}", None),
+            ("DELETE", "/webhooks/{id}", None),
+        ),
+    ),
+    Resource(
+        "job",
+        _job,
+        (
+            ("GET", "/api/jobs/{id}", None),
+            ("GET", "/api/jobs/{id}/events", None),
+            ("POST", "/api/jobs/{id}/cancel", None),
+            ("GET", "/training/status/{id}", None),
+            ("GET", "/training/results/{id}", None),
+            ("POST", "/training/stop/{id}", None),
+        ),
+    ),
 ]
 
 LISTINGS = {
@@ -76,11 +110,13 @@ LISTINGS = {
     "api key": "/api/apikeys",
     "dataset": "/api/datasets",
     "file": "/api/files",
+    "webhook": "/api/webhooks",
+    "job": "/api/jobs",
 }
 
 
 def _ids(body: object) -> list[str]:
-    items = body["files"] if isinstance(body, dict) else body
+    items = next(body[k] for k in ("files", "jobs") if k in body) if isinstance(body, dict) else body
     assert isinstance(items, list)
     return [item["_id"] for item in items]
 

@@ -22,6 +22,7 @@ from stratus.api.routers import (
     registry,
     training,
     users,
+    webhooks,
 )
 from stratus.composition import Container
 
@@ -61,6 +62,8 @@ def create_app(container: Container, *, extra_routers: Iterable[APIRouter] = ())
     app.include_router(auth.build_router("/api/auth"))
     # Seeds 000 and 001 call the same handlers without the /api prefix.
     app.include_router(auth.build_router("/auth", include_in_schema=False))
+    app.include_router(webhooks.build_router("/api/webhooks"))
+    app.include_router(webhooks.build_router("/webhooks", include_in_schema=False))
     for router in extra_routers:
         app.include_router(router)
     app.add_middleware(

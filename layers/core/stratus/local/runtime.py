@@ -100,7 +100,7 @@ def build_local_app(container: Container, ports: LocalPorts) -> FastAPI:
         container,
         extra_routers=[
             storage_local.build_router(ports.storage),
-            websocket.build_router(ports.notifier, container.auth),
+            websocket.build_router(ports.notifier, container.auth, container.live),
         ],
     )
 

@@ -3,11 +3,17 @@
 Clients authenticate with the tokens the HTTP API issues: `?token=<jwt or sk- key>` or the
 `Sec-WebSocket-Protocol` header (`bearer, <token>`), since browsers cannot set Authorization on a
 WebSocket. Unauthenticated connections are refused before the handshake completes.
+
+Clients follow jobs with {"action": "subscribe", "job_id": ...} (and "unsubscribe", "ping"); the
+per-resource paths of seed 002 (`/ws/tasks/{id}`, `/ws/download/{id}`) subscribe on connect.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
+import logging
 import uuid
 from typing import Any
 
@@ -16,8 +22,12 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 from stratus.adapters.local.ws_hub import LocalWebSocketHub
 from stratus.errors import DomainError
 from stratus.services.auth import AuthService, Principal
+from stratus.services.live import LiveUpdates, error_message
 
 BEARER_SUBPROTOCOL = "bearer"
+CLOSE_NOT_FOUND = 4404  # application close code: the followed resource does not exist (or is not yours)
+
+log = logging.getLogger(__name__)
 
 
 def _credential(ws: WebSocket) -> tuple[str | None, str | None]:
@@ -41,11 +51,13 @@ async def authenticate(ws: WebSocket, auth: AuthService) -> tuple[Principal, str
         return None
 
 
-def build_router(hub: LocalWebSocketHub, auth: AuthService) -> APIRouter:
+def build_router(hub: LocalWebSocketHub, auth: AuthService, live: LiveUpdates) -> APIRouter:
     router = APIRouter()
 
-    @router.websocket("/ws")
-    async def websocket(ws: WebSocket) -> None:
+    async def respond(connection_id: str, principal: Principal, message: Any) -> dict[str, Any]:
+        return await live.respond(connection_id, principal.user_id, message)
+
+    async def serve(ws: WebSocket, follow: str | None = None) -> None:
         authenticated = await authenticate(ws, auth)
         if authenticated is None:
             # Closing before accept answers the handshake with HTTP 403.
@@ -54,23 +66,56 @@ def build_router(hub: LocalWebSocketHub, auth: AuthService) -> APIRouter:
         principal, subprotocol = authenticated
         await ws.accept(subprotocol=subprotocol)
         connection_id = uuid.uuid4().hex
+        await live.connect(connection_id, principal.user_id)
         hub.register(connection_id, ws.send_json)
-        await ws.send_json(
-            {"type": "connected", "data": {"connection_id": connection_id, "user_id": str(principal.user_id)}}
-        )
+        # Replies go through the hub too: its per-connection lock keeps them whole amid pushed updates.
+        send = functools.partial(hub.send, connection_id)
         try:
-            while True:
-                message: Any = await ws.receive_json()
-                action = message.get("action") if isinstance(message, dict) else None
-                if action == "ping":
-                    await ws.send_json({"type": "pong", "data": {}})
-                else:
-                    await ws.send_json({"type": "error", "data": {"message": f"unknown action: {action!r}"}})
-        except (WebSocketDisconnect, ValueError):
+            await send(
+                {
+                    "type": "connected",
+                    "data": {"connection_id": connection_id, "user_id": str(principal.user_id)},
+                }
+            )
+            if follow is not None:
+                reply = await respond(connection_id, principal, {"action": "subscribe", "job_id": follow})
+                await send(reply)
+                if reply["type"] == "error":
+                    await ws.close(code=CLOSE_NOT_FOUND, reason=reply["data"]["message"])
+                    return
+            while (event := await ws.receive())["type"] != "websocket.disconnect":
+                try:
+                    message: Any = json.loads(event.get("text") or event.get("bytes") or b"")
+                except ValueError:
+                    await send(error_message("messages must be JSON"))
+                    continue
+                await send(await respond(connection_id, principal, message))
+        except WebSocketDisconnect:
             pass
         finally:
             hub.unregister(connection_id)
+            try:
+                await live.disconnect(connection_id)
+            except DomainError:
+                log.warning("could not forget WebSocket connection %s (its record expires)", connection_id)
             with contextlib.suppress(RuntimeError):
                 await ws.close()
+
+    @router.websocket("/ws")
+    async def websocket(ws: WebSocket) -> None:
+        await serve(ws)
+
+    @router.websocket("/ws/training")
+    async def training(ws: WebSocket) -> None:
+        """Seed 002's training channel: subscribe to jobs with {"action": "subscribe", "job_id"}."""
+        await serve(ws)
+
+    @router.websocket("/ws/tasks/{task_id}")
+    async def task(ws: WebSocket, task_id: str) -> None:
+        await serve(ws, follow=task_id)
+
+    @router.websocket("/ws/download/{download_id}")
+    async def download(ws: WebSocket, download_id: str) -> None:
+        await serve(ws, follow=download_id)
 
     return router

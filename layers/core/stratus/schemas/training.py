@@ -65,7 +65,7 @@ class TrainingStatus(BaseModel):
     progress: float
     current_epoch: int
     total_epochs: int
-    metrics: dict[str, float | None]
+    metrics: dict[str, Any]
     started_at: UtcDateTime | None
     elapsed_time: int
     error: str | None = None
@@ -75,9 +75,9 @@ class TrainingResults(BaseModel):
     job_id: str
     status: str
     model_id: str | None
-    final_metrics: dict[str, float | None]
+    final_metrics: dict[str, Any]
     training_history: dict[str, list[float | None]]
-    baseline: dict[str, float | None] | None = None
+    baseline: dict[str, Any] | None = None
     duration: int
     completed_at: UtcDateTime | None
 

@@ -260,9 +260,18 @@ class JobEventsService:
                 "size_mb": info.get("size_mb"),
                 "artifacts": dict(detail.get("artifacts") or {}),
                 "accuracy": metrics.get("accuracy"),
-                "f1_score": metrics.get("f1"),
+                "f1_score": metrics.get("f1_macro"),
                 "loss": metrics.get("val_loss"),
-                "performance": metrics,
+                # Seed 001's names for the held-out figures (macro averages for precision/recall/F1).
+                "performance": {
+                    "accuracy": metrics.get("accuracy"),
+                    "precision": metrics.get("precision_macro"),
+                    "recall": metrics.get("recall_macro"),
+                    "f1_score": metrics.get("f1_macro"),
+                    "rmse": metrics.get("rmse"),
+                    "mae": metrics.get("mae"),
+                    "r2": metrics.get("r2"),
+                },
                 "training_config": {
                     "dataset_id": str(job.get("dataset_id")),
                     "epochs": hp.get("epochs"),
@@ -338,6 +347,9 @@ def _progress_data(job: dict[str, Any]) -> dict[str, Any]:
     started = job.get("started_at")
     return {
         "job_id": str(job["_id"]),
+        # Events are handled concurrently (here and by Lambda), so updates can arrive out of order:
+        # clients order them by `seq`.
+        "seq": job.get("last_seq", 0),
         "status": job["status"],
         "progress": job.get("progress", 0.0),
         "current_epoch": job.get("current_epoch", 0),
