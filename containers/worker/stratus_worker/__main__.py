@@ -14,13 +14,14 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
 from stratus.errors import DomainError
 from stratus_worker.events import JobEvents
 from stratus_worker.runtime import JobContext, JobEnv, JobFailed, JobStopped, Outcome
-from stratus_worker.storage import build_sink, build_storage
+from stratus_worker.storage import build_sink, build_storage, load_params
 
 KINDS = {"training": "stratus_worker.tabular"}  # kind -> module with run(ctx) -> Outcome
 EXIT_COMPLETED, EXIT_FAILED, EXIT_STOPPED = 0, 1, 143
@@ -36,6 +37,9 @@ def main(environ: Mapping[str, str] = os.environ) -> int:
         job.workdir.mkdir(parents=True, exist_ok=True)
         sink = build_sink(environ, job.workdir)
         storage = build_storage(environ)
+        if "STRATUS_JOB_PARAMS" not in environ and environ.get("STRATUS_JOB_PARAMS_KEY"):
+            # Params too long for the environment (SageMaker's 512-character limit) come by reference.
+            job = replace(job, params=load_params(storage, environ["STRATUS_JOB_PARAMS_KEY"]))
     except Exception as e:  # nowhere to report to yet: stderr is the reason the backend records
         print(f"Job failed: the worker could not start: {e}", file=sys.stderr)
         return EXIT_FAILED

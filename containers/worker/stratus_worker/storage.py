@@ -73,3 +73,11 @@ def upload_json(storage: ObjectStorage, key: str, doc: Any) -> int:
     data = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
     asyncio.run(storage.put_bytes(key, data, content_type="application/json"))
     return len(data)
+
+
+def load_params(storage: ObjectStorage, key: str) -> dict[str, Any]:
+    """Job params stored by the dispatcher when they were too long for the environment."""
+    params = json.loads(asyncio.run(storage.get_bytes(key)))
+    if not isinstance(params, dict):
+        raise ValueError(f"{key} must hold a JSON object")
+    return params

@@ -140,6 +140,7 @@ class Container:
             datasets=self.dataset_repo,
             queue=ports.queue,
             backend=ports.jobs,
+            storage=ports.storage,
             policy=JobPolicy(
                 max_running_per_user=settings.max_concurrent_jobs_per_user,
                 heartbeat_timeout_s=settings.job_heartbeat_timeout_s,

@@ -59,6 +59,7 @@ async def sleeper_jobs(container: Container, tmp_path: Path) -> AsyncIterator[tu
         datasets=container.dataset_repo,
         queue=container.ports.queue,
         backend=backend,
+        storage=container.ports.storage,
         policy=JobPolicy(max_running_per_user=1),
     )
     container.jobs = service

@@ -131,3 +131,19 @@ async def test_the_local_backend_runs_it(store: Path, tmp_path: Path) -> None:
     assert states == ["running", "failed"]
     (result,) = read_events(tmp_path / "jobs" / "job-local" / "events.jsonl")[-1:]
     assert result["detail"]["status"] == "failed"
+
+
+def test_params_too_long_for_the_environment_are_read_from_storage(store: Path, tmp_path: Path) -> None:
+    # GIVEN params stored by the dispatcher (SageMaker caps environment values at 512 characters)
+    params = {"dataset_key": "datasets/clf.csv", "target": "label", "hyperparameters": {"epochs": 1},
+              "note": "x" * 600}  # fmt: skip
+    storage = LocalDirectoryStorage(store, base_url="http://test", signing_secret="x")
+    asyncio.run(storage.put_bytes("models/job-ref/params.json", json.dumps(params).encode()))
+    env = environment(store, tmp_path / "work", "job-ref", params)
+    del env["STRATUS_JOB_PARAMS"]
+    env["STRATUS_JOB_PARAMS_KEY"] = "models/job-ref/params.json"
+    # WHEN the worker runs THEN it trains with them
+    done = subprocess.run(WORKER_COMMAND, env=env, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    result = read_events(tmp_path / "work" / "events.jsonl")[-1]
+    assert result["detail"]["status"] == "completed"

@@ -19,11 +19,13 @@ from typing import Any
 
 from bson import ObjectId
 
+from stratus.adapters.job_env import MAX_INLINE_PARAMS, encode_params, params_key
 from stratus.db.repositories.datasets import DatasetRepository
 from stratus.db.repositories.jobs import ACTIVE_STATES, TERMINAL_STATES, JobEventRepository, JobRepository
 from stratus.errors import Conflict, DomainError, InvalidInput, NotFound, ServiceUnavailable
 from stratus.ports.jobs import JobBackend, JobHandle, JobSpec
 from stratus.ports.queue import MessageQueue
+from stratus.ports.storage import ObjectStorage
 from stratus.schemas.common import utcnow
 from stratus.schemas.training import TrainingStart
 
@@ -51,6 +53,7 @@ class JobService:
         datasets: DatasetRepository,
         queue: MessageQueue,
         backend: JobBackend,
+        storage: ObjectStorage,
         policy: JobPolicy,
     ) -> None:
         self._jobs = jobs
@@ -58,6 +61,7 @@ class JobService:
         self._datasets = datasets
         self._queue = queue
         self._backend = backend
+        self._storage = storage
         self.policy = policy
 
     # --- creating -------------------------------------------------------------------------------
@@ -169,6 +173,10 @@ class JobService:
             gpu=False,
         )
         try:
+            if len(encode_params(spec)) > MAX_INLINE_PARAMS:
+                await self._storage.put_bytes(
+                    params_key(spec), encode_params(spec).encode(), content_type="application/json"
+                )
             handle = await self._backend.submit(spec)
         except DomainError as e:
             failed = await self._jobs.transition(
