@@ -100,8 +100,22 @@ def test_training_job_names_fit_sagemaker() -> None:
 
 async def test_oversized_environment_values_are_refused_before_aws() -> None:
     client = boto3.client("sagemaker", region_name=REGION)
-    with Stubber(client), pytest.raises(InvalidInput, match="STRATUS_JOB_PARAMS"):
-        await backend(client).submit(spec(params={"text": "x" * 600}))
+    with Stubber(client), pytest.raises(InvalidInput, match="EXTRA"):
+        await backend(client).submit(spec(env={"EXTRA": "x" * 600}))
+
+
+@pytest.mark.usefixtures("aws")
+async def test_long_params_travel_by_reference() -> None:
+    # Params over the 512-character limit are stored by the dispatcher; the job gets their key.
+    client = boto3.client("sagemaker", region_name=REGION)
+    sent: list[dict[str, Any]] = []
+    client.meta.events.register(
+        "provide-client-params.sagemaker.CreateTrainingJob", lambda params, **_: sent.append(dict(params))
+    )
+    await backend(client).submit(spec(params={"text": "x" * 600}))
+    environment = sent[0]["Environment"]
+    assert "STRATUS_JOB_PARAMS" not in environment
+    assert environment["STRATUS_JOB_PARAMS_KEY"] == "jobs/65f0c0ffee0123456789abcd/params.json"
 
 
 async def test_unconfigured_backend_refuses_to_submit() -> None:
