@@ -527,7 +527,7 @@ def test_job_event_rules_match_the_job_events_service_pattern(functions: dict[st
     for name, props in rules.items():
         pattern = props["Pattern"]
         bus = _ref_name(props.get("EventBusName"))
-        if pattern["source"] == ["stratus.jobs"]:
+        if pattern["source"][0].startswith("stratus."):
             assert bus == "EventBus", f"{name}: our events are on the custom bus"
         else:
             assert "EventBusName" not in props, f"{name}: AWS service events are on the default bus"

@@ -30,6 +30,7 @@ from stratus.services.api_keys import ApiKeyService
 from stratus.services.auth import AuthService, LoginLimits
 from stratus.services.datasets import PROCESS_MESSAGE, DatasetPolicy, DatasetService
 from stratus.services.files import FileService
+from stratus.services.finetune import FineTuneRecordService
 from stratus.services.health import HealthService
 from stratus.services.job_events import JobEventsService
 from stratus.services.jobs import START_MESSAGE, JobPolicy, JobService
@@ -165,6 +166,10 @@ class Container:
             webhooks=self.webhooks,
         )
         self.predictions = PredictionService(self.models, ports.storage, self.quota)
+        # Seed 003's client-managed fine-tune records, kept in the jobs collection (kind "finetune").
+        self.finetune = FineTuneRecordService(
+            jobs=self.job_repo, datasets=self.dataset_repo, models=self.model_repo, users=self.users
+        )
 
         # Queue messages, by type: the SQS dispatcher and the local queue both hand bodies here.
         self.messages = MessageRouter()

@@ -12,7 +12,6 @@ import pytest
 from fastapi import FastAPI
 
 from stratus.api.app import create_app
-from stratus.api.routers import webhooks as webhooks_router
 from stratus.composition import Container
 from stratus.db.repositories.webhooks import WebhookDeliveryRepository, WebhookRepository
 from stratus.local.runtime import LocalPorts
@@ -97,20 +96,14 @@ async def receiver() -> AsyncIterator[Receiver]:
 async def app(
     container: Container, ports: LocalPorts, make_service: Callable[..., WebhookService]
 ) -> AsyncIterator[FastAPI]:
-    """The API with the webhook routes, deliveries flowing through the real local queue."""
+    """The API with a webhook service on a settable clock, deliveries flowing through the real local queue."""
     service = make_service(queue=ports.queue)
     container.webhooks = service  # type: ignore[attr-defined,unused-ignore]
     router = MessageRouter()
     router.register(DELIVER_MESSAGE, service.handle_message)
     await ports.queue.start(router.handle)
     try:
-        yield create_app(
-            container,
-            extra_routers=[
-                webhooks_router.build_router("/api/webhooks"),
-                webhooks_router.build_router("/webhooks", include_in_schema=False),
-            ],
-        )
+        yield create_app(container)
     finally:
         await ports.queue.stop()
 

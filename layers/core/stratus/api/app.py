@@ -15,6 +15,7 @@ from stratus.api.routers import (
     auth,
     datasets,
     files,
+    finetune,
     health,
     jobs,
     meta,
@@ -56,6 +57,7 @@ def create_app(container: Container, *, extra_routers: Iterable[APIRouter] = ())
         files.router,
         training.router,
         jobs.router,
+        finetune.router,
         registry.router,
     ):
         app.include_router(router)

@@ -28,12 +28,16 @@ log = logging.getLogger(__name__)
 PROGRESS = "Stratus Job Progress"
 RESULT = "Stratus Job Result"
 SAGEMAKER_STATE = "SageMaker Training Job State Change"
+# Not a job event, but it fans out to webhooks the same way (seed 001's dataset.processed).
+DATASET_SOURCE = "stratus.datasets"
+DATASET_PROCESSED = "dataset.processed"
 BATCH_STATE = "Batch Job State Change"
 
 # The EventBridge rules (template.yaml) and the local bus subscribe with this pattern.
 EVENT_PATTERN: dict[str, Any] = {
     "$or": [
         {"source": ["stratus.jobs"], "detail-type": [PROGRESS, RESULT, JOB_STATE_CHANGE]},
+        {"source": [DATASET_SOURCE], "detail-type": [DATASET_PROCESSED]},
         {"source": ["aws.sagemaker"], "detail-type": [SAGEMAKER_STATE]},
         {"source": ["aws.batch"], "detail-type": [BATCH_STATE]},
     ]
@@ -81,6 +85,9 @@ class JobEventsService:
     async def handle(self, envelope: Mapping[str, Any]) -> None:
         detail_type = envelope.get("detail-type")
         detail = envelope.get("detail") or {}
+        if detail_type == DATASET_PROCESSED:
+            await self._dataset_processed(detail)
+            return
         job = await self._find(detail_type, detail)
         if job is None:
             log.warning("dropping %s for an unknown job: %s", detail_type, detail)
@@ -282,6 +289,18 @@ class JobEventsService:
                 },
             },
         )
+
+    async def _dataset_processed(self, detail: Mapping[str, Any]) -> None:
+        user_id = detail.get("user_id")
+        if self.webhooks is None or not isinstance(user_id, str) or not ObjectId.is_valid(user_id):
+            return
+        data = {k: detail.get(k) for k in ("dataset_id", "status", "error", "row_count")}
+        try:
+            await self.webhooks.dispatch(ObjectId(user_id), DATASET_PROCESSED, data)
+        except DomainError:
+            log.warning(
+                "could not queue dataset.processed webhooks for %s", detail.get("dataset_id"), exc_info=True
+            )
 
     # --- fan-out --------------------------------------------------------------------------------
 

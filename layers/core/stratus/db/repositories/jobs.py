@@ -81,6 +81,14 @@ class JobRepository(Repository):
             query["kind"] = kind
         return await self.collection.find(query).sort("_id", DESCENDING).limit(limit).to_list()
 
+    async def page_owned(
+        self, user_id: ObjectId, *, match: dict[str, Any], limit: int, offset: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Newest first, limit/offset, with the total: seed 003's bare lists (filtered by `match`)."""
+        query = {**match, "user_id": user_id}
+        cursor = self.collection.find(query).sort("_id", DESCENDING).skip(offset).limit(limit)
+        return await cursor.to_list(), await self.collection.count_documents(query)
+
     async def transition(
         self,
         job_id: ObjectId,
