@@ -56,6 +56,7 @@ def create_app(container: Container, *, extra_routers: Iterable[APIRouter] = ())
         datasets.seed001,
         files.router,
         training.router,
+        training.seed002,
         jobs.router,
         finetune.router,
         registry.router,

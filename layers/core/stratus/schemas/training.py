@@ -84,6 +84,7 @@ class TrainingResults(BaseModel):
 
 class TrainingStopped(BaseModel):
     job_id: str
+    task_id: str | None = None
     status: str
     message: str
 
@@ -126,3 +127,41 @@ class JobEventPublic(PublicModel):
 class JobEventPage(BaseModel):
     events: list[JobEventPublic]
     next_cursor: str | None
+
+
+class Seed002TrainingStart(BaseModel):
+    """Seed 002's POST /api/training/start. `dataset_path` names one of your datasets (its id or name);
+    `output_dir` is accepted and ignored: outputs are stored per job and the model joins the registry."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model_type: str = Field(default="mlp", min_length=1, max_length=60)
+    base_model: str | None = Field(default=None, max_length=200)
+    dataset_id: ObjectIdStr | None = None
+    dataset_path: str | None = Field(default=None, min_length=1, max_length=500)
+    output_dir: str | None = Field(default=None, max_length=500)
+    epochs: int = Field(default=10, ge=1, le=1000)
+    batch_size: int = Field(default=8, ge=1, le=4096)
+    learning_rate: float = Field(default=0.0001, gt=0, lt=1, description="Must be between 0 and 1")
+    save_steps: int | None = Field(default=None, ge=1, description="Checkpoints are written every epoch")
+    target: str | None = Field(default=None, min_length=1, max_length=200)
+    validation_split: float = Field(default=0.2, gt=0, le=0.5)
+
+
+class Seed002TrainingStarted(BaseModel):
+    task_id: str
+    status: str
+
+
+class Seed002TrainingStatus(BaseModel):
+    task_id: str
+    status: str
+    progress: float
+    current_epoch: int
+    total_epochs: int
+    current_step: int
+    total_steps: int
+    loss: float | None
+    learning_rate: float | None
+    metrics: dict[str, Any]
+    error: str | None = None

@@ -22,7 +22,7 @@ from bson import ObjectId
 from stratus.adapters.job_env import MAX_INLINE_PARAMS, encode_params, params_key
 from stratus.db.repositories.datasets import DatasetRepository
 from stratus.db.repositories.jobs import ACTIVE_STATES, TERMINAL_STATES, JobEventRepository, JobRepository
-from stratus.errors import Conflict, DomainError, InvalidInput, NotFound, ServiceUnavailable
+from stratus.errors import Conflict, DomainError, InvalidInput, NotFound, ServiceUnavailable, ValidationFailed
 from stratus.ports.jobs import JobBackend, JobHandle, JobSpec
 from stratus.ports.queue import MessageQueue
 from stratus.ports.storage import ObjectStorage
@@ -75,6 +75,12 @@ class JobService:
             raise NotFound("Dataset not found")
         if dataset["status"] != "ready":
             raise Conflict(f"Dataset is not ready (status: {dataset['status']})", code="DATASET_NOT_READY")
+        if dataset.get("kind") == "images":
+            raise ValidationFailed(
+                "Training on image datasets is not available yet; tabular datasets (CSV, JSON) are",
+                code="UNSUPPORTED_DATASET",
+                details=[{"field": "dataset_id", "message": "image datasets cannot be trained on yet"}],
+            )
         columns = {c["name"]: c["type"] for c in dataset.get("columns") or []}
         target = request.target or (dataset.get("metadata") or {}).get("target")
         if not target or target not in columns:
@@ -139,6 +145,20 @@ class JobService:
                 with contextlib.suppress(DomainError):
                     await self._jobs.delete(job["_id"])
                 raise ServiceUnavailable("Could not queue the job; nothing was created, please retry") from e
+
+    async def resolve_dataset(self, user_id: ObjectId, reference: str) -> str:
+        """Seed 002 names a dataset by `dataset_path`: accept a dataset id, a name, or a path ending in one."""
+        candidates = [reference, reference.rstrip("/").rsplit("/", 1)[-1]]
+        for candidate in candidates:
+            if ObjectId.is_valid(candidate) and await self._datasets.get_owned(user_id, ObjectId(candidate)):
+                return candidate
+            found = await self._datasets.find_by_name(user_id, candidate)
+            if found is not None:
+                return str(found["_id"])
+        raise NotFound(
+            "Dataset not found",
+            details=[{"field": "dataset_path", "message": "no dataset with this id or name"}],
+        )
 
     # --- dispatching (queue consumer) -----------------------------------------------------------
 

@@ -10,9 +10,13 @@ from stratus.api.deps import ContainerDep
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
 from stratus.db.ids import ObjectIdStr, oid
-from stratus.errors import Conflict
+from stratus.errors import Conflict, ValidationFailed
 from stratus.schemas.common import utcnow
 from stratus.schemas.training import (
+    Hyperparameters,
+    Seed002TrainingStart,
+    Seed002TrainingStarted,
+    Seed002TrainingStatus,
     TrainingResults,
     TrainingStart,
     TrainingStarted,
@@ -96,3 +100,73 @@ async def stop_training(job_id: ObjectIdStr, user: CurrentUser, container: Conta
         "Training job stopped successfully" if job["status"] == "stopped" else "Training job is stopping"
     )
     return {"job_id": job_id, "status": job["status"], "message": message}
+
+
+# Seed 002's shapes under its /api base: the same jobs, named `task_id`.
+seed002 = APIRouter(
+    prefix="/api/training", tags=["training"], route_class=StratusRoute, dependencies=[RateLimit]
+)
+
+
+@seed002.post("/start", status_code=status.HTTP_201_CREATED, response_model=Seed002TrainingStarted)
+async def start_training_seed002(
+    body: Seed002TrainingStart,
+    user: CurrentUser,
+    container: ContainerDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    """Start training on one of your datasets (`dataset_id`, or `dataset_path` as its id or name)."""
+    if body.dataset_id is None and body.dataset_path is None:
+        raise ValidationFailed(
+            "dataset_id or dataset_path is required",
+            details=[{"field": "dataset_path", "message": "dataset_id or dataset_path is required"}],
+        )
+    dataset_id = body.dataset_id or await container.jobs.resolve_dataset(
+        user.user_id, body.dataset_path or ""
+    )
+    request = TrainingStart(
+        dataset_id=dataset_id,
+        model_type=body.model_type,
+        hyperparameters=Hyperparameters(
+            epochs=body.epochs, batch_size=body.batch_size, learning_rate=body.learning_rate
+        ),
+        validation_split=body.validation_split,
+        target=body.target,
+    )
+    job, created = await container.jobs.start_training(user.user_id, request, idempotency_key=idempotency_key)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return {"task_id": str(job["_id"]), "status": job["status"]}
+
+
+@seed002.get("/status/{task_id}", response_model=Seed002TrainingStatus)
+async def training_status_seed002(
+    task_id: ObjectIdStr, user: CurrentUser, container: ContainerDep
+) -> dict[str, Any]:
+    job = await container.jobs.get(user.user_id, oid(task_id, what="Job"))
+    metrics = job.get("metrics") or {}
+    return {
+        "task_id": task_id,
+        "status": job["status"],
+        "progress": job.get("progress", 0.0),
+        "current_epoch": job.get("current_epoch", 0),
+        "total_epochs": job.get("total_epochs", 0),
+        "current_step": job.get("current_step", 0),
+        "total_steps": job.get("total_steps", 0),
+        "loss": metrics.get("loss"),
+        "learning_rate": metrics.get("learning_rate"),
+        "metrics": job.get("final_metrics") or metrics,
+        "error": job.get("error"),
+    }
+
+
+@seed002.post("/stop/{task_id}", response_model=TrainingStopped)
+async def stop_training_seed002(
+    task_id: ObjectIdStr, user: CurrentUser, container: ContainerDep
+) -> dict[str, Any]:
+    job = await container.jobs.stop(user.user_id, oid(task_id, what="Job"))
+    message = (
+        "Training job stopped successfully" if job["status"] == "stopped" else "Training job is stopping"
+    )
+    return {"job_id": task_id, "task_id": task_id, "status": job["status"], "message": message}

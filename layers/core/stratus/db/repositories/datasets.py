@@ -40,6 +40,15 @@ class DatasetRepository(Repository):
     async def get_owned(self, user_id: ObjectId, dataset_id: ObjectId) -> dict[str, Any] | None:
         return await self.collection.find_one({"_id": dataset_id, "user_id": user_id})
 
+    async def find_by_name(self, user_id: ObjectId, name: str) -> dict[str, Any] | None:
+        """The newest of the user's datasets with this name (or file name)."""
+        query = {
+            "user_id": user_id,
+            "$or": [{"name": name}, {"file_name": name}],
+            "status": {"$ne": "awaiting_upload"},
+        }
+        return await self.collection.find_one(query, sort=[("created_at", -1)])
+
     async def get(self, dataset_id: ObjectId) -> dict[str, Any] | None:
         return await self.collection.find_one({"_id": dataset_id})
 
