@@ -60,3 +60,26 @@ async def test_a_non_eventbridge_payload_is_an_error() -> None:
     handler = build_eventbridge_handler(lambda _: asyncio.sleep(0), lambda coro: coro.close())
     with pytest.raises(ValueError, match="detail-type"):
         handler({"Records": []}, None)
+
+
+async def test_batch_state_changes_move_the_job(container: Container) -> None:
+    job, _ = await container.job_repo.insert(
+        {"user_id": ObjectId(), "kind": "training", "status": "starting", "backend": "batch",
+         "external_id": "4c1f2a9e-batch-job"}
+    )  # fmt: skip
+
+    def batch_event(status: str, reason: str | None = None) -> dict[str, Any]:
+        detail = {"jobId": "4c1f2a9e-batch-job", "jobName": "stratus-x", "status": status}
+        if reason:
+            detail["statusReason"] = reason
+        return {"version": "0", "id": status, "source": "aws.batch", "detail-type": "Batch Job State Change",
+                "time": "2026-11-23T10:00:00Z", "detail": detail}  # fmt: skip
+
+    await container.job_events.handle(batch_event("RUNNABLE"))  # not a state we act on
+    await container.job_events.handle(batch_event("RUNNING"))
+    running = await container.job_repo.get(job["_id"])
+    assert running is not None and running["status"] == "running"
+    await container.job_events.handle(batch_event("FAILED", "Essential container in task exited"))
+    failed = await container.job_repo.get(job["_id"])
+    assert failed is not None and failed["status"] == "failed"
+    assert failed["error"] == "Essential container in task exited"
