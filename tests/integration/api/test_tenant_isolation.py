@@ -56,6 +56,11 @@ async def _job(client: httpx.AsyncClient, owner: Account) -> str:
     return str((await client.post("/training/start", headers=owner.headers, json=body)).json()["job_id"])
 
 
+async def _finetune(client: httpx.AsyncClient, owner: Account) -> str:
+    body = {"dataset_id": await _dataset(client, owner), "base_model": "gpt-3.5-turbo"}
+    return str((await client.post("/api/finetune", headers=owner.headers, json=body)).json()["_id"])
+
+
 RESOURCES = [
     Resource(
         "model record",
@@ -103,6 +108,16 @@ RESOURCES = [
             ("POST", "/training/stop/{id}", None),
         ),
     ),
+    Resource(
+        "finetune",
+        _finetune,
+        (
+            ("GET", "/api/finetune/{id}", None),
+            ("PATCH", "/api/finetune/{id}/status?status_update=completed", None),
+            ("PATCH", "/api/finetune/{id}/status", {"status": "failed", "progress": 100}),
+            ("GET", "/api/jobs/{id}", None),
+        ),
+    ),
 ]
 
 LISTINGS = {
@@ -112,6 +127,7 @@ LISTINGS = {
     "file": "/api/files",
     "webhook": "/api/webhooks",
     "job": "/api/jobs",
+    "finetune": "/api/finetune",
 }
 
 

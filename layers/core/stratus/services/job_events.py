@@ -92,6 +92,10 @@ class JobEventsService:
         if job is None:
             log.warning("dropping %s for an unknown job: %s", detail_type, detail)
             return
+        if job.get("managed_by") == "client":
+            # Seed 003's fine-tune records are updated by their owner (PATCH), never by workers.
+            log.warning("dropping %s for client-managed job %s", detail_type, job["_id"])
+            return
         if detail_type == PROGRESS:
             await self._progress(job, detail)
         elif detail_type == RESULT:

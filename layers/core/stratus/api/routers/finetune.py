@@ -50,7 +50,9 @@ async def list_finetune_jobs(
 
 
 @router.get("/{job_id}", response_model=FineTunePublic)
-async def get_finetune_job(job_id: ObjectIdStr, principal: CurrentUser, container: ContainerDep) -> dict[str, Any]:
+async def get_finetune_job(
+    job_id: ObjectIdStr, principal: CurrentUser, container: ContainerDep
+) -> dict[str, Any]:
     return await container.finetune.get(principal.user_id, oid(job_id, what="Fine-tune job"))
 
 
@@ -96,4 +98,6 @@ async def update_finetune_status(
             [{"type": "missing", "loc": ("query", "status_update"), "msg": "Field required", "input": None}]
         )
     update = FineTuneStatusUpdate.model_validate(fields)
-    return await container.finetune.update_status(principal.user_id, oid(job_id, what="Fine-tune job"), update)
+    return await container.finetune.update_status(
+        principal.user_id, oid(job_id, what="Fine-tune job"), update
+    )
