@@ -66,6 +66,9 @@ typecheck: setup
 bench: setup
 	$(PY) bench/cold_import.py
 	$(PY) bench/mangum_overhead.py
+	$(PY) bench/auth_costs.py
+	$(PY) bench/dataset_parse.py
+	$(PY) bench/job_latency.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .aws-sam

@@ -55,6 +55,7 @@ async def container(settings: Settings, ports: LocalPorts) -> AsyncIterator[Cont
     finally:
         await container.database.client.drop_database(settings.mongodb_db)
         await ports.jobs.shutdown()
+        await ports.inference.stop()
         await container.close()
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bson import ObjectId
+
 from stratus.datasets.ingest import IngestLimits
 from stratus.db.database import Database
 from stratus.db.repositories.api_keys import ApiKeyRepository
@@ -14,12 +16,14 @@ from stratus.db.repositories.jobs import JobEventRepository, JobRepository
 from stratus.db.repositories.models import ModelRepository
 from stratus.db.repositories.rate_limits import RateLimitRepository
 from stratus.db.repositories.sessions import RefreshTokenRepository, RevocationRepository
+from stratus.db.repositories.tasks import TaskRepository
 from stratus.db.repositories.users import UserRepository
 from stratus.db.repositories.webhooks import WebhookDeliveryRepository, WebhookRepository
 from stratus.db.repository import Repository
 from stratus.observability.logging import get_logger
 from stratus.observability.metrics import Metrics
 from stratus.ports.events import EventBus
+from stratus.ports.inference import InferenceBackend
 from stratus.ports.jobs import JobBackend
 from stratus.ports.notifier import Notifier
 from stratus.ports.queue import MessageQueue
@@ -40,6 +44,7 @@ from stratus.services.models import ModelService
 from stratus.services.predictions import PredictionService
 from stratus.services.quota import QuotaService
 from stratus.services.rate_limit import Limit, RateLimiter
+from stratus.services.tasks import TaskService
 from stratus.services.webhooks import DELIVER_MESSAGE, WebhookService
 from stratus.settings import Settings
 
@@ -51,6 +56,7 @@ class Ports:
     storage: ObjectStorage
     notifier: Notifier
     jobs: JobBackend
+    inference: InferenceBackend
 
 
 class Container:
@@ -81,6 +87,7 @@ class Container:
         self.webhook_repo = WebhookRepository(db)
         self.webhook_delivery_repo = WebhookDeliveryRepository(db)
         self.connection_repo = ConnectionRepository(db)
+        self.task_repo = TaskRepository(db)
         self.repositories: list[Repository] = [
             self.users,
             self.refresh_tokens,
@@ -95,6 +102,7 @@ class Container:
             self.webhook_repo,
             self.webhook_delivery_repo,
             self.connection_repo,
+            self.task_repo,
         ]
 
         self.rate_limiter = RateLimiter(self.rate_limit_counters)
@@ -155,7 +163,15 @@ class Container:
             ports.queue,
             allow_private_urls=settings.runtime == "local",
         )
-        self.live = LiveUpdates(self.connection_repo, ports.notifier, job_owner=self.jobs.owns)
+        self.live = LiveUpdates(self.connection_repo, ports.notifier, job_owner=self._owns_job_or_task)
+        self.tasks = TaskService(
+            self.task_repo,
+            ports.inference,
+            self.quota,
+            self.live,
+            default_wait_s=settings.task_wait_s,
+            max_wait_s=settings.task_max_wait_s,
+        )
         self.job_events = JobEventsService(
             jobs=self.job_repo,
             events=self.job_event_repo,
@@ -177,6 +193,10 @@ class Container:
         self.messages.register(START_MESSAGE, self.jobs.handle_message)
         self.messages.register(DELIVER_MESSAGE, self.webhooks.handle_message)
 
+    async def _owns_job_or_task(self, user_id: ObjectId, reference: str) -> bool:
+        """WebSocket subscriptions follow jobs (training, downloads) and inference tasks alike."""
+        return await self.jobs.owns(user_id, reference) or await self.tasks.owns(user_id, reference)
+
     async def bootstrap(self) -> None:
         """Idempotent start-up work that needs I/O (indexes); run lazily on the first request."""
         await self.database.ensure_indexes(self.repositories)
@@ -193,6 +213,7 @@ def build_aws_ports(settings: Settings) -> Ports:
     from stratus.adapters.aws.eventbridge import EventBridgeBus
     from stratus.adapters.aws.s3 import S3Storage
     from stratus.adapters.aws.sagemaker import SageMakerBackend
+    from stratus.adapters.aws.sagemaker_async import SageMakerAsyncInference
     from stratus.adapters.aws.sqs import SqsQueue
 
     if not (settings.artifacts_bucket and settings.jobs_queue_url):
@@ -214,14 +235,21 @@ def build_aws_ports(settings: Settings) -> Ports:
             bucket=settings.artifacts_bucket,
             gpu_instance_type=settings.sagemaker_instance_type,
         )
+    storage = S3Storage(clients.LazyClient(lambda: clients.s3(settings)), settings.artifacts_bucket)
     return Ports(
         queue=SqsQueue(clients.LazyClient(lambda: clients.sqs(settings)), settings.jobs_queue_url),
         bus=EventBridgeBus(clients.LazyClient(lambda: clients.events(settings)), settings.event_bus_name),
-        storage=S3Storage(clients.LazyClient(lambda: clients.s3(settings)), settings.artifacts_bucket),
+        storage=storage,
         notifier=ApiGatewayNotifier(
             clients.LazyClient(lambda: clients.apigw_management(settings, settings.websocket_endpoint or ""))
         ),
         jobs=jobs,
+        inference=SageMakerAsyncInference(
+            clients.LazyClient(lambda: clients.sagemaker_runtime(settings)),
+            storage,
+            bucket=settings.artifacts_bucket,
+            endpoint_name=settings.inference_endpoint_name or "",
+        ),
     )
 
 

@@ -79,10 +79,18 @@ class Settings(BaseSettings):
     batch_job_queue: str | None = None
     batch_job_definition: str | None = None
 
+    # How long an inference request waits for its result before answering 202 (overridden per request
+    # with `Prefer: wait=N`, capped at the max; keep the max under API Gateway's 30 s in AWS).
+    task_wait_s: float = Field(default=10.0, ge=0)
+    task_max_wait_s: float = Field(default=25.0, ge=0)
+    # SageMaker asynchronous inference endpoint serving the inference container (AWS).
+    inference_endpoint_name: str | None = None
     # Training jobs one user may run at once (seed 001: 5); more wait in `queued`.
     max_concurrent_jobs_per_user: int = Field(default=5, ge=1)
     # A running job whose worker sends nothing for this long is checked with its backend, then failed.
     job_heartbeat_timeout_s: int = Field(default=600, ge=30)
+    # Start the local inference worker with `stratus serve` rather than on the first task request.
+    local_warm_inference: bool = True
     # Local worker pool size (subprocesses running the container entrypoint).
     local_workers: int = Field(default=2, ge=1, le=32)
 

@@ -17,6 +17,7 @@ from stratus.adapters.aws import clients
 from stratus.adapters.aws.eventbridge import EventBridgeBus
 from stratus.adapters.aws.s3 import S3Storage
 from stratus.adapters.aws.sagemaker import SageMakerBackend
+from stratus.adapters.aws.sagemaker_async import SageMakerAsyncInference
 from stratus.adapters.aws.sqs import SqsQueue
 from stratus.adapters.local.ws_hub import LocalWebSocketHub
 from stratus.api.app import create_app
@@ -75,14 +76,16 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
 async def aws_app(
     settings: Settings, aws: dict[str, Any]
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Container]]:
+    storage = S3Storage(aws["s3"], BUCKET)
     ports = Ports(
         queue=SqsQueue(aws["sqs"], aws["jobs_queue"]),
         bus=EventBridgeBus(aws["events"], "stratus"),
-        storage=S3Storage(aws["s3"], BUCKET),
+        storage=storage,
         notifier=LocalWebSocketHub(),
         jobs=SageMakerBackend(
             aws["sagemaker"], image_uri=IMAGE, role_arn=ROLE, bucket=BUCKET, gpu_instance_type="ml.g5.xlarge"
         ),
+        inference=SageMakerAsyncInference(aws["sagemaker"], storage, bucket=BUCKET, endpoint_name=""),
     )
     container = build_container(settings, ports)
     await container.bootstrap()

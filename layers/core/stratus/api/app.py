@@ -21,6 +21,7 @@ from stratus.api.routers import (
     meta,
     model_records,
     registry,
+    tasks,
     training,
     users,
     webhooks,
@@ -67,6 +68,9 @@ def create_app(container: Container, *, extra_routers: Iterable[APIRouter] = ())
     app.include_router(auth.build_router("/auth", include_in_schema=False))
     app.include_router(webhooks.build_router("/api/webhooks"))
     app.include_router(webhooks.build_router("/webhooks", include_in_schema=False))
+    app.include_router(tasks.build_router("/api/tasks"))
+    app.include_router(tasks.build_router("/tasks", include_in_schema=False))
+    app.include_router(tasks.results)
     for router in extra_routers:
         app.include_router(router)
     app.add_middleware(

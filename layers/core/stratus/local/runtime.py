@@ -12,6 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from stratus.adapters.local.bus import LocalEventBus
+from stratus.adapters.local.inference import LocalInferenceServer
 from stratus.adapters.local.queue import LocalQueue
 from stratus.adapters.local.storage import LocalDirectoryStorage
 from stratus.adapters.local.worker_pool import LocalProcessBackend
@@ -36,6 +37,7 @@ class LocalPorts(Ports):
     storage: LocalDirectoryStorage
     notifier: LocalWebSocketHub
     jobs: LocalProcessBackend
+    inference: LocalInferenceServer
 
 
 def build_local_ports(settings: Settings) -> LocalPorts:
@@ -57,6 +59,7 @@ def build_local_ports(settings: Settings) -> LocalPorts:
             # A container reads inputs and writes artifacts through S3; a local worker uses the same directory.
             extra_env={"STRATUS_STORAGE_ROOT": str(settings.state_dir / "objects")},
         ),
+        inference=LocalInferenceServer(log_dir=settings.state_dir / "inference"),
     )
 
 
@@ -116,6 +119,7 @@ class LocalRuntime:
             }
         )
         self.embedded: EmbeddedMongo | None = None
+        self.warming: asyncio.Task[None] | None = None
 
     def _start_database(self) -> Settings:
         if self.settings.mongodb_uri:
@@ -144,11 +148,15 @@ class LocalRuntime:
         try:
             await container.bootstrap()
             await consumers.start()
+            if settings.local_warm_inference:
+                # Import torch and the models while the user reads the banner, not on their first request.
+                self.warming = asyncio.create_task(ports.inference.warm())
             print(self._banner(settings), flush=True)
             await server.serve()
         finally:
             await consumers.stop()
             await ports.jobs.shutdown()
+            await ports.inference.stop()
             await container.close()
             if self.embedded is not None:
                 await asyncio.to_thread(self.embedded.stop)

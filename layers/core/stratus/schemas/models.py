@@ -82,7 +82,8 @@ class RegistryModelSummary(PublicModel):
     status: str
     accuracy: float | None = None
     size_mb: float | None = None
-    created_at: UtcDateTime
+    tasks: list[str] | None = None
+    created_at: UtcDateTime | None = None
 
 
 class RegistryModelPage(BaseModel):

@@ -61,6 +61,10 @@ def sagemaker(settings: Settings) -> Any:
     return client("sagemaker", settings.aws_region)
 
 
+def sagemaker_runtime(settings: Settings) -> Any:
+    return client("sagemaker-runtime", settings.aws_region)
+
+
 def batch(settings: Settings) -> Any:
     return client("batch", settings.aws_region)
 

@@ -30,7 +30,9 @@ from stratus.ports.events import Event
 from stratus.ports.jobs import BackendState, BackendStatus, JobHandle, JobSpec
 
 STDERR_TAIL_LINES = 20
-EVENT_POLL_S = 0.1  # how often the worker's events file is read while it runs
+EVENT_POLL_S = (
+    0.02  # how often the worker's events file is read while it runs (latency floor of live progress)
+)
 MAX_LINE_CHARS = 1000  # per stderr line kept for the failure reason
 TAIL_BYTES = 64 * 1024  # how much of the end of stderr.log is read for the failure reason
 _SAFE_JOB_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")  # it names a directory

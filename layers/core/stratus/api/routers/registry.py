@@ -11,6 +11,8 @@ from stratus.api.pagination import MAX_PAGE_SIZE
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentPrincipal, CurrentUser, RateLimit
 from stratus.db.ids import ObjectIdStr, oid
+from stratus.errors import NotFound
+from stratus.ml import catalogue
 from stratus.schemas.models import PredictRequest, PredictResponse, RegistryModelDetail, RegistryModelPage
 
 router = APIRouter(prefix="/models", tags=["models"], route_class=StratusRoute, dependencies=[RateLimit])
@@ -25,11 +27,20 @@ async def list_models(
     page: Annotated[int, Query(ge=1)] = 1,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10,
     model_type: Annotated[str | None, Query(max_length=60)] = None,
-    source: Annotated[str | None, Query(max_length=40)] = None,
+    source: Annotated[str | None, Query(max_length=40, description="trained, user, or builtin")] = None,
     task: Annotated[str | None, Query(max_length=60)] = None,
     sort_by: Literal["created_at", "accuracy", "name"] = "created_at",
     order: Literal["asc", "desc"] = "desc",
 ) -> dict[str, Any]:
+    if source == "builtin":
+        # The models that ship with the workers (they have names, not ids).
+        builtin = [
+            {**m.describe(), "id": m.name}
+            for m in catalogue.BUILTIN_MODELS
+            if (task is None or task in m.tasks) and (model_type is None or m.model_type == model_type)
+        ]
+        window = builtin[(page - 1) * limit : page * limit]
+        return {"total": len(builtin), "page": page, "limit": limit, "models": window}
     filters = {k: v for k, v in {"model_type": model_type, "source": source, "task": task}.items() if v}
     items, total = await container.models.list(
         user.user_id,
@@ -39,6 +50,19 @@ async def list_models(
         sort=[(SORT_FIELDS[sort_by], -1 if order == "desc" else 1), ("_id", -1 if order == "desc" else 1)],
     )
     return {"total": total, "page": page, "limit": limit, "models": items}
+
+
+@router.get("/{model_name:path}/info")
+async def model_info(model_name: str, user: CurrentUser) -> dict[str, Any]:
+    """Task, architecture, parameter count, size, labels, maximum sequence length and status."""
+    entry = catalogue.find(model_name)
+    if entry is None:
+        raise NotFound(
+            f"Model '{model_name}' is not available; available: {', '.join(catalogue.names())}",
+            code="MODEL_NOT_FOUND",
+            details={"available": catalogue.names()},
+        )
+    return entry.describe()
 
 
 @router.get("/{model_id}", response_model=RegistryModelDetail)

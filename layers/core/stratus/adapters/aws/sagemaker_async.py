@@ -1,0 +1,80 @@
+"""SageMaker asynchronous inference: the inference container behind an endpoint that scales to zero.
+
+Input goes to S3, InvokeEndpointAsync returns where the output will appear; we poll that object for
+up to the request's wait and otherwise hand back a reference (the output key) that `collect` checks
+later. Failures land next to it under the endpoint's configured failure path (`.../failures/`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+from urllib.parse import urlparse
+
+from stratus.adapters.aws._errors import translate
+from stratus.errors import DependencyFailed, NotFound
+from stratus.ports.inference import InferencePending, InferenceRequest, InferenceResult
+from stratus.ports.storage import ObjectStorage
+
+INPUT_PREFIX = "inference/inputs"
+POLL_S = 0.5
+
+
+class SageMakerAsyncInference:
+    def __init__(
+        self, runtime_client: Any, storage: ObjectStorage, *, bucket: str, endpoint_name: str
+    ) -> None:
+        self._runtime = runtime_client
+        self._storage = storage
+        self._bucket = bucket
+        self._endpoint = endpoint_name
+
+    async def invoke(self, request: InferenceRequest, *, wait_s: float) -> InferenceResult:
+        if not self._endpoint:
+            raise DependencyFailed("No inference endpoint is configured", code="INFERENCE_NOT_CONFIGURED")
+        key = f"{INPUT_PREFIX}/{uuid.uuid4().hex}.json"
+        body = {
+            "task": request.task,
+            "model": request.model,
+            "inputs": request.inputs,
+            "options": request.options,
+        }
+        await self._storage.put_bytes(key, json.dumps(body).encode(), content_type="application/json")
+        try:
+            response = await asyncio.to_thread(
+                self._runtime.invoke_endpoint_async,
+                EndpointName=self._endpoint,
+                InputLocation=f"s3://{self._bucket}/{key}",
+                ContentType="application/json",
+                InvocationTimeoutSeconds=3600,
+            )
+        except Exception as e:
+            raise translate(e, "inference endpoint") from e
+        output_key = urlparse(str(response["OutputLocation"])).path.lstrip("/")
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while True:
+            result = await self.collect(output_key)
+            if result is not None:
+                return result
+            if asyncio.get_running_loop().time() >= deadline:
+                raise InferencePending(output_key)
+            await asyncio.sleep(POLL_S)
+
+    async def collect(self, reference: str) -> InferenceResult | None:
+        try:
+            data = json.loads(await self._storage.get_bytes(reference))
+        except NotFound:
+            return None
+        if "error" in data:
+            raise DependencyFailed(str(data.get("message") or data["error"]), code="INFERENCE_FAILED")
+        return InferenceResult(
+            outputs=list(data["outputs"]),
+            model=str(data.get("model", "")),
+            batch_size=int(data.get("batch_size", 1)),
+            duration_ms=data.get("duration_ms"),
+        )
+
+    async def catalogue(self) -> list[dict[str, Any]]:
+        return []

@@ -1,0 +1,147 @@
+"""The local inference backend: one long-running worker process (stratus_worker.inference.server) that
+keeps models loaded and micro-batches requests; started on first use (or warmed at start-up)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from stratus.errors import DependencyFailed, InvalidInput, NotFound, ServiceUnavailable, ValidationFailed
+from stratus.ports.inference import InferencePending, InferenceRequest, InferenceResult
+
+log = logging.getLogger(__name__)
+
+SERVER_MODULE = "stratus_worker.inference.server"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalInferenceServer:
+    def __init__(
+        self, *, python: str = sys.executable, log_dir: Path, startup_timeout_s: float = 180.0
+    ) -> None:
+        self._python = python
+        self._log_dir = log_dir
+        self._startup_timeout_s = startup_timeout_s
+        self._process: asyncio.subprocess.Process | None = None
+        self._base_url: str | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._starting = asyncio.Lock()
+        self._pending: dict[str, asyncio.Task[InferenceResult]] = {}
+
+    async def _ensure_started(self) -> httpx.AsyncClient:
+        async with self._starting:
+            if self._client is not None and self._process is not None and self._process.returncode is None:
+                return self._client
+            port = _free_port()
+            self._log_dir.mkdir(parents=True, exist_ok=True)
+            with (self._log_dir / "inference.log").open("ab") as out:
+                self._process = await asyncio.create_subprocess_exec(
+                    self._python, "-m", SERVER_MODULE, "--host", "127.0.0.1", "--port", str(port),
+                    stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+                )  # fmt: skip
+            self._base_url = f"http://127.0.0.1:{port}"
+            client = httpx.AsyncClient(base_url=self._base_url, timeout=httpx.Timeout(600.0, connect=2.0))
+            deadline = asyncio.get_running_loop().time() + self._startup_timeout_s
+            while True:
+                if self._process.returncode is not None:
+                    await client.aclose()
+                    raise ServiceUnavailable("The inference worker failed to start; see inference.log")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get("/health")).status_code == 200:
+                        break
+                if asyncio.get_running_loop().time() > deadline:
+                    await client.aclose()
+                    raise ServiceUnavailable("The inference worker did not start in time")
+                await asyncio.sleep(0.2)
+            self._client = client
+            return client
+
+    async def warm(self) -> None:
+        """Start the worker ahead of the first request (errors are logged, the first request retries)."""
+        try:
+            await self._ensure_started()
+        except ServiceUnavailable:
+            log.warning("inference worker did not start", exc_info=True)
+
+    async def invoke(self, request: InferenceRequest, *, wait_s: float) -> InferenceResult:
+        task = asyncio.create_task(self._call(request))
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), timeout=wait_s)
+        except TimeoutError:
+            reference = uuid.uuid4().hex
+            self._pending[reference] = task
+            raise InferencePending(reference) from None
+
+    async def collect(self, reference: str) -> InferenceResult | None:
+        task = self._pending.get(reference)
+        if task is None:
+            raise NotFound("Task result is no longer available")
+        if not task.done():
+            return None
+        del self._pending[reference]
+        return task.result()
+
+    async def _call(self, request: InferenceRequest) -> InferenceResult:
+        client = await self._ensure_started()
+        body = {
+            "task": request.task,
+            "model": request.model,
+            "inputs": request.inputs,
+            "options": request.options,
+        }
+        try:
+            response = await client.post("/invoke", json=body)
+        except httpx.HTTPError as e:
+            raise ServiceUnavailable("The inference worker is unreachable, please retry") from e
+        data: dict[str, Any] = response.json() if response.content else {}
+        if response.status_code == 200:
+            return InferenceResult(
+                outputs=list(data["outputs"]),
+                model=str(data.get("model", request.model)),
+                batch_size=int(data.get("batch_size", 1)),
+                duration_ms=data.get("duration_ms"),
+            )
+        message = str(data.get("message") or "Inference failed")
+        if response.status_code == 404:
+            raise NotFound(message, code="MODEL_NOT_FOUND", details={"available": data.get("available", [])})
+        if response.status_code == 422:
+            raise ValidationFailed(message, code=str(data.get("error", "VALIDATION_ERROR")).upper())
+        if response.status_code == 400:
+            raise InvalidInput(message)
+        raise DependencyFailed(message, code="INFERENCE_FAILED")
+
+    async def catalogue(self) -> list[dict[str, Any]]:
+        client = await self._ensure_started()
+        try:
+            response = await client.get("/models")
+        except httpx.HTTPError as e:
+            raise ServiceUnavailable("The inference worker is unreachable, please retry") from e
+        models = response.json()
+        return list(models["models"] if isinstance(models, dict) else models)
+
+    async def stop(self) -> None:
+        for task in self._pending.values():
+            task.cancel()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        if self._process is not None and self._process.returncode is None:
+            self._process.terminate()
+            try:
+                await asyncio.wait_for(self._process.wait(), 10)
+            except TimeoutError:
+                self._process.kill()
+                await self._process.wait()

