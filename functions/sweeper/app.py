@@ -1,4 +1,5 @@
-"""Sweeper Lambda (EventBridge schedule): re-queues jobs stuck in `queued`, fails silent workers."""
+"""Sweeper Lambda (EventBridge schedule): re-queues jobs stuck in `queued`, fails silent workers,
+and re-sends (or fails) datasets stuck in `processing`."""
 
 import asyncio
 from typing import Any
@@ -12,7 +13,11 @@ loop.run_until_complete(container.bootstrap())
 
 
 async def _sweep() -> dict[str, int]:
-    return {"requeued": await container.jobs.sweep(), "failed": await container.job_events.sweep()}
+    return {
+        "requeued": await container.jobs.sweep(),
+        "failed": await container.job_events.sweep(),
+        "datasets": await container.datasets.sweep(),
+    }
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:

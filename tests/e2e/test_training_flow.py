@@ -100,6 +100,7 @@ async def test_upload_train_watch_results_predict_webhooks(stratus_server: Serve
 
             results = (await http.get(f"/training/results/{job_id}", headers=auth)).json()
             accuracy = results["final_metrics"]["accuracy"]
+            assert results["final_metrics"]["val_accuracy"] == accuracy  # seed 001's name for it
             assert accuracy > results["baseline"]["majority_accuracy"] + 0.1, results
             assert len(results["training_history"]["loss"]) >= 1
             model_id = results["model_id"]

@@ -126,7 +126,9 @@ class Container:
             ),
         )
         self.api_keys = ApiKeyService(self.api_key_repo, self.model_repo)
-        self.models = ModelService(self.model_repo)
+        self.models = ModelService(
+            self.model_repo, api_keys=self.api_key_repo, jobs=self.job_repo, storage=ports.storage
+        )
         self.datasets = DatasetService(
             datasets=self.dataset_repo,
             users=self.users,
@@ -150,6 +152,7 @@ class Container:
             queue=ports.queue,
             backend=ports.jobs,
             storage=ports.storage,
+            worker_env=worker_environment(settings),
             policy=JobPolicy(
                 max_running_per_user=settings.max_concurrent_jobs_per_user,
                 heartbeat_timeout_s=settings.job_heartbeat_timeout_s,
@@ -203,6 +206,21 @@ class Container:
 
     async def close(self) -> None:
         await self.database.close()
+
+
+def worker_environment(settings: Settings) -> dict[str, str]:
+    """The settings a container job needs (its image sets STRATUS_RUNTIME=aws): where artifacts live and
+    where to publish progress. Local workers get theirs from the local backend."""
+    if settings.runtime != "aws":
+        return {}
+    env = {
+        "STRATUS_RUNTIME": "aws",
+        "STRATUS_EVENT_BUS_NAME": settings.event_bus_name,
+        "AWS_DEFAULT_REGION": settings.aws_region,
+    }
+    if settings.artifacts_bucket:
+        env["STRATUS_ARTIFACTS_BUCKET"] = settings.artifacts_bucket
+    return env
 
 
 def build_aws_ports(settings: Settings) -> Ports:

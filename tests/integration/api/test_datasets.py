@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -239,3 +240,24 @@ async def test_delete_refused_while_a_job_uses_the_dataset(
     )
     response = await client.delete(f"/api/datasets/{dataset_id}", headers=alice.headers)
     assert response.status_code == 409 and response.json()["code"] == "DATASET_IN_USE"
+
+
+async def test_a_dataset_stuck_in_processing_is_retried_then_failed(
+    client: httpx.AsyncClient, alice: Account, container: Container, ports: LocalPorts
+) -> None:
+    # GIVEN a large upload whose processing message was lost (the local queue is not consuming)
+    container.datasets.policy = type(container.datasets.policy)(
+        max_upload_bytes=container.datasets.policy.max_upload_bytes, inline_parse_bytes=10
+    )
+    dataset_id = (await _upload(client, alice, "sales.csv", SALES_CSV)).json()["_id"]
+    stale = {"$set": {"updated_at": datetime.now(UTC) - timedelta(hours=1)}}
+    await container.dataset_repo.collection.update_one({"_id": ObjectId(dataset_id)}, stale)
+    # WHEN the sweeper runs THEN the message is sent again
+    assert await container.datasets.sweep() == 1
+    assert ports.queue.pending >= 2
+    # AND after the last attempt the dataset fails with a reason instead of staying `processing`
+    for _ in range(2):
+        await container.dataset_repo.collection.update_one({"_id": ObjectId(dataset_id)}, stale)
+        await container.datasets.sweep()
+    failed = (await client.get(f"/api/datasets/{dataset_id}", headers=alice.headers)).json()
+    assert failed["status"] == "failed" and "upload the file again" in failed["error"]

@@ -87,7 +87,11 @@ async def aws_app(
         ),
         inference=SageMakerAsyncInference(aws["sagemaker"], storage, bucket=BUCKET, endpoint_name=""),
     )
-    container = build_container(settings, ports)
+    # The container jobs' environment comes from these settings (runtime "aws").
+    aws_settings = settings.model_copy(
+        update={"runtime": "aws", "artifacts_bucket": BUCKET, "event_bus_name": "stratus"}
+    )
+    container = build_container(aws_settings, ports)
     await container.bootstrap()
     try:
         async with httpx.AsyncClient(
@@ -124,6 +128,10 @@ async def test_training_runs_through_the_aws_chain(
         asyncio.run_coroutine_threadsafe(coro, loop).result()
 
     dispatcher = build_sqs_handler(container.messages, run)
+    sent: list[dict[str, Any]] = []
+    aws["sagemaker"].meta.events.register(
+        "provide-client-params.sagemaker.CreateTrainingJob", lambda params, **_: sent.append(dict(params))
+    )
     job_events = build_eventbridge_handler(container.job_events.handle, run)
 
     # GIVEN a dataset whose long file name makes the job params exceed SageMaker's 512-character limit
@@ -151,6 +159,11 @@ async def test_training_runs_through_the_aws_chain(
     external_id = stored["external_id"]
     training_job = aws["sagemaker"].describe_training_job(TrainingJobName=external_id)
     assert training_job["AlgorithmSpecification"]["TrainingImage"] == IMAGE
+    # The worker can reach its storage and event bus (moto keeps no Environment: read the request).
+    environment = sent[0]["Environment"]
+    assert environment["STRATUS_ARTIFACTS_BUCKET"] == BUCKET
+    assert environment["STRATUS_EVENT_BUS_NAME"] == "stratus"
+    assert environment["STRATUS_RUNTIME"] == "aws"
     # The params went by reference: stored next to the job's outputs.
     params = json.loads(
         aws["s3"]

@@ -4,6 +4,7 @@ running a small script (the real training worker has its own tests and the e2e f
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -194,6 +195,14 @@ async def test_events_move_jobs_forward_only(
     stop = await client.post(f"/training/stop/{job_id}", headers=alice.headers)
     assert stop.status_code == 409
 
+    # Deleting the trained model takes its bound API keys and the job's pointer with it.
+    model_id = results["model_id"]
+    key = await client.post("/api/apikeys", headers=alice.headers, json={"name": "k", "model_id": model_id})
+    assert key.status_code == 201
+    assert (await client.delete(f"/models/{model_id}", headers=alice.headers)).status_code == 204
+    assert (await client.get("/api/apikeys", headers=alice.headers)).json() == []
+    assert (await client.get(f"/training/results/{job_id}", headers=alice.headers)).json()["model_id"] is None
+
 
 async def test_unknown_jobs_and_foreign_events_are_dropped(container: Container) -> None:
     # Neither raises (a raise would make the event source retry forever).
@@ -269,3 +278,113 @@ async def test_job_list_paginates_with_a_cursor(client: httpx.AsyncClient, alice
     assert [j["id"] for j in first["jobs"] + second["jobs"]] == list(reversed(created))
     assert second["next_cursor"] is None
     assert (await client.get("/api/jobs?status=completed", headers=alice.headers)).json()["jobs"] == []
+
+
+async def test_a_result_whose_model_could_not_be_stored_is_completed_on_redelivery(
+    client: httpx.AsyncClient,
+    alice: Account,
+    container: Container,
+    sleeper_jobs: tuple[JobService, list[Event]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    service, _ = sleeper_jobs
+    dataset_id = await _dataset(client, alice)
+    job_id = (await client.post("/training/start", headers=alice.headers, json=_training(dataset_id))).json()[
+        "job_id"
+    ]
+    await service.dispatch(ObjectId(job_id))
+    result = Event(
+        RESULT, {"job_id": job_id, "seq": 2, "status": "completed", "final_metrics": {"accuracy": 0.9}}
+    ).envelope()
+    # GIVEN the model registry is down when the result first arrives
+    real = container.model_repo.register_for_job
+
+    async def down(*_: Any, **__: Any) -> dict[str, Any]:
+        raise ServiceUnavailable("Database unavailable, please retry shortly")
+
+    monkeypatch.setattr(container.model_repo, "register_for_job", down)
+    with pytest.raises(ServiceUnavailable):
+        await container.job_events.handle(result)
+    assert (await client.get(f"/api/jobs/{job_id}", headers=alice.headers)).json()["status"] == "starting"
+    # WHEN the event is redelivered (EventBridge retries) THEN the job completes with its one model
+    monkeypatch.setattr(container.model_repo, "register_for_job", real)
+    await container.job_events.handle(result)
+    await container.job_events.handle(result)
+    done = (await client.get(f"/training/results/{job_id}", headers=alice.headers)).json()
+    assert done["status"] == "completed" and done["model_id"] is not None
+    assert (await client.get("/models", headers=alice.headers)).json()["total"] == 1
+
+
+async def test_concurrent_dispatches_respect_the_cap(
+    client: httpx.AsyncClient,
+    alice: Account,
+    container: Container,
+    sleeper_jobs: tuple[JobService, list[Event]],
+) -> None:
+    service, _ = sleeper_jobs  # cap 1
+    dataset_id = await _dataset(client, alice)
+    ids = [
+        ObjectId(
+            (await client.post("/training/start", headers=alice.headers, json=_training(dataset_id))).json()[
+                "job_id"
+            ]
+        )
+        for _ in range(4)
+    ]
+    await asyncio.gather(*(service.dispatch(job_id) for job_id in ids))
+    statuses = [(await container.job_repo.get(job_id) or {})["status"] for job_id in ids]
+    assert statuses.count("starting") <= 1
+    assert statuses.count("queued") >= 3
+
+
+async def test_waiting_jobs_are_not_resent_by_the_sweeper(
+    client: httpx.AsyncClient,
+    alice: Account,
+    container: Container,
+    sleeper_jobs: tuple[JobService, list[Event]],
+) -> None:
+    service, _ = sleeper_jobs  # cap 1
+    dataset_id = await _dataset(client, alice)
+    created = []
+    for _ in range(2):
+        response = await client.post("/training/start", headers=alice.headers, json=_training(dataset_id))
+        created.append(ObjectId(response.json()["job_id"]))
+    first, second = created
+    await service.dispatch(first)
+    await service.dispatch(second)  # over the cap: waits, and says so
+    waiting = await container.job_repo.get(second)
+    assert waiting is not None and waiting["status"] == "queued" and waiting.get("waiting_for_slot_at")
+    service.policy = JobPolicy(max_running_per_user=1, requeue_after_s=60)
+    assert await service.sweep() == 0
+
+
+async def test_a_stop_during_submission_reaches_the_backend(
+    client: httpx.AsyncClient,
+    alice: Account,
+    container: Container,
+    sleeper_jobs: tuple[JobService, list[Event]],
+) -> None:
+    service, _ = sleeper_jobs
+    dataset_id = await _dataset(client, alice)
+    job_id = ObjectId(
+        (await client.post("/training/start", headers=alice.headers, json=_training(dataset_id))).json()[
+            "job_id"
+        ]
+    )
+    backend = service._backend  # type: ignore[attr-defined]
+    submit = backend.submit
+
+    async def slow_submit(spec: Any) -> Any:
+        # WHEN the user stops the job while it is being submitted
+        await service.stop(ObjectId(alice.user_id), job_id)
+        return await submit(spec)
+
+    backend.submit = slow_submit
+    await service.dispatch(job_id)
+    job = await container.job_repo.get(job_id)
+    assert job is not None and job["status"] == "stopping"
+    from stratus.ports.jobs import JobHandle
+
+    # THEN the backend was told: the worker process ends as stopped
+    final = await backend.wait(JobHandle("local", job["external_id"]))
+    assert final.state == "stopped"

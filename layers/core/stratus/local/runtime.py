@@ -85,6 +85,7 @@ class LocalConsumers:
             try:
                 await self.container.jobs.sweep()
                 await self.container.job_events.sweep()
+                await self.container.datasets.sweep()
             except Exception:
                 self.container.logger.exception("sweep failed; retrying on the next tick")
 

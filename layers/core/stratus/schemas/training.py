@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,7 +20,10 @@ class Hyperparameters(BaseModel):
     batch_size: int = Field(default=32, ge=1, le=4096)
     epochs: int = Field(default=20, ge=1, le=1000)
     optimizer: Optimizer = "adam"
-    hidden_layers: list[int] = Field(default=[64, 32], min_length=1, max_length=8)
+    # Bounded so the exported model stays small enough to evaluate inside an API request.
+    hidden_layers: list[Annotated[int, Field(ge=1, le=1024)]] = Field(
+        default=[64, 32], min_length=1, max_length=8
+    )
     dropout: float = Field(default=0.1, ge=0, lt=1)
 
 

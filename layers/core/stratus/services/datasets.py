@@ -12,6 +12,7 @@ import contextlib
 import logging
 import shutil
 import tempfile
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -341,6 +342,26 @@ class DatasetService:
             # The record already says the truth; a lost notification must not fail the upload.
             log.warning("could not publish %s for %s", PROCESSED_EVENT, doc["_id"], exc_info=True)
 
+    async def sweep(self, *, stale_after_s: int = 900, max_attempts: int = 3) -> int:
+        """Datasets stuck in `processing` (a lost message, a restart of the local runtime): send their
+        message again, and after `max_attempts` fail them with a reason. Returns how many it touched."""
+        older = utcnow() - timedelta(seconds=stale_after_s)
+        stale = await self._datasets.stale_processing(older)
+        for doc in stale:
+            attempts = int(doc.get("process_attempts", 1))
+            if attempts >= max_attempts:
+                await self._fail(
+                    doc, "Processing did not finish after several attempts; please upload the file again"
+                )
+                continue
+            moved = await self._datasets.transition(
+                doc["_id"], from_status="processing", changes={"process_attempts": attempts + 1}
+            )
+            if moved is not None:
+                with contextlib.suppress(DomainError):
+                    await self._queue.send({"type": PROCESS_MESSAGE, "dataset_id": str(doc["_id"])})
+        return len(stale)
+
     # --- reading and deleting --------------------------------------------------------------------
 
     async def _owned(self, user_id: ObjectId, dataset_id: ObjectId) -> dict[str, Any]:
@@ -384,7 +405,8 @@ class DatasetService:
         path: Path = cache / str(doc["file_name"])
         if not await asyncio.to_thread(path.exists):
             await asyncio.to_thread(cache.mkdir, parents=True, exist_ok=True)
-            partial = cache / f"{doc['file_name']}.part"
+            # A name per request: concurrent first reads must not share (and rename) one partial file.
+            partial = cache / f"{doc['file_name']}.{uuid.uuid4().hex}.part"
             await self._storage.download_to(doc["object_key"], partial)
             await asyncio.to_thread(partial.replace, path)
         return path

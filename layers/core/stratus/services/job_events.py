@@ -215,11 +215,28 @@ class JobEventsService:
                     )
             return
         final_metrics = dict(detail.get("final_metrics") or {})
+        finishing = job["status"] in RUNNING_STATES
+        if not finishing and not (job["status"] == "completed" and not job.get("model_id")):
+            return  # a duplicate result, or the job was stopped or failed first
+        # The model first (idempotent per job), then the job: a crash in between is repaired by the
+        # redelivered event instead of leaving a completed job without its model.
+        model = await self._register_model(job, detail)
+        if not finishing:
+            repaired = await self._jobs.transition(
+                job["_id"],
+                from_status=("completed",),
+                changes={"model_id": model["_id"]},
+                extra_filter={"model_id": None},
+            )
+            if repaired is not None:
+                await self._announce_completed(repaired, model, final_metrics)
+            return
         updated = await self._jobs.transition(
             job["_id"],
             from_status=RUNNING_STATES,
             changes={
                 "status": "completed",
+                "model_id": model["_id"],
                 "progress": 100.0,
                 "final_metrics": final_metrics,
                 "history": dict(detail.get("history") or {}),
@@ -230,39 +247,32 @@ class JobEventsService:
                 "error": None,
             },
         )
-        if updated is None:
-            return  # duplicate result, or the job was stopped first
-        model = await self._register_model(updated, detail)
-        updated = (
-            await self._jobs.transition(
-                updated["_id"], from_status=("completed",), changes={"model_id": model["_id"]}
-            )
-            or updated
-        )
-        await self._announce_status(updated)
+        if updated is not None:
+            await self._announce_completed(updated, model, final_metrics)
+
+    async def _announce_completed(
+        self, job: dict[str, Any], model: dict[str, Any], metrics: dict[str, Any]
+    ) -> None:
+        await self._announce_status(job)
         await self._webhook(
-            updated,
+            job,
             "training.completed",
-            {
-                "job_id": str(updated["_id"]),
-                "model_id": str(model["_id"]),
-                "accuracy": final_metrics.get("accuracy"),
-            },
+            {"job_id": str(job["_id"]), "model_id": str(model["_id"]), "accuracy": metrics.get("accuracy")},
         )
 
     async def _register_model(self, job: dict[str, Any], detail: Mapping[str, Any]) -> dict[str, Any]:
         info = dict(detail.get("model") or {})
         metrics = dict(detail.get("final_metrics") or {})
         hp = dict(job.get("params", {}).get("hyperparameters") or {})
-        return await self._models.create(
+        return await self._models.register_for_job(
             job["user_id"],
+            job["_id"],
             {
                 "name": job.get("model_name") or f"{job.get('model_type')} model",
                 "source": "trained",
                 "status": "ready",
                 "model_type": job.get("model_type"),
                 "task": info.get("task") or job.get("task"),
-                "job_id": job["_id"],
                 "dataset_id": job.get("dataset_id"),
                 "architecture": info.get("architecture") or {},
                 "labels": info.get("labels"),

@@ -55,6 +55,7 @@ class JobService:
         backend: JobBackend,
         storage: ObjectStorage,
         policy: JobPolicy,
+        worker_env: Mapping[str, str] | None = None,
     ) -> None:
         self._jobs = jobs
         self._events = events
@@ -62,6 +63,8 @@ class JobService:
         self._queue = queue
         self._backend = backend
         self._storage = storage
+        # What every container job needs to reach its storage and event bus (set by the composition root).
+        self._worker_env = dict(worker_env or {})
         self.policy = policy
 
     # --- creating -------------------------------------------------------------------------------
@@ -172,18 +175,22 @@ class JobService:
         job = await self._jobs.get(job_id)
         if job is None or job["status"] != "queued":
             return  # already started, stopped, or gone: a duplicate delivery does nothing
-        running = await self._jobs.count_running(job["user_id"], job["kind"])
-        if running >= self.policy.max_running_per_user:
-            # Over the cap: stay queued, look again later (the message is re-sent with a delay).
-            await self._queue.send(
-                {"type": START_MESSAGE, "job_id": str(job_id)}, delay_seconds=self.policy.cap_retry_delay_s
-            )
+        if await self._jobs.count_running(job["user_id"], job["kind"]) >= self.policy.max_running_per_user:
+            await self._wait_for_a_slot(job_id)
             return
         claimed = await self._jobs.transition(
             job_id, from_status=("queued",), changes={"status": "starting", "claimed_at": utcnow()}
         )
         if claimed is None:
             return  # another delivery claimed it first
+        # Count again now that this job holds a slot: concurrent dispatches can all pass the first check.
+        if (
+            await self._jobs.count_running(claimed["user_id"], claimed["kind"])
+            > self.policy.max_running_per_user
+        ):
+            if await self._jobs.transition(job_id, from_status=("starting",), changes={"status": "queued"}):
+                await self._wait_for_a_slot(job_id)
+            return
         spec = JobSpec(
             job_id=str(job_id),
             kind=claimed["kind"],
@@ -191,6 +198,7 @@ class JobService:
             output_prefix=f"users/{claimed['user_id']}/jobs/{job_id}",
             max_runtime_s=self.policy.max_runtime_s,
             gpu=False,
+            env=self._worker_env,
         )
         try:
             if len(encode_params(spec)) > MAX_INLINE_PARAMS:
@@ -220,6 +228,19 @@ class JobService:
             await self._events.append(
                 updated, "status", {"status": updated["status"], "backend": handle.backend}
             )
+            if updated["status"] == "stopping":
+                # A stop arrived while the job was being submitted (no handle then): deliver it now.
+                await self._backend.stop(handle)
+
+    async def _wait_for_a_slot(self, job_id: ObjectId) -> None:
+        """Over the per-user cap: stay queued and look again later. Touching the job tells the sweeper
+        it is waiting, not lost (so it does not send more messages for it)."""
+        await self._jobs.transition(
+            job_id, from_status=("queued",), changes={"waiting_for_slot_at": utcnow()}
+        )
+        await self._queue.send(
+            {"type": START_MESSAGE, "job_id": str(job_id)}, delay_seconds=self.policy.cap_retry_delay_s
+        )
 
     # --- reading and stopping -------------------------------------------------------------------
 

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from bson import ObjectId
 
+from stratus.db.repositories.api_keys import ApiKeyRepository
+from stratus.db.repositories.jobs import JobRepository
 from stratus.db.repositories.models import ModelRepository
-from stratus.errors import InvalidInput, NotFound
+from stratus.errors import DomainError, InvalidInput, NotFound
+from stratus.ports.storage import ObjectStorage
 
 
 class ModelService:
-    def __init__(self, models: ModelRepository) -> None:
+    def __init__(
+        self,
+        models: ModelRepository,
+        *,
+        api_keys: ApiKeyRepository | None = None,
+        jobs: JobRepository | None = None,
+        storage: ObjectStorage | None = None,
+    ) -> None:
         self._models = models
+        self._api_keys = api_keys
+        self._jobs = jobs
+        self._storage = storage
 
     async def register(self, user_id: ObjectId, fields: dict[str, Any]) -> dict[str, Any]:
         return await self._models.create(user_id, {"source": "user", **fields})
@@ -43,5 +57,15 @@ class ModelService:
         return model
 
     async def delete(self, user_id: ObjectId, model_id: ObjectId) -> None:
-        if await self._models.delete_owned(user_id, model_id) is None:
+        """The record, the keys bound to it, the job's pointer to it and its stored weights."""
+        model = await self._models.delete_owned(user_id, model_id)
+        if model is None:
             raise NotFound("Model not found")
+        if self._api_keys is not None:
+            await self._api_keys.delete_for_model(user_id, model_id)
+        if self._jobs is not None and model.get("job_id"):
+            await self._jobs.collection.update_one({"_id": model["job_id"]}, {"$set": {"model_id": None}})
+        key = (model.get("artifacts") or {}).get("model")
+        if self._storage is not None and key:
+            with contextlib.suppress(DomainError):
+                await self._storage.delete(key)

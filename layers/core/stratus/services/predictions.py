@@ -7,6 +7,7 @@ and without a worker round trip. Larger models (NLP, vision) are served by worke
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import OrderedDict
 from typing import Any
@@ -48,12 +49,18 @@ class PredictionService:
             )
         mlp = await self._load(str(model_id), key)
         rows = [self._as_row(mlp, item, index) for index, item in enumerate(inputs)]
+        # Pure-Python matrix products: off the event loop, so other requests keep flowing.
+        results = await asyncio.to_thread(mlp.predict, rows)
+        # Counted once the prediction succeeded: a refused input costs the user nothing.
         await self._quota.consume_query(user_id)
         predictions = []
-        for prediction in mlp.predict(rows):
-            out: dict[str, Any] = {"class": prediction.label, "confidence": prediction.confidence}
+        for prediction in results:
             if prediction.probabilities is not None:
-                out["probabilities"] = prediction.probabilities
+                out: dict[str, Any] = {
+                    "class": prediction.label,
+                    "confidence": prediction.confidence,
+                    "probabilities": prediction.probabilities,
+                }
             else:
                 out = {"value": prediction.label, "confidence": None}
             predictions.append(out)
@@ -65,12 +72,12 @@ class PredictionService:
             self._cache.move_to_end((model_id, key))
             return cached
         try:
-            document = json.loads(await self._storage.get_bytes(key))
+            raw = await self._storage.get_bytes(key)
         except NotFound as e:
             raise Conflict(
                 "The model's weights are missing from storage", code="MODEL_ARTIFACT_MISSING"
             ) from e
-        mlp = load(document)
+        mlp = await asyncio.to_thread(lambda: load(json.loads(raw)))
         self._cache[(model_id, key)] = mlp
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

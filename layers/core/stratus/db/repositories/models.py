@@ -18,12 +18,34 @@ class ModelRepository(Repository):
         IndexModel(
             [("user_id", ASCENDING), ("source", ASCENDING), ("task", ASCENDING)], name="user_source_task"
         ),
+        # One trained model per job, however often its result event is delivered.
+        IndexModel(
+            [("job_id", ASCENDING)],
+            unique=True,
+            name="job_unique",
+            partialFilterExpression={"job_id": {"$type": "objectId"}},
+        ),
     )
 
     async def create(self, user_id: ObjectId, fields: dict[str, Any]) -> dict[str, Any]:
         doc = {**fields, "user_id": user_id, "created_at": utcnow(), "updated_at": utcnow()}
         doc["_id"] = (await self.collection.insert_one(doc)).inserted_id
         return doc
+
+    async def register_for_job(
+        self, user_id: ObjectId, job_id: ObjectId, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Create the job's model once; later calls return the same record."""
+        now = utcnow()
+        query = {"job_id": job_id, "user_id": user_id}
+        doc = await self.collection.find_one_and_update(
+            query,
+            {"$setOnInsert": {**fields, **query, "created_at": now, "updated_at": now}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        # Two concurrent upserts: the loser may get None although the record exists; read it.
+        return doc or await self.collection.find_one(query) or {}
 
     async def get_owned(self, user_id: ObjectId, model_id: ObjectId) -> dict[str, Any] | None:
         return await self.collection.find_one({"_id": model_id, "user_id": user_id})
