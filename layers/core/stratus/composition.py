@@ -125,7 +125,12 @@ class Container:
                 per_ip=Limit(settings.login_failures_per_ip, window),
             ),
         )
-        self.api_keys = ApiKeyService(self.api_key_repo, self.model_repo)
+        self.api_keys = ApiKeyService(
+            self.api_key_repo,
+            self.model_repo,
+            revocations=self.revocations,
+            session_ttl_s=settings.refresh_token_ttl_s,
+        )
         self.models = ModelService(
             self.model_repo, api_keys=self.api_key_repo, jobs=self.job_repo, storage=ports.storage
         )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import httpx
+from bson import ObjectId
 
+from stratus.composition import Container
 from tests.integration.api.accounts import Account
 
 MODEL = {"name": "My Fine-tuned Model", "base_model": "gpt-3.5-turbo", "version": "1.0.0", "status": "ready"}
@@ -74,12 +76,19 @@ async def test_model_bound_key_cannot_manage_the_account(client: httpx.AsyncClie
     key = (
         await client.post("/api/apikeys", headers=alice.headers, json={"model_id": model_id, "name": "bound"})
     ).json()["key"]
-    headers = {"X-API-Key": key}
-    assert (await client.get("/api/users/me", headers=headers)).status_code == 200  # who am I: allowed
-    refused = await client.post("/api/apikeys", headers=headers, json={"name": "escalate"})
-    assert refused.status_code == 403
-    assert refused.json()["code"] == "API_KEY_SCOPE"
-    assert (await client.get("/api/models", headers=headers)).status_code == 403
+    login = await client.post("/auth/login", json={"api_key": key})
+    assert login.status_code == 200
+    # The key itself, and a session opened with it, carry the binding: the account is not theirs to read.
+    for headers in ({"X-API-Key": key}, {"Authorization": f"Bearer {login.json()['access_token']}"}):
+        for path in ("/api/users/me", "/api/auth/me", "/auth/me"):
+            profile = await client.get(path, headers=headers)
+            assert profile.status_code == 403, path
+            assert profile.json()["code"] == "API_KEY_SCOPE"
+            assert alice.email not in profile.text
+        refused = await client.post("/api/apikeys", headers=headers, json={"name": "escalate"})
+        assert refused.status_code == 403
+        assert refused.json()["code"] == "API_KEY_SCOPE"
+        assert (await client.get("/api/models", headers=headers)).status_code == 403
 
 
 async def test_model_bound_key_may_call_only_its_model(client: httpx.AsyncClient, alice: Account) -> None:
@@ -93,3 +102,64 @@ async def test_model_bound_key_may_call_only_its_model(client: httpx.AsyncClient
     # Its own model gets past the scope check (a registered record has no weights to predict with).
     allowed = await client.post(f"/models/{own}/predict", headers=headers, json={"input": [1, 2]})
     assert allowed.status_code == 409 and allowed.json()["code"] == "MODEL_NOT_PREDICTABLE"
+
+
+async def _key_session(client: httpx.AsyncClient, account: Account) -> tuple[str, dict[str, str]]:
+    """An unbound key of `account` and the session `POST /auth/login {"api_key"}` opens with it."""
+    created = await client.post("/api/apikeys", headers=account.headers, json={"name": "cli"})
+    assert created.status_code == 201
+    login = await client.post("/auth/login", json={"api_key": created.json()["key"]})
+    assert login.status_code == 200
+    return str(created.json()["_id"]), login.json()
+
+
+async def test_deleting_a_key_ends_the_sessions_opened_with_it(
+    client: httpx.AsyncClient, alice: Account
+) -> None:
+    # GIVEN a session opened with a key, one refreshed once already, and Alice's own password session
+    key_id, session = await _key_session(client, alice)
+    refreshed = await client.post("/auth/refresh", json={"refresh_token": session["refresh_token"]})
+    assert refreshed.status_code == 200
+    tokens = [session["access_token"], refreshed.json()["access_token"]]
+    for token in tokens:
+        assert (
+            await client.get("/api/users/me", headers={"Authorization": f"Bearer {token}"})
+        ).status_code == 200
+    # WHEN the key is deleted
+    assert (await client.delete(f"/api/apikeys/{key_id}", headers=alice.headers)).status_code == 204
+    # THEN its sessions' access tokens stop working and their refresh tokens stop refreshing
+    for token in tokens:
+        me = await client.get("/api/users/me", headers={"Authorization": f"Bearer {token}"})
+        assert me.status_code == 401
+        assert me.json()["code"] == "TOKEN_REVOKED"
+    again = await client.post("/auth/refresh", json={"refresh_token": refreshed.json()["refresh_token"]})
+    assert again.status_code == 401
+    assert again.json()["code"] == "SESSION_REVOKED"
+    # AND sessions not opened with the key are untouched
+    assert (await client.get("/api/users/me", headers=alice.headers)).status_code == 200
+    assert (
+        await client.post("/auth/refresh", json={"refresh_token": alice.refresh_token})
+    ).status_code == 200
+
+
+async def test_a_key_session_does_not_outlive_its_key_however_the_key_went(
+    client: httpx.AsyncClient, container: Container, alice: Account
+) -> None:
+    # A key removed without the service (no revocation recorded) still cannot have its sessions refreshed.
+    key_id, session = await _key_session(client, alice)
+    await container.api_key_repo.collection.delete_one({"_id": ObjectId(key_id)})
+    refresh = await client.post("/auth/refresh", json={"refresh_token": session["refresh_token"]})
+    assert refresh.status_code == 401
+    assert refresh.json()["code"] == "SESSION_REVOKED"
+
+
+async def test_another_user_cannot_end_a_keys_sessions(
+    client: httpx.AsyncClient, alice: Account, bob: Account
+) -> None:
+    key_id, session = await _key_session(client, alice)
+    assert (await client.delete(f"/api/apikeys/{key_id}", headers=bob.headers)).status_code == 404
+    headers = {"Authorization": f"Bearer {session['access_token']}"}
+    assert (await client.get("/api/users/me", headers=headers)).status_code == 200
+    assert (
+        await client.post("/auth/refresh", json={"refresh_token": session["refresh_token"]})
+    ).status_code == 200

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
+import time
+
 import httpx
+import jwt
 import pytest
 from bson import ObjectId
 
@@ -54,3 +58,80 @@ async def test_quota_counts_queries_and_refuses_with_402(container: Container, a
     with pytest.raises(QuotaExceeded, match="Monthly query quota of 2"):
         await container.quota.consume_query(user_id)
     assert (await container.users.get(user_id) or {})["queries_used"] == 2
+
+
+def _made_up_key() -> str:
+    return "sk-" + secrets.token_hex(24)  # shaped like a real key, belonging to no one
+
+
+@pytest.mark.parametrize("shape", ["well-formed", "malformed"])
+async def test_made_up_api_keys_count_against_the_ip(
+    client: httpx.AsyncClient, container: Container, shape: str
+) -> None:
+    # GIVEN an anonymous limit of 3 (in a window long enough not to roll over mid-test)
+    container.settings.rate_limit_anonymous = 3
+    container.settings.rate_limit_anonymous_window_s = 10**9
+
+    def credential() -> str:
+        return _made_up_key() if shape == "well-formed" else "sk-" + secrets.token_hex(5)
+
+    # WHEN each request brings a different invented key
+    responses = [
+        await client.get("/api/users/me", headers={"Authorization": f"Bearer {credential()}"})
+        for _ in range(4)
+    ]
+    # THEN they share the IP's bucket: the fourth is refused
+    assert [r.status_code for r in responses] == [401, 401, 401, 429]
+    assert [r.headers["X-RateLimit-Limit"] for r in responses] == ["3"] * 4
+    assert [r.headers["X-RateLimit-Remaining"] for r in responses] == ["2", "1", "0", "0"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/auth/login", "/auth/login", "/api/auth/refresh", "/api/auth/register"]
+)
+async def test_credentials_do_not_lift_the_ip_limit_on_anonymous_endpoints(
+    client: httpx.AsyncClient, container: Container, alice: Account, path: str
+) -> None:
+    container.settings.rate_limit_anonymous = 3
+    container.settings.rate_limit_anonymous_window_s = 10**9
+    body = {"email": alice.email, "password": "not-the-password", "refresh_token": "x", "name": "X"}
+    credentials = [_made_up_key(), alice.access_token, _made_up_key(), alice.access_token]
+    statuses = []
+    for credential in credentials:
+        response = await client.post(path, json=body, headers={"Authorization": f"Bearer {credential}"})
+        assert response.headers["X-RateLimit-Limit"] == "3"
+        statuses.append(response.status_code)
+    assert statuses[-1] == 429
+    assert 429 not in statuses[:-1]
+
+
+async def test_real_keys_and_tokens_keep_their_own_buckets(
+    client: httpx.AsyncClient, container: Container, alice: Account
+) -> None:
+    container.settings.rate_limit_anonymous = 1
+    container.settings.rate_limit_anonymous_window_s = 10**9
+    key = (await client.post("/api/apikeys", headers=alice.headers, json={"name": "cli"})).json()["key"]
+    for headers in ({"X-API-Key": key}, {"Authorization": f"Bearer {key}"}, alice.headers):
+        for _ in range(2):
+            response = await client.get("/api/users/me", headers=headers)
+            assert response.status_code == 200
+            assert response.headers["X-RateLimit-Limit"] == "1000"
+
+
+async def test_an_expired_token_counts_against_the_ip(
+    client: httpx.AsyncClient, container: Container, alice: Account
+) -> None:
+    container.settings.rate_limit_anonymous = 3
+    container.settings.rate_limit_anonymous_window_s = 10**9
+    now = int(time.time())
+    expired = jwt.encode(
+        {"sub": alice.user_id, "type": "access", "jti": "x" * 32, "fam": "f" * 32, "iss": "stratus",
+         "iat": now - 7200, "exp": now - 3600},
+        container.settings.jwt_secret.get_secret_value(),
+        algorithm="HS256",
+    )  # fmt: skip
+    responses = [
+        await client.get("/api/users/me", headers={"Authorization": f"Bearer {expired}"}) for _ in range(4)
+    ]
+    assert [r.status_code for r in responses] == [401, 401, 401, 429]
+    assert responses[0].headers["X-RateLimit-Limit"] == "3"

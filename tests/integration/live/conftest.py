@@ -12,6 +12,7 @@ from bson import ObjectId
 from stratus.composition import Container
 from stratus.db.repositories.connections import ConnectionRepository
 from stratus.local.runtime import LocalPorts
+from stratus.security import api_keys
 from stratus.services.live import LiveUpdates
 
 
@@ -28,6 +29,20 @@ async def _user(container: Container, name: str) -> User:
     )
     job = await container.job_repo.collection.insert_one({"user_id": user["_id"], "status": "running"})
     return User(user["_id"], pair.access_token, str(job.inserted_id))
+
+
+async def model_bound_credentials(container: Container, user: User) -> list[str]:
+    """A key bound to one of the user's models, and the access token of a session opened with it."""
+    key = api_keys.generate()
+    await container.api_key_repo.create(
+        user_id=user.user_id,
+        model_id=ObjectId(),
+        name="bound",
+        key_hash=api_keys.digest(key),
+        prefix=api_keys.visible_prefix(key),
+    )
+    _, session = await container.auth.login_with_api_key(key, client_ip="127.0.0.1")
+    return [key, session.access_token]
 
 
 @pytest.fixture

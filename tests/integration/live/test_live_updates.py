@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 from bson import ObjectId
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from stratus.adapters.local.ws_hub import LocalWebSocketHub
 from stratus.api.app import create_app
@@ -23,7 +23,7 @@ from stratus.errors import Conflict, NotFound, ServiceUnavailable
 from stratus.local import websocket
 from stratus.local.runtime import LocalPorts
 from stratus.services.live import LiveUpdates
-from tests.integration.live.conftest import User
+from tests.integration.live.conftest import User, model_bound_credentials
 
 PROGRESS = {"type": "progress", "data": {"epoch": 1, "total_epochs": 3, "loss": 0.42}}
 
@@ -224,3 +224,21 @@ async def test_per_resource_path_for_someone_elses_job_closes(ws_base: str, alic
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 5)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == websocket.CLOSE_NOT_FOUND
+
+
+@pytest.mark.parametrize("path", ["/ws", "/ws/training", "/ws/tasks/{job}"])
+async def test_model_bound_keys_are_refused_before_the_handshake(
+    ws_base: str, container: Container, connections: ConnectionRepository, alice: User, path: str
+) -> None:
+    # A model-bound key (or a session opened with one) may call its model, not follow the user's jobs.
+    url = ws_base + path.format(job=alice.job_id)
+    for credential in await model_bound_credentials(container, alice):
+        for options in (
+            {"uri": f"{url}?token={credential}"},
+            {"uri": url, "subprotocols": ["bearer", credential]},
+        ):
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(**options):  # type: ignore[arg-type]
+                    pass
+            assert refused.value.response.status_code == 403
+    assert await connections.subscribers(alice.job_id) == []

@@ -18,7 +18,7 @@ from stratus.db.repositories.connections import ConnectionRepository
 from stratus.handlers.websocket import build_websocket_handler
 from stratus.local.runtime import LocalPorts
 from stratus.services.live import LiveUpdates
-from tests.integration.live.conftest import User
+from tests.integration.live.conftest import User, model_bound_credentials
 from tests.unit.adapters.test_local_ws_hub import Socket
 
 T = TypeVar("T")
@@ -214,3 +214,13 @@ async def test_disconnect_forgets_the_connection(
     assert await invoke(handler, disconnect_event()) == {"statusCode": 200}
     assert await connections.user_of(CONNECTION) is None
     assert await invoke(handler, {"requestContext": {"routeKey": "$default"}}) == {"statusCode": 400}
+
+
+async def test_connect_with_a_model_bound_key_is_forbidden(
+    handler: Handler, container: Container, connections: ConnectionRepository, alice: User
+) -> None:
+    # A model-bound key may call its model and nothing else: not follow the user's jobs.
+    for credential in await model_bound_credentials(container, alice):
+        for event in (connect_event(token=credential), connect_event(protocol=f"bearer, {credential}")):
+            assert await invoke(handler, event) == {"statusCode": 403}
+            assert await connections.user_of(CONNECTION) is None

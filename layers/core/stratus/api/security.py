@@ -2,13 +2,14 @@
 
 `CurrentUser`: a signed-in user, or an API key that is not bound to a model.
 `CurrentPrincipal`: also admits model-bound API keys; endpoints that serve one model check the binding.
+`RateLimit`: per API key or user for a credential that checks out, else per IP. `AnonymousRateLimit`: per IP
+always, for the endpoints that open sessions (register, login, refresh).
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-import jwt
 from fastapi import Depends, Request
 
 from stratus.api.deps import ContainerDep
@@ -38,7 +39,12 @@ async def _principal(request: Request, container: ContainerDep) -> Principal:
     credential = bearer_credential(request)
     if credential is None:
         raise Unauthenticated("Authentication required", code="AUTHENTICATION_REQUIRED")
-    principal = await container.auth.authenticate(credential)
+    cached = getattr(request.state, "api_key_principal", None)
+    if cached is not None and cached[0] == credential:
+        # The rate-limit dependency already looked this key up for this request.
+        principal: Principal = cached[1]
+    else:
+        principal = await container.auth.authenticate(credential)
     user_id = str(principal.user_id)
     user_id_var.set(user_id)
     request.state.user_id = user_id
@@ -54,36 +60,57 @@ CurrentPrincipal = Annotated[Principal, Depends(_principal)]
 CurrentUser = Annotated[Principal, Depends(_unscoped_principal)]
 
 
-def _caller_identity(request: Request, container: ContainerDep) -> tuple[str, Limit]:
-    """Who the limit applies to, without a database read: a JWT's subject, an API key's digest, or the IP."""
+async def _caller_identity(request: Request, container: ContainerDep) -> tuple[str, Limit]:
+    """Who the limit applies to: an API key that exists, the user of a valid access token, or else the IP.
+
+    Only a credential that checks out earns its own bucket; anything else (no credential, a made-up `sk-`
+    value, an expired or forged token) counts against the caller's IP, so inventing credentials cannot buy
+    more requests. An API key costs one indexed read; the principal it yields is kept on the request for
+    the authentication dependency, so the request reads the key once. Access tokens are checked without a
+    database read (their revocation is checked where they authenticate)."""
     settings = container.settings
     user_limit = Limit(settings.rate_limit_user, settings.rate_limit_user_window_s)
     credential = bearer_credential(request)
     if credential and credential.startswith(api_keys.PREFIX):
-        return f"rl:key:{api_keys.digest(credential)[:24]}", user_limit
-    if credential:
-        try:
-            subject = jwt.decode(
-                credential,
-                settings.jwt_secret.get_secret_value(),
-                algorithms=["HS256"],
-                options={"verify_exp": False},
-            ).get("sub")
-        except jwt.PyJWTError:
-            subject = None
+        if api_keys.looks_like_key(credential):
+            try:
+                principal = await container.auth.authenticate_api_key(credential)
+            except Unauthenticated:
+                pass
+            else:
+                request.state.api_key_principal = (credential, principal)
+                return f"rl:key:{api_keys.digest(credential)[:24]}", user_limit
+    elif credential:
+        subject = container.auth.access_token_subject(credential)
         if subject:
             return f"rl:user:{subject}", user_limit
+    return _ip_identity(request, container)
+
+
+def _ip_identity(request: Request, container: ContainerDep) -> tuple[str, Limit]:
+    settings = container.settings
     return f"rl:ip:{client_ip(request)}", Limit(
         settings.rate_limit_anonymous, settings.rate_limit_anonymous_window_s
     )
 
 
-async def enforce_rate_limit(request: Request, container: ContainerDep) -> None:
-    key, limit = _caller_identity(request, container)
+async def _apply(request: Request, container: ContainerDep, key: str, limit: Limit) -> None:
     decision = await container.rate_limiter.hit(key, limit)
     # The middleware copies these onto the response, whatever its status.
     request.state.rate_limit_headers = decision.headers()
     container.rate_limiter.enforce(decision)
 
 
+async def enforce_rate_limit(request: Request, container: ContainerDep) -> None:
+    await _apply(request, container, *await _caller_identity(request, container))
+
+
+async def enforce_anonymous_rate_limit(request: Request, container: ContainerDep) -> None:
+    """For endpoints anyone may call (register, login, refresh): always the IP's bucket, whatever
+    credential the request carries, so that holding one account's token does not lift the per-IP limit on
+    making accounts or trying passwords."""
+    await _apply(request, container, *_ip_identity(request, container))
+
+
 RateLimit = Depends(enforce_rate_limit)
+AnonymousRateLimit = Depends(enforce_anonymous_rate_limit)

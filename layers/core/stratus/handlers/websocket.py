@@ -5,7 +5,8 @@ in whichever container is free, so connection state lives in the database (LiveU
 through the Management API (the Notifier), because $default has no route response configured.
 
 Authentication matches the local endpoint: `?token=` or `Sec-WebSocket-Protocol: bearer, <token>`. When the
-subprotocol was used, $connect must echo `bearer` or browsers drop the connection.
+subprotocol was used, $connect must echo `bearer` or browsers drop the connection. A model-bound API key (or
+a session opened with one) is refused with 403: it may call its model, not follow jobs.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ def build_websocket_handler(auth: AuthService, live: LiveUpdates, run: Runner) -
             principal = await auth.authenticate(token)
         except DomainError:
             return {"statusCode": 401}
+        if principal.is_model_scoped:
+            # A model-bound API key (or a session opened with one) may call its model, not follow jobs.
+            return {"statusCode": 403}
         await live.connect(connection_id, principal.user_id)
         if subprotocol is None:
             return {"statusCode": 200}

@@ -2,7 +2,8 @@
 
 Clients authenticate with the tokens the HTTP API issues: `?token=<jwt or sk- key>` or the
 `Sec-WebSocket-Protocol` header (`bearer, <token>`), since browsers cannot set Authorization on a
-WebSocket. Unauthenticated connections are refused before the handshake completes.
+WebSocket. Unauthenticated connections, and model-bound API keys (which may call only their model), are
+refused before the handshake completes.
 
 Clients follow jobs with {"action": "subscribe", "job_id": ...} (and "unsubscribe", "ping"); the
 per-resource paths of seed 002 (`/ws/tasks/{id}`, `/ws/download/{id}`) subscribe on connect.
@@ -42,13 +43,18 @@ def _credential(ws: WebSocket) -> tuple[str | None, str | None]:
 
 
 async def authenticate(ws: WebSocket, auth: AuthService) -> tuple[Principal, str | None] | None:
+    """The caller, or None to refuse the connection: no valid credential, or a model-bound API key (or a
+    session opened with one), which may call its model and nothing else, so may not follow jobs."""
     token, subprotocol = _credential(ws)
     if token is None:
         return None
     try:
-        return await auth.authenticate(token), subprotocol
+        principal = await auth.authenticate(token)
     except DomainError:
         return None
+    if principal.is_model_scoped:
+        return None
+    return principal, subprotocol
 
 
 def build_router(hub: LocalWebSocketHub, auth: AuthService, live: LiveUpdates) -> APIRouter:

@@ -19,7 +19,7 @@ from stratus.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from stratus.security import api_keys
 from stratus.security.passwords import PasswordHasher, check_password_rules
 from stratus.security.tokens import TokenClaims, TokenCodec
-from stratus.services.rate_limit import Limit, RateLimiter
+from stratus.services.rate_limit import Decision, Limit, RateLimiter
 
 BAD_CREDENTIALS = "Incorrect email or password"
 
@@ -119,13 +119,10 @@ class AuthService:
     async def login_with_password(
         self, *, email: str | None, username: str | None, password: str, client_ip: str
     ) -> tuple[dict[str, Any], TokenPair]:
-        account_key = f"login:acct:{email or username}"
-        ip_key = f"login:ip:{client_ip}"
-        for key, limit in (
-            (account_key, self._login_limits.per_account),
-            (ip_key, self._login_limits.per_ip),
-        ):
-            self._limiter.enforce(await self._limiter.check(key, limit), "Too many failed login attempts")
+        attempts = await self._count_attempt(
+            (f"login:acct:{email or username}", self._login_limits.per_account),
+            (f"login:ip:{client_ip}", self._login_limits.per_ip),
+        )
         if email is not None:
             user = await self._users.find_by_email(email)
         else:
@@ -133,10 +130,9 @@ class AuthService:
         # Verify even for an unknown account (against a dummy hash): equal timing either way.
         ok = await asyncio.to_thread(self._hasher.verify, user["password_hash"] if user else None, password)
         if not ok or user is None:
-            await self._limiter.hit(account_key, self._login_limits.per_account)
-            await self._limiter.hit(ip_key, self._login_limits.per_ip)
             message = BAD_CREDENTIALS if email is not None else "Incorrect username or password"
             raise Unauthenticated(message, code="INVALID_CREDENTIALS")
+        await self._uncount_attempt(attempts)
         if self._hasher.needs_rehash(user["password_hash"]):
             await self._users.set_password_hash(
                 user["_id"], await asyncio.to_thread(self._hasher.hash, password)
@@ -146,21 +142,36 @@ class AuthService:
 
     async def login_with_api_key(self, key: str, *, client_ip: str) -> tuple[dict[str, Any], TokenPair]:
         """Seed 000's login: an API key alone opens a session with the key's scope."""
-        ip_key = f"login:ip:{client_ip}"
-        self._limiter.enforce(
-            await self._limiter.check(ip_key, self._login_limits.per_ip), "Too many failed login attempts"
-        )
+        attempts = await self._count_attempt((f"login:ip:{client_ip}", self._login_limits.per_ip))
         record = (
             await self._api_keys.find_by_hash(api_keys.digest(key)) if api_keys.looks_like_key(key) else None
         )
         if record is None:
-            await self._limiter.hit(ip_key, self._login_limits.per_ip)
             raise Unauthenticated("Invalid API key", code="INVALID_API_KEY")
         user = await self.get_user(record["user_id"])
+        await self._uncount_attempt(attempts)
         model_id = str(record["model_id"]) if record.get("model_id") else None
         return user, await self._start_session(
             str(user["_id"]), api_key_id=str(record["_id"]), model_id=model_id
         )
+
+    async def _count_attempt(self, *counters: tuple[str, Limit]) -> list[tuple[str, Limit, Decision]]:
+        """Count a login attempt as a failure before checking it, then refuse it if over a limit.
+
+        Counting first is what makes the limit hold against parallel guesses: were it checked first and
+        counted only once the (deliberately slow) password check failed, every guess sent at once would
+        pass the check before any was counted. Every counter is hit before any is enforced, so an attempt
+        refused by one still counts against the others. A refused attempt stays counted."""
+        attempts = [(key, limit, await self._limiter.hit(key, limit)) for key, limit in counters]
+        for _, _, decision in attempts:
+            self._limiter.enforce(decision, "Too many failed login attempts")
+        return attempts
+
+    async def _uncount_attempt(self, attempts: list[tuple[str, Limit, Decision]]) -> None:
+        """A successful login takes its count back: the limits are on failures, so a user who signs in
+        often is never locked out by it."""
+        for key, limit, decision in attempts:
+            await self._limiter.release(key, limit, decision)
 
     async def _start_session(
         self,
@@ -184,7 +195,11 @@ class AuthService:
 
     async def refresh(self, refresh_token: str) -> TokenPair:
         claims = self._codec.decode(refresh_token, "refresh")
-        if await self._revocations.any_revoked([f"fam:{claims.family}"]):
+        if await self._revocations.any_revoked(_revocation_keys(claims, with_jti=False)):
+            raise Unauthenticated("Session has been revoked", code="SESSION_REVOKED")
+        if claims.api_key_id is not None and not await self._api_key_exists(claims.api_key_id):
+            # A session opened with an API key ends with the key. Deleting the key revokes its sessions
+            # (above); this also covers a revocation that has expired or a key removed some other way.
             raise Unauthenticated("Session has been revoked", code="SESSION_REVOKED")
         spent = await self._refresh.spend(claims.jti)
         if spent is None:
@@ -227,8 +242,11 @@ class AuthService:
         claims = self._codec.decode(credential, "access")
         return await self._principal_from_claims(claims)
 
+    async def _api_key_exists(self, key_id: str) -> bool:
+        return ObjectId.is_valid(key_id) and await self._api_keys.exists(ObjectId(key_id))
+
     async def _principal_from_claims(self, claims: TokenClaims) -> Principal:
-        if await self._revocations.any_revoked([f"jti:{claims.jti}", f"fam:{claims.family}"]):
+        if await self._revocations.any_revoked(_revocation_keys(claims, with_jti=True)):
             raise Unauthenticated("Token has been revoked", code="TOKEN_REVOKED")
         return Principal(
             user_id=oid(claims.sub),
@@ -239,6 +257,14 @@ class AuthService:
             api_key_id=claims.api_key_id,
             model_id=claims.model_id,
         )
+
+    def access_token_subject(self, token: str) -> str | None:
+        """The user a valid access token names (signature, expiry and type checked, revocations not read):
+        enough to choose a rate-limit bucket, never to authorise a request."""
+        try:
+            return self._codec.decode(token, "access").sub
+        except Unauthenticated:
+            return None
 
     async def authenticate_api_key(self, key: str) -> Principal:
         if not api_keys.looks_like_key(key):
@@ -252,3 +278,18 @@ class AuthService:
             api_key_id=str(record["_id"]),
             model_id=str(record["model_id"]) if record.get("model_id") else None,
         )
+
+
+def _revocation_keys(claims: TokenClaims, *, with_jti: bool) -> list[str]:
+    """The revocation records that end a token: its own id (access tokens), its session (family), and the
+    API key the session was opened with, which deleting the key revokes."""
+    keys = [f"jti:{claims.jti}"] if with_jti else []
+    keys.append(f"fam:{claims.family}")
+    if claims.api_key_id:
+        keys.append(api_key_revocation(claims.api_key_id))
+    return keys
+
+
+def api_key_revocation(key_id: str) -> str:
+    """The revocation record that ends every session opened with an API key."""
+    return f"key:{key_id}"

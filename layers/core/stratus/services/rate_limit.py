@@ -58,6 +58,13 @@ class RateLimiter:
         count = await self._counters.hit(window_key, expires_at=datetime.fromtimestamp(end + 60, UTC))
         return Decision(limit.requests, limit.requests - count, end, retry_after)
 
+    async def release(self, key: str, limit: Limit, decision: Decision) -> None:
+        """Take back the hit that produced `decision` (an attempt that turned out not to count, such as a
+        successful login). It lands in that hit's window even if a new window has begun since."""
+        end = decision.reset
+        window_key = f"{key}:{end - limit.window_s}"
+        await self._counters.hit(window_key, expires_at=datetime.fromtimestamp(end + 60, UTC), by=-1)
+
     async def check(self, key: str, limit: Limit) -> Decision:
         """Read the window without counting (used before an attempt whose failures we count)."""
         window_key, end, retry_after = self._window(key, limit)

@@ -71,7 +71,14 @@ class TaskService:
         wait = self.default_wait_s if wait_s is None else min(max(wait_s, 0.0), self.max_wait_s)
         await self._quota.consume_query(user_id)
         record = await self._tasks.insert(
-            {"user_id": user_id, "task": task, "model": model, "status": "pending", "single": single}
+            {
+                "user_id": user_id,
+                "task": task,
+                "model": model,
+                "status": "pending",
+                "single": single,
+                "options": options,
+            }
         )
         request = InferenceRequest(task=task, model=model, inputs=inputs, options=options)
         try:
@@ -88,7 +95,12 @@ class TaskService:
         return await self._complete(record, result)
 
     async def _complete(self, record: dict[str, Any], result: InferenceResult) -> dict[str, Any]:
-        shaped = shape_result(record["task"], result.outputs, single=record.get("single", True))
+        shaped = shape_result(
+            record["task"],
+            result.outputs,
+            single=record.get("single", True),
+            options=record.get("options") or {},
+        )
         done = await self._tasks.finish(
             record["_id"],
             {"status": "completed", "result": shaped, "model": result.model, "batch_size": result.batch_size},
@@ -163,7 +175,7 @@ def resolve_model(task: str, model_name: str | None) -> str:
     return entry.name
 
 
-def shape_result(task: str, outputs: list[dict[str, Any]], *, single: bool) -> Any:
+def shape_result(task: str, outputs: list[dict[str, Any]], *, single: bool, options: dict[str, Any]) -> Any:
     """Per-item worker outputs -> the response body's `result`."""
     if task == "embeddings":
         vectors = [o["embedding"] for o in outputs]
@@ -172,10 +184,10 @@ def shape_result(task: str, outputs: list[dict[str, Any]], *, single: bool) -> A
             return {
                 "embedding": vectors[0],
                 "dimension": dimension,
-                "normalized": bool(outputs[0].get("normalized")),
+                "normalized": bool(options.get("normalize")),
             }
         return {"embeddings": vectors, "dimension": dimension, "count": len(vectors),
-                "normalized": bool(outputs[0].get("normalized")) if outputs else False}  # fmt: skip
+                "normalized": bool(options.get("normalize")) if outputs else False}  # fmt: skip
     output = dict(outputs[0]) if outputs else {}
     if task == "classification" and output.get("labels"):
         top = output["labels"][0]

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, status
 
 from stratus.api.deps import ContainerDep
 from stratus.api.routing import StratusRoute
-from stratus.api.security import CurrentPrincipal, RateLimit, client_ip
+from stratus.api.security import AnonymousRateLimit, CurrentPrincipal, CurrentUser, RateLimit, client_ip
 from stratus.schemas.auth import (
     LoginRequest,
     LoginResponse,
@@ -32,16 +32,20 @@ def _tokens(pair: TokenPair) -> dict[str, object]:
 
 def build_router(prefix: str, *, include_in_schema: bool = True) -> APIRouter:
     """The auth routes under `prefix`. Built per prefix (not one router included twice) so each route
-    knows its full path, which metrics and logs use as the route label."""
+    knows its full path, which metrics and logs use as the route label.
+
+    Register, login and refresh are for callers without a session, so they count against the IP's limit
+    whatever credential a request carries; logout and /me are limited like any signed-in call."""
     router = APIRouter(
-        prefix=prefix,
-        tags=["auth"],
-        route_class=StratusRoute,
-        dependencies=[RateLimit],
-        include_in_schema=include_in_schema,
+        prefix=prefix, tags=["auth"], route_class=StratusRoute, include_in_schema=include_in_schema
     )
 
-    @router.post("/register", status_code=status.HTTP_201_CREATED, response_model=RegisterResponse)
+    @router.post(
+        "/register",
+        status_code=status.HTTP_201_CREATED,
+        response_model=RegisterResponse,
+        dependencies=[AnonymousRateLimit],
+    )
     async def register(body: UserCreate, container: ContainerDep) -> dict[str, object]:
         """Create an account. The user's fields sit at the top level (seed 003) and under `user` with the
         session's tokens (seed 004)."""
@@ -50,7 +54,7 @@ def build_router(prefix: str, *, include_in_schema: bool = True) -> APIRouter:
         )
         return {**user, "user": user, **_tokens(pair)}
 
-    @router.post("/login", response_model=LoginResponse)
+    @router.post("/login", response_model=LoginResponse, dependencies=[AnonymousRateLimit])
     async def login(body: LoginRequest, request: Request, container: ContainerDep) -> dict[str, object]:
         """Sign in with email+password, username+password, or an API key alone."""
         ip = client_ip(request)
@@ -65,14 +69,14 @@ def build_router(prefix: str, *, include_in_schema: bool = True) -> APIRouter:
             )
         return {**_tokens(pair), "user": user}
 
-    @router.post("/refresh", response_model=TokenResponse)
+    @router.post("/refresh", response_model=TokenResponse, dependencies=[AnonymousRateLimit])
     async def refresh(body: RefreshRequest, container: ContainerDep) -> dict[str, object]:
         """Exchange a refresh token for a new pair.
 
         Each refresh token works once; presenting a used one again ends the whole session."""
         return _tokens(await container.auth.refresh(body.refresh_token))
 
-    @router.post("/logout", response_model=MessageResponse)
+    @router.post("/logout", response_model=MessageResponse, dependencies=[RateLimit])
     async def logout(
         principal: CurrentPrincipal, container: ContainerDep, body: LogoutRequest | None = None
     ) -> MessageResponse:
@@ -80,8 +84,9 @@ def build_router(prefix: str, *, include_in_schema: bool = True) -> APIRouter:
         await container.auth.logout(principal, body.refresh_token if body else None)
         return MessageResponse(message="Successfully logged out")
 
-    @router.get("/me", response_model=UserPublic)
-    async def me(principal: CurrentPrincipal, container: ContainerDep) -> dict[str, object]:
+    @router.get("/me", response_model=UserPublic, dependencies=[RateLimit])
+    async def me(principal: CurrentUser, container: ContainerDep) -> dict[str, object]:
+        """The signed-in user's profile; not for a model-bound API key (403 API_KEY_SCOPE)."""
         return await container.auth.get_user(principal.user_id)
 
     return router

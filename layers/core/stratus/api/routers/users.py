@@ -6,14 +6,15 @@ from fastapi import APIRouter
 
 from stratus.api.deps import ContainerDep
 from stratus.api.routing import StratusRoute
-from stratus.api.security import CurrentPrincipal, CurrentUser, RateLimit
+from stratus.api.security import CurrentUser, RateLimit
 from stratus.schemas.auth import UserPublic, UserUpdate
 
 router = APIRouter(prefix="/api/users", tags=["users"], route_class=StratusRoute, dependencies=[RateLimit])
 
 
 @router.get("/me", response_model=UserPublic)
-async def read_me(principal: CurrentPrincipal, container: ContainerDep) -> dict[str, object]:
+async def read_me(principal: CurrentUser, container: ContainerDep) -> dict[str, object]:
+    """The profile is the account's: a model-bound API key may only call its model (403 API_KEY_SCOPE)."""
     return await container.auth.get_user(principal.user_id)
 
 

@@ -36,6 +36,9 @@ class ApiKeyRepository(Repository):
     async def find_by_hash(self, key_hash: str) -> dict[str, Any] | None:
         return await self.collection.find_one({"key_hash": key_hash})
 
+    async def exists(self, key_id: ObjectId) -> bool:
+        return await self.collection.find_one({"_id": key_id}, projection={"_id": 1}) is not None
+
     async def list_for(
         self, user_id: ObjectId, *, limit: int, offset: int
     ) -> tuple[list[dict[str, Any]], int]:
@@ -46,6 +49,10 @@ class ApiKeyRepository(Repository):
     async def delete(self, user_id: ObjectId, key_id: ObjectId) -> bool:
         result = await self.collection.delete_one({"_id": key_id, "user_id": user_id})
         return result.deleted_count == 1
+
+    async def delete_for_model(self, user_id: ObjectId, model_id: ObjectId) -> int:
+        result = await self.collection.delete_many({"user_id": user_id, "model_id": model_id})
+        return result.deleted_count
 
     async def touch(self, key_id: ObjectId) -> None:
         await self.collection.update_one({"_id": key_id}, {"$set": {"last_used_at": utcnow()}})
