@@ -141,34 +141,50 @@ class Connection:
     """A bare keep-alive HTTP/1.1 connection: the client should cost as little CPU as possible, since
     it shares the machine with the server it measures (httpx spends ~3 ms of CPU per request here)."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str) -> None:
-        self.reader, self.writer, self.host = reader, writer, host
+    def __init__(self, url: str) -> None:
+        self.url = urlsplit(url)
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
 
-    @classmethod
-    async def open(cls, url: str) -> Connection:
-        parts = urlsplit(url)
-        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-        return cls(reader, writer, parts.netloc)
+    async def connect(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.url.hostname, self.url.port)
 
     async def request(self, method: str, path: str, body: bytes = b"") -> dict[str, Any]:
-        head = (
-            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        )
-        self.writer.write(head.encode() + body)
-        status_line = await self.reader.readline()
-        length = 0
-        while (line := await self.reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.decode().partition(":")
-            if name.lower() == "content-length":
-                length = int(value)
-        payload = json.loads(await self.reader.readexactly(length))
-        if b" 200 " not in status_line:
-            raise RuntimeError(f"{status_line!r}: {payload}")
-        return cast(dict[str, Any], payload)
+        """The JSON body of the response; reconnects once when the server has closed the connection
+        (uvicorn drops keep-alive connections idle for 5 s)."""
+        for attempt in (1, 2):
+            if self.reader is None or self.writer is None:
+                await self.connect()
+            assert self.reader is not None and self.writer is not None
+            head = (
+                f"{method} {path} HTTP/1.1\r\nHost: {self.url.netloc}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            )
+            try:
+                self.writer.write(head.encode() + body)
+                status_line = await self.reader.readline()
+            except ConnectionError:
+                status_line = b""
+            if not status_line:  # closed by the server
+                self.close()
+                self.reader = self.writer = None
+                if attempt == 1:
+                    continue
+                raise RuntimeError("the server closed the connection")
+            length = 0
+            while (line := await self.reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            payload = json.loads(await self.reader.readexactly(length))
+            if b" 200 " not in status_line:
+                raise RuntimeError(f"{status_line!r}: {payload}")
+            return cast(dict[str, Any], payload)
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 async def wave(connections: list[Connection], bodies: list[bytes]) -> float:
@@ -187,7 +203,7 @@ async def drive(url: str, data: list[str], waves: int) -> tuple[float, float]:
         json.dumps({"task": "embeddings", "model": MODEL, "inputs": [{"text": text}]}).encode()
         for text in data
     ]
-    connections = [await Connection.open(url) for _ in data]
+    connections = [Connection(url) for _ in data]
     try:
         await wave(connections, bodies)  # warm-up: first forward passes done
         before = (await connections[0].request("GET", "/health"))["batches_run"]
