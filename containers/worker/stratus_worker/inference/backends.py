@@ -381,6 +381,7 @@ def _save_converted(model: Any, tokenizer: Any, target: Path) -> None:
             del model.config.quantization_config
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
         os.rename(tmp, target)
     except OSError as e:
         log.warning("could not cache the converted model in %s: %s", target, e)

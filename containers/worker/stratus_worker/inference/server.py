@@ -141,7 +141,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--cache-dir", type=Path, default=None, help="converted models ($STRATUS_MODEL_CACHE)"
     )
     parser.add_argument("--log-level", default="warning")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.max_batch < 1 or args.max_wait_ms < 0:
+        parser.error("--max-batch must be at least 1 and --max-wait-ms at least 0")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
