@@ -72,6 +72,7 @@ bench: setup
 	$(PY) bench/auth_costs.py
 	$(PY) bench/dataset_parse.py
 	$(PY) bench/job_latency.py
+	$(PY) bench/embeddings_throughput.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .aws-sam
