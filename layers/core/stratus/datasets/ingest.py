@@ -528,6 +528,8 @@ def _archive(path: Path, limits: IngestLimits) -> Iterator[tuple[zipfile.ZipFile
     try:
         with zipfile.ZipFile(path) as archive:
             yield archive, members
+    # zipfile raises NotImplementedError for a compression method it cannot read (validate_zip
+    # refuses unknown methods first; this covers a member whose header disagrees with the directory).
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
         raise _zip_error(str(e)) from None
 

@@ -64,7 +64,7 @@ class ModelService:
         if self._api_keys is not None:
             await self._api_keys.delete_for_model(user_id, model_id)
         if self._jobs is not None and model.get("job_id"):
-            await self._jobs.collection.update_one({"_id": model["job_id"]}, {"$set": {"model_id": None}})
+            await self._jobs.forget_model(model["job_id"])
         key = (model.get("artifacts") or {}).get("model")
         if self._storage is not None and key:
             with contextlib.suppress(DomainError):

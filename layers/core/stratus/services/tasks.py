@@ -22,15 +22,9 @@ from stratus.services.quota import QuotaService
 
 log = logging.getLogger(__name__)
 
-EMBEDDING_MODEL, NER_MODEL, INSTRUCT_MODEL = (m.name for m in catalogue.BUILTIN_MODELS)
-DEFAULT_MODELS = {
-    "embeddings": EMBEDDING_MODEL,
-    "classification": EMBEDDING_MODEL,
-    "ner": NER_MODEL,
-    "generation": INSTRUCT_MODEL,
-    "qa": INSTRUCT_MODEL,
-    "summarization": INSTRUCT_MODEL,
-}
+TASKS = ("embeddings", "classification", "ner", "generation", "qa", "summarization")
+# Each task's default: the first built-in model that serves it.
+DEFAULT_MODELS = {task: catalogue.for_task(task)[0].name for task in TASKS}
 
 
 class Push(Protocol):
@@ -84,9 +78,7 @@ class TaskService:
         try:
             result = await self._backend.invoke(request, wait_s=wait)
         except InferencePending as pending:
-            await self._tasks.collection.update_one(
-                {"_id": record["_id"]}, {"$set": {"reference": pending.reference}}
-            )
+            await self._tasks.set_reference(record["_id"], pending.reference)
             self._follow(record, pending.reference)
             return {**record, "reference": pending.reference}
         except DomainError as e:

@@ -39,10 +39,7 @@ def _wait(prefer: str | None) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def _respond(record: dict[str, Any], response: Response) -> dict[str, Any]:
-    if record["status"] == "pending":
-        response.status_code = status.HTTP_202_ACCEPTED
-        response.headers["Location"] = f"/api/tasks/{record['_id']}"
+def _body(record: dict[str, Any]) -> dict[str, Any]:
     return {
         "task_id": str(record["_id"]),
         "task": record["task"],
@@ -53,6 +50,14 @@ def _respond(record: dict[str, Any], response: Response) -> dict[str, Any]:
         "created_at": record["created_at"],
         "completed_at": record.get("completed_at"),
     }
+
+
+def _respond(record: dict[str, Any], response: Response) -> dict[str, Any]:
+    """A task still running when the wait ended is 202, pointing at where its result will be."""
+    if record["status"] == "pending":
+        response.status_code = status.HTTP_202_ACCEPTED
+        response.headers["Location"] = f"/api/tasks/{record['_id']}"
+    return _body(record)
 
 
 def build_router(prefix: str, *, include_in_schema: bool = True) -> APIRouter:
@@ -164,11 +169,6 @@ results = APIRouter(prefix="/api/tasks", tags=["tasks"], route_class=StratusRout
 
 
 @results.get("/{task_id}", response_model=TaskResponse)
-async def get_task(
-    task_id: ObjectIdStr, user: CurrentUser, container: ContainerDep, response: Response
-) -> dict[str, Any]:
+async def get_task(task_id: ObjectIdStr, user: CurrentUser, container: ContainerDep) -> dict[str, Any]:
     """A task's status and, once finished, its result."""
-    record = await container.tasks.get(user.user_id, oid(task_id, what="Task"))
-    body = _respond(record, response)
-    response.status_code = status.HTTP_200_OK
-    return body
+    return _body(await container.tasks.get(user.user_id, oid(task_id, what="Task")))

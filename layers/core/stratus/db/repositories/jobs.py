@@ -114,6 +114,10 @@ class JobRepository(Repository):
         query = {"status": {"$in": list(statuses)}, "updated_at": {"$lt": older_than}}
         return await self.collection.find(query).limit(limit).to_list()
 
+    async def forget_model(self, job_id: ObjectId) -> None:
+        """The job's trained model was deleted; its results stay."""
+        await self.collection.update_one({"_id": job_id}, {"$set": {"model_id": None}})
+
     async def delete(self, job_id: ObjectId) -> None:
         await self.collection.delete_one({"_id": job_id})
 
