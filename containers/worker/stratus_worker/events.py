@@ -26,7 +26,7 @@ RESULT = "Stratus Job Result"
 RESULT_ATTEMPTS = 3
 RETRY_DELAY_S = 1.0
 
-Phase = Literal["loading", "training", "saving"]
+Phase = Literal["loading", "training", "saving", "downloading"]
 Status = Literal["completed", "failed", "stopped"]
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,22 @@ class JobEvents:
             self._emit(PROGRESS, detail)
         except Exception:
             log.exception("could not publish a progress event of job %s", self.job_id)
+
+    def download_progress(
+        self, *, files_done: int, files_total: int, bytes_done: int, bytes_total: int
+    ) -> None:
+        """A download's progress: files as steps, bytes as the percentage and in the metrics."""
+        self.progress(
+            "downloading",
+            epoch=0,
+            total_epochs=0,
+            step=files_done,
+            total_steps=files_total,
+            progress=100.0 * bytes_done / bytes_total
+            if bytes_total
+            else 100.0 * files_done / max(files_total, 1),
+            metrics={"bytes_downloaded": float(bytes_done), "total_bytes": float(bytes_total)},
+        )
 
     def result(self, status: Status, *, error: str | None, **fields: Any) -> None:
         """The job's last event. Raises if it could not be delivered after RESULT_ATTEMPTS tries."""

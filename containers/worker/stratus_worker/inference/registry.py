@@ -197,7 +197,7 @@ def load_from_hub(
                         revision=revision,
                         local_files_only=local_files_only
                         or constants.HF_HUB_OFFLINE
-                        or not _reachable(constants.ENDPOINT, timeout),
+                        or not reachable(constants.ENDPOINT, timeout),
                         etag_timeout=timeout,
                     )
                 )
@@ -216,7 +216,7 @@ def load_from_hub(
     return _from_pretrained(repo_id, local_dir, model_class)
 
 
-def _reachable(endpoint: str, timeout: float) -> bool:
+def reachable(endpoint: str, timeout: float) -> bool:
     """Whether a TCP connection to the endpoint opens within `timeout` seconds. Runs in a daemon
     thread because name resolution has no timeout of its own."""
     parts = urlsplit(endpoint)

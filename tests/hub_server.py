@@ -1,0 +1,111 @@
+"""A local directory served over HTTP the way the Hugging Face Hub serves repositories, for the parts of
+its protocol huggingface_hub's download path uses (these machines cannot reach the real hub):
+
+- GET  /api/models/{org}/{name}/revision/{rev}  -> {"id", "sha", "siblings": [{"rfilename", "size"}]}
+- HEAD /{org}/{name}/resolve/{rev}/{path}       -> X-Repo-Commit, ETag, Content-Length
+- GET  /{org}/{name}/resolve/{rev}/{path}       -> the file
+
+An unknown repository answers 404 with `X-Error-Code: RepoNotFound`, as the hub does. The server
+counts file GETs so tests can tell what was fetched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+COMMIT = "5f0e1d2c3b4a59687766554433221100ffeeddcc"
+
+
+class HubServer:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.fetched: Counter[str] = Counter()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> HubServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                return None
+
+            def do_GET(self) -> None:
+                self._answer(body=True)
+
+            def do_HEAD(self) -> None:
+                self._answer(body=False)
+
+            def _answer(self, *, body: bool) -> None:
+                parts = [unquote(p) for p in urlsplit(self.path).path.strip("/").split("/")]
+                if parts[:2] == ["api", "models"] and "revision" in parts:
+                    repo = "/".join(parts[2 : parts.index("revision")])
+                    self._info(repo, body=body)
+                elif "resolve" in parts:
+                    at = parts.index("resolve")
+                    self._file("/".join(parts[:at]), "/".join(parts[at + 2 :]), body=body)
+                else:
+                    self._send(404, b"{}", {"X-Error-Code": "EntryNotFound"}, body=body)
+
+            def _info(self, repo: str, *, body: bool) -> None:
+                directory = hub.root / repo
+                if not directory.is_dir():
+                    self._send(
+                        404, b'{"error":"Repository not found"}', {"X-Error-Code": "RepoNotFound"}, body=body
+                    )
+                    return
+                siblings = [
+                    {"rfilename": p.relative_to(directory).as_posix(), "size": p.stat().st_size}
+                    for p in sorted(directory.rglob("*"))
+                    if p.is_file()
+                ]
+                doc = {"id": repo, "modelId": repo, "sha": COMMIT, "private": False, "siblings": siblings}
+                self._send(200, json.dumps(doc).encode(), {"Content-Type": "application/json"}, body=body)
+
+            def _file(self, repo: str, name: str, *, body: bool) -> None:
+                path = hub.root / repo / name
+                if not path.is_file():
+                    self._send(404, b"{}", {"X-Error-Code": "EntryNotFound"}, body=body)
+                    return
+                data = path.read_bytes()
+                headers = {"X-Repo-Commit": COMMIT, "ETag": f'"{hashlib.sha256(data).hexdigest()}"'}
+                if body:
+                    hub.fetched[f"{repo}/{name}"] += 1
+                self._send(200, data, headers, body=body)
+
+            def _send(self, code: int, data: bytes, headers: dict[str, str], *, body: bool) -> None:
+                self.send_response(code)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if body:
+                    self.wfile.write(data)
+
+        return Handler
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
