@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 COMMIT = "5f0e1d2c3b4a59687766554433221100ffeeddcc"
+TINY_REPO = "stratus-test/tiny-sentiment"
 
 
 class HubServer:
@@ -109,3 +110,32 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def tiny_sentiment_repo(repo: Path) -> None:
+    """A tiny randomly initialised BERT sentiment classifier saved with save_pretrained (with the
+    all-MiniLM-L6-v2 tokenizer), plus copies a download should skip (ONNX, pickled weights)."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from stratus_worker.inference import registry
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        registry.get("sentence-transformers/all-MiniLM-L6-v2").local_path()
+    )
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=64,
+        id2label={0: "negative", 1: "positive"},
+        label2id={"negative": 0, "positive": 1},
+    )
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(repo)
+    tokenizer.save_pretrained(repo)
+    (repo / "onnx").mkdir()
+    (repo / "onnx" / "model.onnx").write_bytes(b"not fetched")
+    (repo / "pytorch_model.bin").write_bytes(b"not fetched either: safetensors are there")

@@ -33,6 +33,7 @@ from stratus.security.tokens import TokenCodec
 from stratus.services.api_keys import ApiKeyService
 from stratus.services.auth import AuthService, LoginLimits
 from stratus.services.datasets import PROCESS_MESSAGE, DatasetPolicy, DatasetService
+from stratus.services.downloads import DownloadPolicy, DownloadService
 from stratus.services.files import FileService
 from stratus.services.finetune import FineTuneRecordService
 from stratus.services.health import HealthService
@@ -161,6 +162,14 @@ class Container:
             policy=JobPolicy(
                 max_running_per_user=settings.max_concurrent_jobs_per_user,
                 heartbeat_timeout_s=settings.job_heartbeat_timeout_s,
+            ),
+        )
+        self.downloads = DownloadService(
+            jobs=self.jobs,
+            job_repo=self.job_repo,
+            models=self.model_repo,
+            policy=DownloadPolicy(
+                hub_timeout_s=settings.hub_timeout_s, max_bytes=settings.max_model_download_bytes
             ),
         )
         # Webhook deliveries share the jobs queue (and its DLQ); private target addresses are refused

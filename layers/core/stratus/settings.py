@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     max_concurrent_jobs_per_user: int = Field(default=5, ge=1)
     # A running job whose worker sends nothing for this long is checked with its backend, then failed.
     job_heartbeat_timeout_s: int = Field(default=600, ge=30)
+    # How long a download job waits for the Hugging Face Hub to answer before failing (seconds).
+    hub_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    # Largest model repository a download job fetches (bytes, the files it would keep).
+    max_model_download_bytes: int = Field(default=20 * 10**9, ge=10**6)
     # Start the local inference worker with `stratus serve` rather than on the first task request.
     local_warm_inference: bool = True
     # Local worker pool size (subprocesses running the container entrypoint).

@@ -12,45 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from stratus.local.runtime import WORKER_COMMAND
-from stratus_worker.inference import registry
 from stratus_worker.inference.registry import load_from_hub
-from tests.hub_server import HubServer, closed_port
+from tests.hub_server import TINY_REPO as REPO
+from tests.hub_server import HubServer, closed_port, tiny_sentiment_repo
 from tests.integration.worker.test_entrypoint import read_events
 
 pytestmark = pytest.mark.slow  # each run starts a fresh interpreter
 
-REPO = "stratus-test/tiny-sentiment"
-
 
 @pytest.fixture(scope="module")
 def hub_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny BERT sentiment classifier saved with save_pretrained, plus copies the worker should skip."""
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
     root = tmp_path_factory.mktemp("hub")
-    repo = root / REPO
-    tokenizer = AutoTokenizer.from_pretrained(
-        registry.get("sentence-transformers/all-MiniLM-L6-v2").local_path()
-    )
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=64,
-        id2label={0: "negative", 1: "positive"},
-        label2id={"negative": 0, "positive": 1},
-    )
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(repo)
-    tokenizer.save_pretrained(repo)
-    (repo / "onnx").mkdir()
-    (repo / "onnx" / "model.onnx").write_bytes(b"not fetched")
-    (repo / "pytorch_model.bin").write_bytes(b"not fetched either: safetensors are there")
+    tiny_sentiment_repo(root / REPO)
     return root
 
 

@@ -194,7 +194,9 @@ def test_a_single_class_target_fails(harness: Harness) -> None:
 
 def test_unknown_kinds_fail(harness: Harness) -> None:
     assert harness.run({}, kind="fine_tuning") == 1
-    assert harness.sink.result["error"] == "Unknown job kind 'fine_tuning'; this worker runs: training"
+    assert (
+        harness.sink.result["error"] == "Unknown job kind 'fine_tuning'; this worker runs: download, training"
+    )
 
 
 def test_a_stop_request_checkpoints_and_reports_stopped(harness: Harness) -> None:

@@ -6,8 +6,11 @@ asynchronous inference endpoint serving the same container.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from stratus.errors import DependencyFailed, DomainError, InvalidInput, NotFound, ValidationFailed
 
 
 @dataclass(frozen=True)
@@ -47,3 +50,16 @@ class InferenceBackend(Protocol):
     async def catalogue(self) -> list[dict[str, Any]]:
         """The models the workers can serve (name, tasks, architecture, size, ...)."""
         ...
+
+
+def worker_error(status: int, data: Mapping[str, Any]) -> DomainError:
+    """The domain error for an inference worker's error answer (`{"error", "message", ...}`), by the
+    HTTP status it came with: both adapters read the same server, directly or through S3."""
+    message = str(data.get("message") or "Inference failed")
+    if status == 404:
+        return NotFound(message, code="MODEL_NOT_FOUND", details={"available": data.get("available", [])})
+    if status == 422:
+        return ValidationFailed(message, code=str(data.get("error", "VALIDATION_ERROR")).upper())
+    if status == 400:
+        return InvalidInput(message)
+    return DependencyFailed(message, code="INFERENCE_FAILED")

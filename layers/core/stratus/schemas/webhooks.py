@@ -16,6 +16,8 @@ WebhookEvent = Literal[
     "training.completed",
     "training.failed",
     "dataset.processed",
+    "model.downloaded",
+    "model.download_failed",
     "*",
 ]
 DeliveryStatus = Literal["pending", "delivered", "failed"]

@@ -22,6 +22,7 @@ from stratus.db.repositories.models import ModelRepository
 from stratus.errors import DomainError
 from stratus.ports.jobs import JobBackend, JobHandle
 from stratus.schemas.common import iso_utc, utcnow
+from stratus.services.downloads import DOWNLOAD
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ _SAGEMAKER_STATES = {
 _BATCH_STATES = {"RUNNING": "running", "SUCCEEDED": "completed", "FAILED": "failed"}
 # A backend that finished but whose result event never arrived (lost, or the worker died at the end).
 RESULT_GRACE = timedelta(minutes=5)
+# A download announces its end under its own names; its start and progress reach the WebSocket only.
+_DOWNLOAD_WEBHOOKS = {"training.completed": "model.downloaded", "training.failed": "model.download_failed"}
 
 
 class LivePush(Protocol):
@@ -262,6 +265,8 @@ class JobEventsService:
 
     async def _register_model(self, job: dict[str, Any], detail: Mapping[str, Any]) -> dict[str, Any]:
         info = dict(detail.get("model") or {})
+        if job.get("kind") == DOWNLOAD:
+            return await self._register_download(job, detail, info)
         metrics = dict(detail.get("final_metrics") or {})
         hp = dict(job.get("params", {}).get("hyperparameters") or {})
         return await self._models.register_for_job(
@@ -304,6 +309,31 @@ class JobEventsService:
             },
         )
 
+    async def _register_download(
+        self, job: dict[str, Any], detail: Mapping[str, Any], info: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A downloaded Hub model, described by the worker from its files."""
+        return await self._models.register_for_job(
+            job["user_id"],
+            job["_id"],
+            {
+                "name": job["model_name"],
+                "name_key": str(job["model_name"]).lower(),
+                "source": "hub",
+                "status": "ready",
+                "task": job.get("task"),
+                "tasks": [job.get("task")],
+                "model_type": info.get("model_type"),
+                "architecture": {"class": info.get("architecture")},
+                "parameters": info.get("parameters"),
+                "size_mb": info.get("size_mb"),
+                "labels": info.get("labels"),
+                "max_sequence_length": info.get("max_sequence_length"),
+                "revision": info.get("commit"),
+                "artifacts": dict(detail.get("artifacts") or {}),
+            },
+        )
+
     async def _dataset_processed(self, detail: Mapping[str, Any]) -> None:
         user_id = detail.get("user_id")
         if self.webhooks is None or not isinstance(user_id, str) or not ObjectId.is_valid(user_id):
@@ -336,6 +366,11 @@ class JobEventsService:
     async def _webhook(self, job: dict[str, Any], event: str, data: dict[str, Any]) -> None:
         if self.webhooks is None:
             return
+        if job.get("kind") == DOWNLOAD:
+            if event not in _DOWNLOAD_WEBHOOKS:
+                return
+            event = _DOWNLOAD_WEBHOOKS[event]
+            data = {k: v for k, v in data.items() if k != "accuracy"} | {"model_name": job.get("model_name")}
         try:
             await self.webhooks.dispatch(job["user_id"], event, data)
         except DomainError:
@@ -378,6 +413,21 @@ class JobEventsService:
 
 def _progress_data(job: dict[str, Any]) -> dict[str, Any]:
     started = job.get("started_at")
+    if job.get("kind") == DOWNLOAD:
+        metrics = job.get("metrics") or {}
+        return {
+            "job_id": str(job["_id"]),
+            "download_id": str(job["_id"]),
+            "model_name": job.get("model_name"),
+            "seq": job.get("last_seq", 0),
+            "status": job["status"],
+            "progress": job.get("progress", 0.0),
+            "files_done": job.get("current_step", 0),
+            "files_total": job.get("total_steps", 0),
+            "bytes_downloaded": int(metrics.get("bytes_downloaded") or 0),
+            "total_bytes": int(metrics.get("total_bytes") or 0),
+            "started_at": iso_utc(started) if started else None,
+        }
     return {
         "job_id": str(job["_id"]),
         # Events are handled concurrently (here and by Lambda), so updates can arrive out of order:

@@ -115,7 +115,6 @@ class JobService:
         doc: dict[str, Any] = {
             "user_id": user_id,
             "kind": TRAINING,
-            "status": "queued",
             "dataset_id": dataset["_id"],
             "model_type": request.model_type,
             "model_name": request.name or f"{request.model_type} on {dataset['name']}",
@@ -127,8 +126,14 @@ class JobService:
             "total_epochs": hp.epochs,
             "metrics": {},
             "estimated_time": max(10, rows * hp.epochs // 20_000),
-            "queued_at": utcnow(),
         }
+        return await self.create(doc, idempotency_key=idempotency_key)
+
+    async def create(
+        self, doc: dict[str, Any], *, idempotency_key: str | None
+    ) -> tuple[dict[str, Any], bool]:
+        """Record a queued job of any kind and send its start message; (job, created now)."""
+        doc = {**doc, "status": "queued", "queued_at": utcnow()}
         if idempotency_key:
             doc["idempotency_key"] = idempotency_key
         job, created = await self._jobs.insert(doc)

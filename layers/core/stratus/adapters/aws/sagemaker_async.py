@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 from stratus.adapters.aws._errors import translate
 from stratus.errors import DependencyFailed, NotFound
-from stratus.ports.inference import InferencePending, InferenceRequest, InferenceResult
+from stratus.ports.inference import InferencePending, InferenceRequest, InferenceResult, worker_error
 from stratus.ports.storage import ObjectStorage
 
 INPUT_PREFIX = "inference/inputs"
@@ -67,8 +67,8 @@ class SageMakerAsyncInference:
             data = json.loads(await self._storage.get_bytes(reference))
         except NotFound:
             return None
-        if "error" in data:
-            raise DependencyFailed(str(data.get("message") or data["error"]), code="INFERENCE_FAILED")
+        if "error" in data:  # the server's /invocations puts errors in the body, with their status
+            raise worker_error(int(data.get("status") or 500), data)
         return InferenceResult(
             outputs=list(data["outputs"]),
             model=str(data.get("model", "")),

@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
-from stratus.errors import DependencyFailed, InvalidInput, NotFound, ServiceUnavailable, ValidationFailed
-from stratus.ports.inference import InferencePending, InferenceRequest, InferenceResult
+from stratus.errors import NotFound, ServiceUnavailable
+from stratus.ports.inference import InferencePending, InferenceRequest, InferenceResult, worker_error
 
 log = logging.getLogger(__name__)
 
@@ -114,14 +114,7 @@ class LocalInferenceServer:
                 batch_size=int(data.get("batch_size", 1)),
                 duration_ms=data.get("duration_ms"),
             )
-        message = str(data.get("message") or "Inference failed")
-        if response.status_code == 404:
-            raise NotFound(message, code="MODEL_NOT_FOUND", details={"available": data.get("available", [])})
-        if response.status_code == 422:
-            raise ValidationFailed(message, code=str(data.get("error", "VALIDATION_ERROR")).upper())
-        if response.status_code == 400:
-            raise InvalidInput(message)
-        raise DependencyFailed(message, code="INFERENCE_FAILED")
+        raise worker_error(response.status_code, data)
 
     async def catalogue(self) -> list[dict[str, Any]]:
         client = await self._ensure_started()

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Header, Query, Response, status
 
 from stratus.api.deps import ContainerDep
 from stratus.api.pagination import MAX_PAGE_SIZE
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentPrincipal, CurrentUser, RateLimit
 from stratus.db.ids import ObjectIdStr, oid
-from stratus.errors import NotFound
 from stratus.ml import catalogue
+from stratus.schemas.downloads import ModelDownloadPublic, ModelDownloadRequest
 from stratus.schemas.models import PredictRequest, PredictResponse, RegistryModelDetail, RegistryModelPage
 
 router = APIRouter(prefix="/models", tags=["models"], route_class=StratusRoute, dependencies=[RateLimit])
 
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 SORT_FIELDS = {"created_at": "created_at", "accuracy": "accuracy", "name": "name"}
 
 
@@ -52,17 +53,37 @@ async def list_models(
     return {"total": total, "page": page, "limit": limit, "models": items}
 
 
+@router.post("/download", status_code=status.HTTP_202_ACCEPTED, response_model=ModelDownloadPublic)
+async def download_model(
+    body: ModelDownloadRequest,
+    user: CurrentUser,
+    container: ContainerDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    """Download a Hugging Face Hub model (a container job; progress on `/ws/download/{download_id}`).
+    A built-in or already downloaded model answers 200 `available` instead."""
+    download, started = await container.downloads.start(user.user_id, body, idempotency_key=idempotency_key)
+    if started:
+        response.headers["Location"] = f"/models/download/{download['download_id']}"
+    else:
+        response.status_code = status.HTTP_200_OK
+    return download
+
+
+@router.get("/download/{download_id}", response_model=ModelDownloadPublic)
+async def get_download(
+    download_id: ObjectIdStr, user: CurrentUser, container: ContainerDep
+) -> dict[str, Any]:
+    """A download's state, files and bytes so far, and the model's id once it is registered."""
+    return await container.downloads.get(user.user_id, oid(download_id, what="Download"))
+
+
 @router.get("/{model_name:path}/info")
-async def model_info(model_name: str, user: CurrentUser) -> dict[str, Any]:
-    """Task, architecture, parameter count, size, labels, maximum sequence length and status."""
-    entry = catalogue.find(model_name)
-    if entry is None:
-        raise NotFound(
-            f"Model '{model_name}' is not available; available: {', '.join(catalogue.names())}",
-            code="MODEL_NOT_FOUND",
-            details={"available": catalogue.names()},
-        )
-    return entry.describe()
+async def model_info(model_name: str, user: CurrentUser, container: ContainerDep) -> dict[str, Any]:
+    """Task, architecture, parameter count, size, labels, maximum sequence length and status, for a
+    built-in or downloaded model (or the state of its download)."""
+    return await container.downloads.info(user.user_id, model_name)
 
 
 @router.get("/{model_id}", response_model=RegistryModelDetail)

@@ -31,6 +31,9 @@ class JobRepository(Repository):
         IndexModel([("backend", ASCENDING), ("external_id", ASCENDING)], name="backend_external"),
         IndexModel([("status", ASCENDING), ("updated_at", ASCENDING)], name="status_updated"),
         IndexModel(
+            [("user_id", ASCENDING), ("kind", ASCENDING), ("model_key", ASCENDING)], name="user_model"
+        ),
+        IndexModel(
             [("user_id", ASCENDING), ("idempotency_key", ASCENDING)],
             unique=True,
             name="user_idempotency_key",
@@ -58,6 +61,12 @@ class JobRepository(Repository):
 
     async def get_owned(self, user_id: ObjectId, job_id: ObjectId) -> dict[str, Any] | None:
         return await self.collection.find_one({"_id": job_id, "user_id": user_id})
+
+    async def latest_named(self, user_id: ObjectId, kind: str, model_name: str) -> dict[str, Any] | None:
+        """The user's newest job of `kind` for `model_name` (a download, say), whatever its state."""
+        return await self.collection.find_one(
+            {"user_id": user_id, "kind": kind, "model_key": model_name.lower()}, sort=[("_id", -1)]
+        )
 
     async def find_by_external_id(self, backend: str, external_id: str) -> dict[str, Any] | None:
         return await self.collection.find_one({"backend": backend, "external_id": external_id})

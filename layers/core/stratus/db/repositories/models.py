@@ -18,6 +18,9 @@ class ModelRepository(Repository):
         IndexModel(
             [("user_id", ASCENDING), ("source", ASCENDING), ("task", ASCENDING)], name="user_source_task"
         ),
+        IndexModel(
+            [("user_id", ASCENDING), ("source", ASCENDING), ("name_key", ASCENDING)], name="user_name"
+        ),
         # One trained model per job, however often its result event is delivered.
         IndexModel(
             [("job_id", ASCENDING)],
@@ -49,6 +52,18 @@ class ModelRepository(Repository):
 
     async def get_owned(self, user_id: ObjectId, model_id: ObjectId) -> dict[str, Any] | None:
         return await self.collection.find_one({"_id": model_id, "user_id": user_id})
+
+    async def find_named(self, user_id: ObjectId, name: str, *, source: str) -> dict[str, Any] | None:
+        """The user's newest model of `source` called `name` (hub names are case-insensitive)."""
+        return await self.collection.find_one(
+            {"user_id": user_id, "source": source, "name_key": name.lower()}, sort=[("_id", -1)]
+        )
+
+    async def names(self, user_id: ObjectId, *, source: str, status: str = "ready") -> list[str]:
+        docs = await self.collection.find(
+            {"user_id": user_id, "source": source, "status": status}, {"name": 1}
+        ).to_list()
+        return sorted({str(d["name"]) for d in docs})
 
     async def list_owned(
         self,
