@@ -23,7 +23,10 @@ from stratus_worker.events import JobEvents
 from stratus_worker.runtime import JobContext, JobEnv, JobFailed, JobStopped, Outcome
 from stratus_worker.storage import build_sink, build_storage, load_params
 
-KINDS = {"training": "stratus_worker.tabular", "download": "stratus_worker.hub_download"}  # kind -> module with run(ctx) -> Outcome
+KINDS = {
+    "training": "stratus_worker.tabular",
+    "download": "stratus_worker.hub_download",
+}  # kind -> module with run(ctx) -> Outcome
 EXIT_COMPLETED, EXIT_FAILED, EXIT_STOPPED = 0, 1, 143
 SAGEMAKER_FAILURE_FILE = Path("/opt/ml/output/failure")
 

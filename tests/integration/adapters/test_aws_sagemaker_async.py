@@ -9,7 +9,7 @@ import pytest
 
 from stratus.adapters.aws.s3 import S3Storage
 from stratus.adapters.aws.sagemaker_async import INPUT_PREFIX, SageMakerAsyncInference
-from stratus.errors import DependencyFailed
+from stratus.errors import DependencyFailed, NotFound
 from stratus.ports.inference import InferencePending, InferenceRequest
 
 BUCKET = "stratus-artifacts"
@@ -66,3 +66,12 @@ async def test_failures_and_missing_configuration_are_reported() -> None:
     backend = SageMakerAsyncInference(runtime, storage, bucket=BUCKET, endpoint_name="stratus-nlp")
     with pytest.raises(DependencyFailed, match="no such model"):
         await backend.collect("failed.json")
+    # What the server's /invocations writes for an error: its fields and status, mapped as /invoke's are
+    s3.put_object(
+        Bucket=BUCKET,
+        Key="missing.json",
+        Body=b'{"error": "model_not_found", "message": "gone", "available": ["a"], "status": 404}',
+    )
+    with pytest.raises(NotFound, match="gone") as missing:
+        await backend.collect("missing.json")
+    assert missing.value.details == {"available": ["a"]}

@@ -165,3 +165,17 @@ def test_errors_are_clear(server: str, body: Any, status: int, error: str) -> No
 def test_a_body_that_is_not_json(server: str) -> None:
     response = httpx.post(f"{server}/invoke", content=b"{oops", headers={"content-type": "application/json"})
     assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+
+
+def test_the_sagemaker_contract(server: str) -> None:
+    """`serve` in the image runs this server: /ping, and /invocations answering as /invoke does, with
+    errors in a 200 body (asynchronous inference stores only 2xx answers in the output location)."""
+    assert httpx.get(f"{server}/ping").status_code == 200
+    body = {"task": "embeddings", "model": EMBEDDER, "inputs": [{"text": "a sentence"}]}
+    direct = invoke(server, body).json()
+    through = httpx.post(f"{server}/invocations", json=body, timeout=120)
+    assert through.status_code == 200
+    assert cosine(through.json()["outputs"][0]["embedding"], direct["outputs"][0]["embedding"]) > 0.9999
+    failed = httpx.post(f"{server}/invocations", json={**body, "model": "bert-base-uncased"}, timeout=120)
+    assert failed.status_code == 200
+    assert failed.json()["error"] == "model_not_found" and failed.json()["status"] == 404

@@ -13,6 +13,12 @@ picks a free port).
                           "batch_size" (items in the engine call that served it),
                           "batched_requests", "engine_ms", "duration_ms" (this request, queueing included)}
 
+SageMaker's contract, for the same server in the `serve` image:
+
+    GET  /ping         -> 200 once the server accepts requests (models named by --preload are loaded)
+    POST /invocations  same body and answer as /invoke, except that errors are 200 with the error's
+                       fields and its "status": asynchronous inference stores only 2xx bodies
+
 Errors are {"error": code, "message": text, ...}: 400 invalid_request (body), invalid_input (an input
 or option), unknown_task (+ "tasks"); 404 model_not_found (+ "available"); 422 wrong_task (+ "model",
 "task", "supported_tasks"); 503 model_unavailable; 500 internal_error. The tasks' inputs and outputs
@@ -29,6 +35,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -45,8 +52,8 @@ MAX_INPUTS = 256  # per request; a request is one forward pass, so this bounds i
 log = logging.getLogger("stratus_worker.inference")
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status_code=status)
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"error": code, "message": message}
 
 
 def create_app(engine: InferenceEngine, *, max_batch: int = 32, max_wait_ms: float = 10.0) -> Starlette:
@@ -68,42 +75,53 @@ def create_app(engine: InferenceEngine, *, max_batch: int = 32, max_wait_ms: flo
     async def models(request: Request) -> JSONResponse:
         return JSONResponse({"models": engine.catalogue()})
 
-    async def invoke(request: Request) -> JSONResponse:
+    async def answer(request: Request) -> tuple[int, dict[str, Any]]:
         started = time.perf_counter()
         try:
             body = await request.json()
         except ValueError:
-            return _error(400, "invalid_request", "The body must be a JSON object")
+            return 400, _error("invalid_request", "The body must be a JSON object")
         if not isinstance(body, dict):
-            return _error(400, "invalid_request", "The body must be a JSON object")
+            return 400, _error("invalid_request", "The body must be a JSON object")
         task, model, inputs = body.get("task"), body.get("model"), body.get("inputs")
         options = body.get("options") or {}
         if not isinstance(task, str) or not task:
-            return _error(400, "invalid_request", "'task' must be a non-empty string")
+            return 400, _error("invalid_request", "'task' must be a non-empty string")
         if not isinstance(model, str) or not model:
-            return _error(400, "invalid_request", "'model' must be a non-empty string")
+            return 400, _error("invalid_request", "'model' must be a non-empty string")
         if not isinstance(inputs, list) or not 1 <= len(inputs) <= MAX_INPUTS:
-            return _error(400, "invalid_request", f"'inputs' must be a list of 1 to {MAX_INPUTS} objects")
+            return 400, _error("invalid_request", f"'inputs' must be a list of 1 to {MAX_INPUTS} objects")
         if not isinstance(options, dict):
-            return _error(400, "invalid_request", "'options' must be an object")
+            return 400, _error("invalid_request", "'options' must be an object")
         try:
             result = await batcher.submit(task, model, inputs, options)
         except InferenceError as e:
-            return JSONResponse(e.to_dict(), status_code=e.status)
+            return e.status, e.to_dict()
         except Exception as e:
             log.exception("invoke %s/%s failed", task, model)
-            return _error(500, "internal_error", f"{type(e).__name__}: {e}")
-        return JSONResponse(
-            {
-                "outputs": result.outputs,
-                "model": model,
-                "task": task,
-                "batch_size": result.batch_size,
-                "batched_requests": result.batched_requests,
-                "engine_ms": round(result.engine_ms, 3),
-                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-            }
-        )
+            return 500, _error("internal_error", f"{type(e).__name__}: {e}")
+        return 200, {
+            "outputs": result.outputs,
+            "model": model,
+            "task": task,
+            "batch_size": result.batch_size,
+            "batched_requests": result.batched_requests,
+            "engine_ms": round(result.engine_ms, 3),
+            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+
+    async def invoke(request: Request) -> JSONResponse:
+        status, payload = await answer(request)
+        return JSONResponse(payload, status_code=status)
+
+    async def invocations(request: Request) -> JSONResponse:
+        """SageMaker's route. Asynchronous inference writes only a 2xx body to the output location,
+        so errors travel in the body (with their status) for the API to read from S3."""
+        status, payload = await answer(request)
+        return JSONResponse(payload if status == 200 else {**payload, "status": status})
+
+    async def ping(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "loaded": engine.loaded()})
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -115,6 +133,9 @@ def create_app(engine: InferenceEngine, *, max_batch: int = 32, max_wait_ms: flo
             Route("/health", health, methods=["GET"]),
             Route("/models", models, methods=["GET"]),
             Route("/invoke", invoke, methods=["POST"]),
+            # SageMaker's serving contract (the image started as `serve`, port 8080).
+            Route("/ping", ping, methods=["GET"]),
+            Route("/invocations", invocations, methods=["POST"]),
         ],
         lifespan=lifespan,
     )
