@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 
 COMMIT = "5f0e1d2c3b4a59687766554433221100ffeeddcc"
 TINY_REPO = "stratus-test/tiny-sentiment"
+TINY_ENCODER = "stratus-test/tiny-encoder"
 
 
 class HubServer:
@@ -112,11 +113,12 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def tiny_sentiment_repo(repo: Path) -> None:
-    """A tiny randomly initialised BERT sentiment classifier saved with save_pretrained (with the
-    all-MiniLM-L6-v2 tokenizer), plus copies a download should skip (ONNX, pickled weights)."""
+def tiny_sentiment_repo(repo: Path, *, head: bool = True) -> None:
+    """A tiny randomly initialised BERT sentiment classifier (or, with head=False, the bare encoder)
+    saved with save_pretrained (with the all-MiniLM-L6-v2 tokenizer), plus copies a download should
+    skip (ONNX, pickled weights)."""
     import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
 
     from stratus_worker.inference import registry
 
@@ -134,7 +136,7 @@ def tiny_sentiment_repo(repo: Path) -> None:
         label2id={"negative": 0, "positive": 1},
     )
     torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(repo)
+    (BertForSequenceClassification if head else BertModel)(config).save_pretrained(repo)
     tokenizer.save_pretrained(repo)
     (repo / "onnx").mkdir()
     (repo / "onnx" / "model.onnx").write_bytes(b"not fetched")

@@ -220,6 +220,7 @@ class _Snapshot:
             "parameters": self.parameters or None,
             "size_mb": round(self.total_bytes / 1e6, 1),
             "files": len(self.files),
+            "file_names": [name for name, _ in self.files],
             "labels": labels,
             "max_sequence_length": max_length,
         }

@@ -188,6 +188,7 @@ class Container:
             self.live,
             default_wait_s=settings.task_wait_s,
             max_wait_s=settings.task_max_wait_s,
+            models=self.model_repo,
         )
         self.job_events = JobEventsService(
             jobs=self.job_repo,

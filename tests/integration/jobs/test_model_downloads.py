@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from bson import ObjectId
 
 from stratus.composition import Container
 from stratus.local.runtime import LocalConsumers, LocalPorts
-from tests.hub_server import TINY_REPO, HubServer, closed_port, tiny_sentiment_repo
+from tests.hub_server import TINY_ENCODER, TINY_REPO, HubServer, closed_port, tiny_sentiment_repo
 from tests.integration.api.accounts import Account
 from tests.integration.webhooks.receiver import Receiver
 
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.slow  # the worker is a fresh interpreter
 def hub_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("hub")
     tiny_sentiment_repo(root / TINY_REPO)
+    tiny_sentiment_repo(root / TINY_ENCODER, head=False)
     return root
 
 
@@ -182,3 +184,87 @@ async def test_download_requests_are_validated(
     assert (
         await client.post("/models/download", json={"model_name": "x", "task_type": "ner"})
     ).status_code == 401
+
+
+async def _download(client: httpx.AsyncClient, account: Account, name: str, task: str) -> dict[str, Any]:
+    started = await client.post(
+        "/models/download", headers=account.headers, json={"model_name": name, "task_type": task}
+    )
+    assert started.status_code == 202, started.text
+    finished = await _until_finished(client, account, started.json()["download_id"])
+    assert finished["status"] == "completed", finished
+    return finished
+
+
+async def _task(
+    client: httpx.AsyncClient, account: Account, path: str, body: dict[str, Any]
+) -> httpx.Response:
+    """POST a task and follow a 202 (the inference worker's first start) like a client would."""
+    response = await client.post(path, headers={**account.headers, "Prefer": "wait=25"}, json=body)
+    if response.status_code != 202:
+        return response
+    task = response.json()
+    async with asyncio.timeout(120):
+        while task["status"] == "pending":
+            await asyncio.sleep(0.3)
+            response = await client.get(f"/api/tasks/{task['task_id']}", headers=account.headers)
+            task = response.json()
+    return response
+
+
+async def test_downloaded_models_answer_tasks(
+    client: httpx.AsyncClient, alice: Account, bob: Account, hub: HubServer, consumers: LocalConsumers
+) -> None:
+    # GIVEN a downloaded classifier and a downloaded bare encoder
+    await _download(client, alice, TINY_REPO, "classification")
+    await _download(client, alice, TINY_ENCODER, "embeddings")
+    info = (await client.get(f"/models/{TINY_REPO}/info", headers=alice.headers)).json()
+    assert info["tasks"] == ["classification"]
+
+    # WHEN seed 000's classification names the classifier  THEN its own head answers, with its labels
+    answered = await _task(
+        client, alice, "/tasks/classification", {"text": "This is a great product!", "model_name": TINY_REPO}
+    )
+    assert answered.status_code == 200, answered.text
+    result = answered.json()["result"]
+    assert result["method"] == "sequence-classification"
+    assert {item["label"] for item in result["labels"]} == {"negative", "positive"}
+    assert math.isclose(sum(item["score"] for item in result["labels"]), 1.0, rel_tol=1e-5)
+    assert answered.json()["model"] == TINY_REPO
+
+    # AND the encoder embeds (mean pooling over its 32 hidden units) and classifies zero-shot
+    embedded = await _task(
+        client, alice, "/tasks/embeddings", {"text": ["a", "b"], "model_name": TINY_ENCODER}
+    )
+    assert embedded.status_code == 200, embedded.text
+    vectors = embedded.json()["result"]
+    assert vectors["dimension"] == 32 and vectors["count"] == 2
+    assert (
+        all(len(vector) == 32 for vector in vectors["embeddings"])
+        and vectors["embeddings"][0] != vectors["embeddings"][1]
+    )
+    zero_shot = await _task(
+        client,
+        alice,
+        "/tasks/classification",
+        {"text": "I love it", "model_name": TINY_ENCODER, "candidate_labels": ["love", "hate"]},
+    )
+    assert zero_shot.status_code == 200, zero_shot.text
+    assert zero_shot.json()["result"]["method"] == "zero-shot-embedding-similarity"
+
+    # AND what the models cannot do is refused before any worker is asked
+    wrong = await client.post(
+        "/tasks/embeddings", headers=alice.headers, json={"text": "x", "model_name": TINY_REPO}
+    )
+    assert wrong.status_code == 422 and wrong.json()["details"][0]["field"] == "model_name"
+    fixed = await client.post(
+        "/tasks/classification",
+        headers=alice.headers,
+        json={"text": "x", "model_name": TINY_REPO, "candidate_labels": ["a", "b"]},
+    )
+    assert fixed.status_code == 422 and fixed.json()["details"][0]["field"] == "candidate_labels"
+    # AND another user cannot use alice's download
+    other = await client.post(
+        "/tasks/classification", headers=bob.headers, json={"text": "x", "model_name": TINY_REPO}
+    )
+    assert other.status_code == 404

@@ -5,6 +5,8 @@ concurrent calls): the engine runs one batch at a time per model.
 - `EmbeddingBackend`: a sentence-transformers directory loaded with plain transformers (`AutoModel`)
   plus the pooling its `1_Pooling/config.json` names and the `max_seq_length` of
   `sentence_bert_config.json`; the same numbers as `SentenceTransformer.encode`, one forward pass.
+  Downloaded encoders without those files (a BERT checkpoint) are mean-pooled.
+- `SequenceClassifierBackend`: a downloaded model with a trained classification head.
 - `SpacyBackend`: the spaCy pipeline with only what NER needs.
 - `CausalLMBackend`: a GGUF causal LM. Dequantising a GGUF file (and converting its tokenizer) takes
   tens of seconds, so the first load saves the float32 model with `save_pretrained` under the model
@@ -154,6 +156,30 @@ class EmbeddingBackend:
             return out.scatter_reduce(0, spread, flat, reduce="amax", include_self=False)
         counts = torch.bincount(owner, minlength=len(sequences)).clamp(min=1).unsqueeze(1).to(flat.dtype)
         return out.index_add_(0, owner, flat) / counts
+
+
+class SequenceClassifierBackend:
+    """A downloaded model with a trained classification head: its own labels, softmax scores."""
+
+    def __init__(self, spec: ModelSpec, path: Path) -> None:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.spec = spec
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True).eval()
+        self.max_length = spec.max_sequence_length
+        id2label = self.model.config.id2label or {}
+        self.labels = [str(id2label.get(i, f"LABEL_{i}")) for i in range(self.model.config.num_labels)]
+
+    def classify(self, texts: Sequence[str]) -> tuple[torch.Tensor, list[bool]]:
+        """(len(texts), labels) probabilities in one padded forward pass, and which were truncated."""
+        enc = self.tokenizer(
+            list(texts), truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
+        )
+        lengths = [len(ids) for ids in self.tokenizer(list(texts))["input_ids"]]
+        with torch.inference_mode():
+            logits = self.model(**enc).logits
+        return torch.softmax(logits.float(), dim=-1), [n > self.max_length for n in lengths]
 
 
 class SpacyBackend:
@@ -389,15 +415,17 @@ def _save_converted(model: Any, tokenizer: Any, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-Backend = EmbeddingBackend | SpacyBackend | CausalLMBackend
+Backend = EmbeddingBackend | SequenceClassifierBackend | SpacyBackend | CausalLMBackend
 
 
 def load_backend(spec: ModelSpec, cache_dir: Path) -> Backend:
     """Load one catalogue entry from its package (ModelUnavailable if it is not installed)."""
     path = spec.local_path()
     try:
-        if spec.loader == "sentence-transformer":
+        if spec.loader in ("sentence-transformer", "hub-encoder"):
             return EmbeddingBackend(spec, path)
+        if spec.loader == "hub-sequence-classifier":
+            return SequenceClassifierBackend(spec, path)
         if spec.loader == "spacy":
             return SpacyBackend(spec, path)
         return CausalLMBackend(spec, path, cache_dir)

@@ -56,6 +56,16 @@ class InferenceEngine:
         """The model's entry (ModelNotFound otherwise)."""
         return get(model_name, self.models)
 
+    def add(self, spec: ModelSpec) -> None:
+        """Serve one more model (a downloaded one); a spec already known by this name is kept."""
+        with self._guard:
+            if all(known.name != spec.name for known in self.models):
+                self.models = (*self.models, spec)
+
+    def knows(self, model_name: str) -> bool:
+        with self._guard:
+            return any(spec.name == model_name for spec in self.models)
+
     def loaded(self) -> list[str]:
         with self._guard:
             return [spec.name for spec in self.models if spec.name in self._backends]

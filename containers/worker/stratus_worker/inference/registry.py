@@ -38,7 +38,7 @@ from stratus_worker.inference.errors import ModelNotFound, ModelUnavailable
 
 TASKS = ("embeddings", "classification", "ner", "generation", "qa", "summarization")
 
-Loader = Literal["sentence-transformer", "spacy", "gguf-causal-lm"]
+Loader = Literal["sentence-transformer", "spacy", "gguf-causal-lm", "hub-encoder", "hub-sequence-classifier"]
 
 # OntoNotes 5 entity types predicted by en_core_web_sm 3.8 (nlp.get_pipe("ner").labels).
 SPACY_NER_LABELS = catalogue.NER_LABELS
@@ -65,7 +65,10 @@ class ModelSpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def local_path(self) -> Path:
-        """The model's directory, or its GGUF file, inside the installed package."""
+        """The model's directory, or its GGUF file, inside the installed package (a downloaded model's
+        directory is `extra["path"]`)."""
+        if self.extra.get("path"):
+            return Path(self.extra["path"])
         spec = importlib.util.find_spec(self.package)
         if spec is None or not spec.submodule_search_locations:
             raise ModelUnavailable(

@@ -8,7 +8,8 @@ picks a free port).
                           "requests_served": n, "max_batch": n, "max_wait_ms": x}
     GET  /models  -> 200 {"models": [{name, tasks, architecture, parameters, size_mb,
                           max_sequence_length, sequence_unit, labels, source, loaded}]}
-    POST /invoke  {"task": str, "model": str, "inputs": [{...}, ...], "options": {...}?}
+    POST /invoke  {"task": str, "model": str, "inputs": [{...}, ...], "options": {...}?,
+                   "source": {...}? (a downloaded model's snapshot, see inference.downloaded)}
                   -> 200 {"outputs": [one per input, in order], "model", "task",
                           "batch_size" (items in the engine call that served it),
                           "batched_requests", "engine_ms", "duration_ms" (this request, queueing included)}
@@ -29,7 +30,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -43,9 +46,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from stratus_worker.inference import downloaded
 from stratus_worker.inference.batching import MicroBatcher
 from stratus_worker.inference.engine import InferenceEngine
 from stratus_worker.inference.errors import InferenceError
+from stratus_worker.storage import build_storage
 
 MAX_INPUTS = 256  # per request; a request is one forward pass, so this bounds its memory
 
@@ -58,6 +63,7 @@ def _error(code: str, message: str) -> dict[str, Any]:
 
 def create_app(engine: InferenceEngine, *, max_batch: int = 32, max_wait_ms: float = 10.0) -> Starlette:
     batcher = MicroBatcher(engine, max_batch=max_batch, max_wait_ms=max_wait_ms)
+    storage = functools.cache(lambda: build_storage(os.environ))  # only downloaded models need it
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse(
@@ -74,6 +80,15 @@ def create_app(engine: InferenceEngine, *, max_batch: int = 32, max_wait_ms: flo
 
     async def models(request: Request) -> JSONResponse:
         return JSONResponse({"models": engine.catalogue()})
+
+    async def served(model: str, source: Any) -> str:
+        """The engine key of a downloaded model, copying its files from storage on first use."""
+        source = downloaded.check_source(source)
+        key = downloaded.engine_key(model, source)
+        if not engine.knows(key):
+            path = await asyncio.to_thread(downloaded.fetch, storage(), source, engine.cache_dir)
+            engine.add(downloaded.spec_for(model, source, path))
+        return key
 
     async def answer(request: Request) -> tuple[int, dict[str, Any]]:
         started = time.perf_counter()
@@ -94,7 +109,8 @@ def create_app(engine: InferenceEngine, *, max_batch: int = 32, max_wait_ms: flo
         if not isinstance(options, dict):
             return 400, _error("invalid_request", "'options' must be an object")
         try:
-            result = await batcher.submit(task, model, inputs, options)
+            key = model if body.get("source") is None else await served(model, body["source"])
+            result = await batcher.submit(task, key, inputs, options)
         except InferenceError as e:
             return e.status, e.to_dict()
         except Exception as e:

@@ -49,6 +49,7 @@ from stratus_worker.inference.backends import (
     Completion,
     EmbeddingBackend,
     Sampling,
+    SequenceClassifierBackend,
     SpacyBackend,
 )
 from stratus_worker.inference.errors import InvalidInput
@@ -244,6 +245,8 @@ def _embeddings(backend: Backend, items: list[Item], options: Item) -> list[Item
 
 
 def _classification(backend: Backend, items: list[Item], options: Item) -> list[Item]:
+    if isinstance(backend, SequenceClassifierBackend):
+        return _head_classification(backend, items)
     model = cast(EmbeddingBackend, backend)
     plans = []  # per item: (labels, template)
     hypotheses: dict[str, int] = {}
@@ -272,6 +275,22 @@ def _classification(backend: Backend, items: list[Item], options: Item) -> list[
                 "method": "zero-shot-embedding-similarity",
                 "hypothesis_template": template,
                 "truncated": truncated[i],
+            }
+        )
+    return outputs
+
+
+def _head_classification(model: SequenceClassifierBackend, items: list[Item]) -> list[Item]:
+    """The model's own classifier: its labels, whatever candidate labels were sent (refused earlier)."""
+    probabilities, truncated = model.classify([item["text"] for item in items])
+    outputs = []
+    for row, cut in zip(probabilities.tolist(), truncated, strict=True):
+        ranked = sorted(zip(model.labels, row, strict=True), key=lambda pair: -pair[1])
+        outputs.append(
+            {
+                "labels": [{"label": label, "score": score} for label, score in ranked],
+                "method": "sequence-classification",
+                "truncated": cut,
             }
         )
     return outputs

@@ -59,7 +59,11 @@ def build_local_ports(settings: Settings) -> LocalPorts:
             # A container reads inputs and writes artifacts through S3; a local worker uses the same directory.
             extra_env={"STRATUS_STORAGE_ROOT": str(settings.state_dir / "objects")},
         ),
-        inference=LocalInferenceServer(log_dir=settings.state_dir / "inference"),
+        inference=LocalInferenceServer(
+            log_dir=settings.state_dir / "inference",
+            # Downloaded models are read from the same object store the download jobs wrote to.
+            extra_env={"STRATUS_STORAGE_ROOT": str(settings.state_dir / "objects")},
+        ),
     )
 
 

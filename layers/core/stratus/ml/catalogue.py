@@ -97,3 +97,24 @@ def names() -> list[str]:
 
 def for_task(task: str) -> list[BuiltinModel]:
     return [m for m in BUILTIN_MODELS if task in m.tasks]
+
+
+# Downloaded models the inference worker can serve, by what their config says: a trained
+# sequence-classification head answers classification with its own labels; an encoder checkpoint
+# (the base of most hub classifiers, e.g. distilbert-base-uncased) answers embeddings (mean pooling)
+# and zero-shot classification, like all-MiniLM-L6-v2.
+ENCODER_TYPES = frozenset(
+    {"bert", "distilbert", "roberta", "xlm-roberta", "mpnet", "albert", "electra", "deberta", "deberta-v2",
+     "camembert", "modernbert"}
+)  # fmt: skip
+
+
+def downloaded_serving(
+    architecture: str | None, model_type: str | None
+) -> tuple[str, tuple[str, ...]] | None:
+    """(loader, tasks) for a downloaded model, or None when the worker cannot serve it yet."""
+    if architecture and architecture.endswith("ForSequenceClassification"):
+        return "hub-sequence-classifier", ("classification",)
+    if model_type in ENCODER_TYPES:
+        return "hub-encoder", ("embeddings", "classification")
+    return None

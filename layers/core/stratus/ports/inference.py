@@ -19,6 +19,13 @@ class InferenceRequest:
     model: str
     inputs: list[dict[str, Any]]
     options: dict[str, Any] = field(default_factory=dict)
+    # A downloaded model's snapshot (prefix, files, architecture, commit); None for built-in models.
+    source: dict[str, Any] | None = None
+
+    def body(self) -> dict[str, Any]:
+        """The inference server's request body (/invoke, /invocations)."""
+        body = {"task": self.task, "model": self.model, "inputs": self.inputs, "options": self.options}
+        return body if self.source is None else {**body, "source": self.source}
 
 
 @dataclass(frozen=True)

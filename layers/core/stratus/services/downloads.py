@@ -142,7 +142,7 @@ def describe(model: dict[str, Any]) -> dict[str, Any]:
         "id": str(model["_id"]),
         "name": model["name"],
         "task": model.get("task"),
-        "tasks": model.get("tasks") or [model.get("task")],
+        "tasks": model.get("tasks") or [],  # what /tasks/* can run it for
         "model_type": model.get("model_type"),
         "architecture": architecture.get("class"),
         "parameters": model.get("parameters"),

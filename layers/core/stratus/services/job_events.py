@@ -20,6 +20,7 @@ from stratus.adapters.job_env import JOB_STATE_CHANGE
 from stratus.db.repositories.jobs import ACTIVE_STATES, RUNNING_STATES, JobEventRepository, JobRepository
 from stratus.db.repositories.models import ModelRepository
 from stratus.errors import DomainError
+from stratus.ml import catalogue
 from stratus.ports.jobs import JobBackend, JobHandle
 from stratus.schemas.common import iso_utc, utcnow
 from stratus.services.downloads import DOWNLOAD
@@ -312,7 +313,9 @@ class JobEventsService:
     async def _register_download(
         self, job: dict[str, Any], detail: Mapping[str, Any], info: dict[str, Any]
     ) -> dict[str, Any]:
-        """A downloaded Hub model, described by the worker from its files."""
+        """A downloaded Hub model, described by the worker from its files. `tasks` are those the
+        inference worker can serve with it (none yet for, say, a causal LM)."""
+        serving = catalogue.downloaded_serving(info.get("architecture"), info.get("model_type"))
         return await self._models.register_for_job(
             job["user_id"],
             job["_id"],
@@ -322,7 +325,7 @@ class JobEventsService:
                 "source": "hub",
                 "status": "ready",
                 "task": job.get("task"),
-                "tasks": [job.get("task")],
+                "tasks": list(serving[1]) if serving else [],
                 "model_type": info.get("model_type"),
                 "architecture": {"class": info.get("architecture")},
                 "parameters": info.get("parameters"),
@@ -330,6 +333,7 @@ class JobEventsService:
                 "labels": info.get("labels"),
                 "max_sequence_length": info.get("max_sequence_length"),
                 "revision": info.get("commit"),
+                "files": list(info.get("file_names") or []),
                 "artifacts": dict(detail.get("artifacts") or {}),
             },
         )

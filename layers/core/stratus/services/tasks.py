@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from bson import ObjectId
 
+from stratus.db.repositories.models import ModelRepository
 from stratus.db.repositories.tasks import TaskRepository
 from stratus.errors import DomainError, NotFound, ValidationFailed
 from stratus.ml import catalogue
@@ -41,8 +42,10 @@ class TaskService:
         *,
         default_wait_s: float,
         max_wait_s: float,
+        models: ModelRepository | None = None,
     ) -> None:
         self._tasks = tasks
+        self._models = models
         self._backend = backend
         self._quota = quota
         self._live = live
@@ -61,7 +64,9 @@ class TaskService:
         wait_s: float | None,
         single: bool = True,
     ) -> dict[str, Any]:
-        model = resolve_model(task, model_name)
+        model, source = await self.resolve(user_id, task, model_name)
+        if source is not None and source["serving"] == "hub-sequence-classifier":
+            _refuse_candidate_labels(model, inputs)
         wait = self.default_wait_s if wait_s is None else min(max(wait_s, 0.0), self.max_wait_s)
         await self._quota.consume_query(user_id)
         record = await self._tasks.insert(
@@ -74,7 +79,7 @@ class TaskService:
                 "options": options,
             }
         )
-        request = InferenceRequest(task=task, model=model, inputs=inputs, options=options)
+        request = InferenceRequest(task=task, model=model, inputs=inputs, options=options, source=source)
         try:
             result = await self._backend.invoke(request, wait_s=wait)
         except InferencePending as pending:
@@ -85,6 +90,40 @@ class TaskService:
             await self._tasks.finish(record["_id"], {"status": "failed", "error": e.message})
             raise
         return await self._complete(record, result)
+
+    async def resolve(
+        self, user_id: ObjectId, task: str, model_name: str | None
+    ) -> tuple[str, dict[str, Any] | None]:
+        """The model's name, and for one the user downloaded, where the worker finds its files."""
+        if model_name is None or catalogue.find(model_name) is not None or self._models is None:
+            return resolve_model(task, model_name), None
+        record = await self._models.find_named(user_id, model_name, source="hub")
+        if record is None or record.get("status") != "ready":
+            return resolve_model(task, model_name), None  # 404, listing what is available
+        serving = catalogue.downloaded_serving(
+            (record.get("architecture") or {}).get("class"), record.get("model_type")
+        )
+        tasks = record.get("tasks") or []
+        if serving is None or task not in tasks:
+            does = (
+                f"it does: {', '.join(tasks)}"
+                if tasks
+                else "downloaded models of its architecture are not served yet"
+            )
+            raise ValidationFailed(
+                f"Model '{record['name']}' does not do {task}; {does}",
+                code="WRONG_TASK",
+                details=[{"field": "model_name", "message": f"does not do {task}"}],
+            )
+        return record["name"], {
+            "snapshot": (record.get("artifacts") or {}).get("snapshot"),
+            "files": list(record.get("files") or []),
+            "architecture": (record.get("architecture") or {}).get("class"),
+            "model_type": record.get("model_type"),
+            "max_sequence_length": record.get("max_sequence_length"),
+            "revision": record.get("revision"),
+            "serving": serving[0],
+        }
 
     async def _complete(self, record: dict[str, Any], result: InferenceResult) -> dict[str, Any]:
         shaped = shape_result(
@@ -142,6 +181,16 @@ class TaskService:
     async def owns(self, user_id: ObjectId, task_id: str) -> bool:
         return (
             ObjectId.is_valid(task_id) and await self._tasks.get_owned(user_id, ObjectId(task_id)) is not None
+        )
+
+
+def _refuse_candidate_labels(model: str, inputs: list[dict[str, Any]]) -> None:
+    if any(item.get("candidate_labels") for item in inputs):
+        raise ValidationFailed(
+            f"Model '{model}' has a trained classification head with its own labels; "
+            "candidate_labels apply to zero-shot models only",
+            code="FIXED_LABELS",
+            details=[{"field": "candidate_labels", "message": "not accepted by this model"}],
         )
 
 

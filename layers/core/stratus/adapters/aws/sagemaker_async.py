@@ -35,12 +35,7 @@ class SageMakerAsyncInference:
         if not self._endpoint:
             raise DependencyFailed("No inference endpoint is configured", code="INFERENCE_NOT_CONFIGURED")
         key = f"{INPUT_PREFIX}/{uuid.uuid4().hex}.json"
-        body = {
-            "task": request.task,
-            "model": request.model,
-            "inputs": request.inputs,
-            "options": request.options,
-        }
+        body = request.body()
         await self._storage.put_bytes(key, json.dumps(body).encode(), content_type="application/json")
         try:
             response = await asyncio.to_thread(

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import sys
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +32,15 @@ def _free_port() -> int:
 
 class LocalInferenceServer:
     def __init__(
-        self, *, python: str = sys.executable, log_dir: Path, startup_timeout_s: float = 180.0
+        self,
+        *,
+        python: str = sys.executable,
+        log_dir: Path,
+        startup_timeout_s: float = 180.0,
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self._python = python
+        self._extra_env = dict(extra_env or {})
         self._log_dir = log_dir
         self._startup_timeout_s = startup_timeout_s
         self._process: asyncio.subprocess.Process | None = None
@@ -51,6 +59,7 @@ class LocalInferenceServer:
                 self._process = await asyncio.create_subprocess_exec(
                     self._python, "-m", SERVER_MODULE, "--host", "127.0.0.1", "--port", str(port),
                     stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+                    env={**os.environ, **self._extra_env},
                 )  # fmt: skip
             self._base_url = f"http://127.0.0.1:{port}"
             client = httpx.AsyncClient(base_url=self._base_url, timeout=httpx.Timeout(600.0, connect=2.0))
@@ -96,12 +105,7 @@ class LocalInferenceServer:
 
     async def _call(self, request: InferenceRequest) -> InferenceResult:
         client = await self._ensure_started()
-        body = {
-            "task": request.task,
-            "model": request.model,
-            "inputs": request.inputs,
-            "options": request.options,
-        }
+        body = request.body()
         try:
             response = await client.post("/invoke", json=body)
         except httpx.HTTPError as e:
