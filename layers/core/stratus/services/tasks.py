@@ -19,6 +19,7 @@ from stratus.db.repositories.tasks import TaskRepository
 from stratus.errors import DomainError, NotFound, ValidationFailed
 from stratus.ml import catalogue
 from stratus.ports.inference import InferenceBackend, InferencePending, InferenceRequest, InferenceResult
+from stratus.schemas.common import utcnow
 from stratus.services.quota import QuotaService
 
 log = logging.getLogger(__name__)
@@ -69,27 +70,30 @@ class TaskService:
             _refuse_candidate_labels(model, inputs)
         wait = self.default_wait_s if wait_s is None else min(max(wait_s, 0.0), self.max_wait_s)
         await self._quota.consume_query(user_id)
-        record = await self._tasks.insert(
-            {
-                "user_id": user_id,
-                "task": task,
-                "model": model,
-                "status": "pending",
-                "single": single,
-                "options": options,
-            }
-        )
+        # One write per task: the record is stored once its fate is known (answered, pending or
+        # failed), which keeps a short task to a single database round trip after the quota.
+        record: dict[str, Any] = {
+            "_id": ObjectId(),
+            "user_id": user_id,
+            "task": task,
+            "model": model,
+            "single": single,
+            "options": options,
+            "created_at": utcnow(),
+        }
         request = InferenceRequest(task=task, model=model, inputs=inputs, options=options, source=source)
         try:
             result = await self._backend.invoke(request, wait_s=wait)
         except InferencePending as pending:
-            await self._tasks.set_reference(record["_id"], pending.reference)
+            record = await self._tasks.insert({**record, "status": "pending", "reference": pending.reference})
             self._follow(record, pending.reference)
-            return {**record, "reference": pending.reference}
+            return record
         except DomainError as e:
-            await self._tasks.finish(record["_id"], {"status": "failed", "error": e.message})
+            await self._tasks.insert(
+                {**record, "status": "failed", "error": e.message, "completed_at": utcnow()}
+            )
             raise
-        return await self._complete(record, result)
+        return await self._tasks.insert({**record, **self._outcome(record, result), "completed_at": utcnow()})
 
     async def resolve(
         self, user_id: ObjectId, task: str, model_name: str | None
@@ -125,18 +129,26 @@ class TaskService:
             "serving": serving[0],
         }
 
-    async def _complete(self, record: dict[str, Any], result: InferenceResult) -> dict[str, Any]:
+    @staticmethod
+    def _outcome(record: dict[str, Any], result: InferenceResult) -> dict[str, Any]:
         shaped = shape_result(
             record["task"],
             result.outputs,
             single=record.get("single", True),
             options=record.get("options") or {},
         )
-        done = await self._tasks.finish(
-            record["_id"],
-            {"status": "completed", "result": shaped, "model": result.model, "batch_size": result.batch_size},
-        )
-        return done or {**record, "status": "completed", "result": shaped}
+        return {
+            "status": "completed",
+            "result": shaped,
+            "model": result.model,
+            "batch_size": result.batch_size,
+        }
+
+    async def _complete(self, record: dict[str, Any], result: InferenceResult) -> dict[str, Any]:
+        """Finish a task that was pending."""
+        outcome = self._outcome(record, result)
+        done = await self._tasks.finish(record["_id"], outcome)
+        return done or {**record, **outcome}
 
     def _follow(self, record: dict[str, Any], reference: str) -> None:
         """Finish a pending task in the background and tell WebSocket subscribers (local runtime)."""

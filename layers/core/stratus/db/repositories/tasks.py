@@ -26,10 +26,6 @@ class TaskRepository(Repository):
     async def get_owned(self, user_id: ObjectId, task_id: ObjectId) -> dict[str, Any] | None:
         return await self.collection.find_one({"_id": task_id, "user_id": user_id})
 
-    async def set_reference(self, task_id: ObjectId, reference: str) -> None:
-        """Where the backend will leave the result of a task that outlived its wait."""
-        await self.collection.update_one({"_id": task_id}, {"$set": {"reference": reference}})
-
     async def finish(self, task_id: ObjectId, changes: dict[str, Any]) -> dict[str, Any] | None:
         """Record the outcome once; a second outcome for the same task is ignored."""
         return await self.collection.find_one_and_update(
