@@ -20,6 +20,7 @@ from stratus.ports.storage import ObjectStorage
 
 INPUT_PREFIX = "inference/inputs"
 POLL_S = 0.5
+FAILURE_SEPARATOR = "|"  # S3 keys we generate never contain it
 
 
 class SageMakerAsyncInference:
@@ -47,20 +48,30 @@ class SageMakerAsyncInference:
             )
         except Exception as e:
             raise translate(e, "inference endpoint") from e
-        output_key = urlparse(str(response["OutputLocation"])).path.lstrip("/")
+        reference = urlparse(str(response["OutputLocation"])).path.lstrip("/")
+        if response.get("FailureLocation"):
+            reference += FAILURE_SEPARATOR + urlparse(str(response["FailureLocation"])).path.lstrip("/")
         deadline = asyncio.get_running_loop().time() + wait_s
         while True:
-            result = await self.collect(output_key)
+            result = await self.collect(reference)
             if result is not None:
                 return result
             if asyncio.get_running_loop().time() >= deadline:
-                raise InferencePending(output_key)
+                raise InferencePending(reference)
             await asyncio.sleep(POLL_S)
 
     async def collect(self, reference: str) -> InferenceResult | None:
+        """`reference` is the output key, and where SageMaker puts a failure (the container crashed or
+        timed out: our server itself answers errors in the output) after a separator."""
+        output_key, _, failure_key = reference.partition(FAILURE_SEPARATOR)
         try:
-            data = json.loads(await self._storage.get_bytes(reference))
+            data = json.loads(await self._storage.get_bytes(output_key))
         except NotFound:
+            failure = await self._failure(failure_key) if failure_key else None
+            if failure is not None:
+                raise DependencyFailed(
+                    f"The inference endpoint failed: {failure[:500]}", code="INFERENCE_FAILED"
+                ) from None
             return None
         if "error" in data:  # the server's /invocations puts errors in the body, with their status
             raise worker_error(int(data.get("status") or 500), data)
@@ -70,6 +81,12 @@ class SageMakerAsyncInference:
             batch_size=int(data.get("batch_size", 1)),
             duration_ms=data.get("duration_ms"),
         )
+
+    async def _failure(self, key: str) -> str | None:
+        try:
+            return (await self._storage.get_bytes(key)).decode("utf-8", "replace").strip()
+        except NotFound:
+            return None
 
     async def catalogue(self) -> list[dict[str, Any]]:
         return []
