@@ -15,6 +15,7 @@ import hashlib
 import json
 import socket
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,8 +27,10 @@ TINY_ENCODER = "stratus-test/tiny-encoder"
 
 
 class HubServer:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, delay_s: float = 0.0) -> None:
+        """`delay_s`: how long each file download takes at least (to watch progress arrive)."""
         self.root = root
+        self.delay_s = delay_s
         self.fetched: Counter[str] = Counter()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -92,6 +95,7 @@ class HubServer:
                 headers = {"X-Repo-Commit": COMMIT, "ETag": f'"{hashlib.sha256(data).hexdigest()}"'}
                 if body:
                     hub.fetched[f"{repo}/{name}"] += 1
+                    time.sleep(hub.delay_s)
                 self._send(200, data, headers, body=body)
 
             def _send(self, code: int, data: bytes, headers: dict[str, str], *, body: bool) -> None:

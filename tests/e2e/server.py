@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -24,6 +24,7 @@ def free_port() -> int:
 class ServeProcess:
     state_dir: Path
     port: int
+    env: dict[str, str] = field(default_factory=dict)  # on top of this process's environment
     process: subprocess.Popen[str] | None = None
 
     @property
@@ -31,9 +32,11 @@ class ServeProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 60) -> None:
-        env = {k: v for k, v in os.environ.items() if k != "MONGODB_URI"} | {
-            "STRATUS_STATE_DIR": str(self.state_dir)
-        }
+        env = (
+            {k: v for k, v in os.environ.items() if k != "MONGODB_URI"}
+            | {"STRATUS_STATE_DIR": str(self.state_dir)}
+            | self.env
+        )
         self.process = subprocess.Popen(
             [
                 sys.executable,
