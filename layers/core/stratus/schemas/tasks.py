@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -20,13 +20,28 @@ def _not_blank(value: str) -> str:
     return value
 
 
-class _TaskRequest(BaseModel):
+class TaskRequest(BaseModel):
+    """A task request knows its task and how it becomes the worker's inputs (one per text) and options."""
+
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    task: ClassVar[str]
 
     model_name: str | None = ModelName
 
+    def inputs(self) -> list[dict[str, Any]]:
+        return [self.model_dump(exclude={"model_name"})]
 
-class ClassificationRequest(_TaskRequest):
+    def options(self) -> dict[str, Any]:
+        return {}
+
+    @property
+    def single(self) -> bool:
+        """One input, answered as one result (an embeddings request may send a list)."""
+        return True
+
+
+class ClassificationRequest(TaskRequest):
+    task = "classification"
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     candidate_labels: list[str] | None = Field(
         default=None, min_length=2, max_length=50, description="Zero-shot labels; sentiment when omitted"
@@ -34,18 +49,21 @@ class ClassificationRequest(_TaskRequest):
     _text = field_validator("text")(_not_blank)
 
 
-class QARequest(_TaskRequest):
+class QARequest(TaskRequest):
+    task = "qa"
     question: str = Field(min_length=1, max_length=2_000)
     context: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     _blank = field_validator("question", "context")(_not_blank)
 
 
-class NERRequest(_TaskRequest):
+class NERRequest(TaskRequest):
+    task = "ner"
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     _text = field_validator("text")(_not_blank)
 
 
-class SummarizationRequest(_TaskRequest):
+class SummarizationRequest(TaskRequest):
+    task = "summarization"
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     max_length: int = Field(default=150, ge=5, le=1024)
     min_length: int = Field(default=30, ge=0, le=1024)
@@ -59,9 +77,20 @@ class SummarizationRequest(_TaskRequest):
         return value
 
 
-class EmbeddingsRequest(_TaskRequest):
+class EmbeddingsRequest(TaskRequest):
+    task = "embeddings"
     text: str | list[str] = Field(description="One text or a list of up to 256 texts")
     normalize: bool = False
+
+    def inputs(self) -> list[dict[str, Any]]:
+        return [{"text": text} for text in ([self.text] if isinstance(self.text, str) else self.text)]
+
+    def options(self) -> dict[str, Any]:
+        return {"normalize": self.normalize}
+
+    @property
+    def single(self) -> bool:
+        return isinstance(self.text, str)
 
     @field_validator("text")
     @classmethod
@@ -77,7 +106,8 @@ class EmbeddingsRequest(_TaskRequest):
         return value
 
 
-class GenerationRequest(_TaskRequest):
+class GenerationRequest(TaskRequest):
+    task = "generation"
     prompt: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     max_tokens: int = Field(default=128, ge=1, le=1024)
     temperature: float = Field(default=0.7, ge=0, le=2)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Response, status
 from stratus.api.deps import ContainerDep
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
+from stratus.composition import Container
 from stratus.db.ids import ObjectIdStr, oid
 from stratus.schemas.tasks import (
     ClassificationRequest,
@@ -18,8 +19,10 @@ from stratus.schemas.tasks import (
     NERRequest,
     QARequest,
     SummarizationRequest,
+    TaskRequest,
     TaskResponse,
 )
+from stratus.services.auth import Principal
 
 _WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+(?:\.\d+)?)")
 PreferHeader = Annotated[
@@ -60,6 +63,16 @@ def _respond(record: dict[str, Any], response: Response) -> dict[str, Any]:
     return _body(record)
 
 
+async def _run(
+    body: TaskRequest, user: Principal, container: Container, response: Response, prefer: str | None
+) -> dict[str, Any]:
+    record = await container.tasks.run(
+        user.user_id, body.task, body.model_name, body.inputs(), body.options(),
+        wait_s=_wait(prefer), single=body.single,
+    )  # fmt: skip
+    return _respond(record, response)
+
+
 def build_router(prefix: str, *, include_in_schema: bool = True) -> APIRouter:
     router = APIRouter(
         prefix=prefix,
@@ -82,11 +95,7 @@ def build_router(prefix: str, *, include_in_schema: bool = True) -> APIRouter:
     ) -> dict[str, Any]:
         """Labels with scores. Without a fine-tuned classifier this is zero-shot classification over
         `candidate_labels` with the embedding model; `method` says which answered."""
-        inputs = [{"text": body.text, "candidate_labels": body.candidate_labels}]
-        record = await container.tasks.run(
-            user.user_id, "classification", body.model_name, inputs, {}, wait_s=_wait(prefer)
-        )
-        return _respond(record, response)
+        return await _run(body, user, container, response, prefer)
 
     @router.post("/qa", response_model=TaskResponse, responses=responses)
     async def question_answering(
@@ -97,11 +106,7 @@ def build_router(prefix: str, *, include_in_schema: bool = True) -> APIRouter:
         prefer: PreferHeader = None,
     ) -> dict[str, Any]:
         """The answer, its score and its character span in `context` (context[start:end] == answer)."""
-        inputs = [{"question": body.question, "context": body.context}]
-        record = await container.tasks.run(
-            user.user_id, "qa", body.model_name, inputs, {}, wait_s=_wait(prefer)
-        )
-        return _respond(record, response)
+        return await _run(body, user, container, response, prefer)
 
     @router.post("/ner", response_model=TaskResponse, responses=responses)
     async def named_entities(
@@ -112,10 +117,7 @@ def build_router(prefix: str, *, include_in_schema: bool = True) -> APIRouter:
         prefer: PreferHeader = None,
     ) -> dict[str, Any]:
         """Entities with type, text and character span."""
-        record = await container.tasks.run(
-            user.user_id, "ner", body.model_name, [{"text": body.text}], {}, wait_s=_wait(prefer)
-        )
-        return _respond(record, response)
+        return await _run(body, user, container, response, prefer)
 
     @router.post("/summarization", response_model=TaskResponse, responses=responses)
     async def summarization(
@@ -125,11 +127,8 @@ def build_router(prefix: str, *, include_in_schema: bool = True) -> APIRouter:
         response: Response,
         prefer: PreferHeader = None,
     ) -> dict[str, Any]:
-        inputs = [{"text": body.text, "max_length": body.max_length, "min_length": body.min_length}]
-        record = await container.tasks.run(
-            user.user_id, "summarization", body.model_name, inputs, {}, wait_s=_wait(prefer)
-        )
-        return _respond(record, response)
+        """A summary between `min_length` and `max_length` tokens."""
+        return await _run(body, user, container, response, prefer)
 
     @router.post("/embeddings", response_model=TaskResponse, responses=responses)
     async def embeddings(
@@ -140,12 +139,7 @@ def build_router(prefix: str, *, include_in_schema: bool = True) -> APIRouter:
         prefer: PreferHeader = None,
     ) -> dict[str, Any]:
         """One vector per text, with its dimension; `normalize` for unit length."""
-        texts = [body.text] if isinstance(body.text, str) else body.text
-        record = await container.tasks.run(
-            user.user_id, "embeddings", body.model_name, [{"text": t} for t in texts],
-            {"normalize": body.normalize}, wait_s=_wait(prefer), single=isinstance(body.text, str),
-        )  # fmt: skip
-        return _respond(record, response)
+        return await _run(body, user, container, response, prefer)
 
     @router.post("/generation", response_model=TaskResponse, responses=responses)
     async def generation(
@@ -156,11 +150,7 @@ def build_router(prefix: str, *, include_in_schema: bool = True) -> APIRouter:
         prefer: PreferHeader = None,
     ) -> dict[str, Any]:
         """Generated text with token usage."""
-        inputs = [{"prompt": body.prompt, "max_tokens": body.max_tokens, "temperature": body.temperature}]
-        record = await container.tasks.run(
-            user.user_id, "generation", body.model_name, inputs, {}, wait_s=_wait(prefer)
-        )
-        return _respond(record, response)
+        return await _run(body, user, container, response, prefer)
 
     return router
 
