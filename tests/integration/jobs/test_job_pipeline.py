@@ -204,12 +204,29 @@ async def test_events_move_jobs_forward_only(
     assert (await client.get(f"/training/results/{job_id}", headers=alice.headers)).json()["model_id"] is None
 
 
-async def test_unknown_jobs_and_foreign_events_are_dropped(container: Container) -> None:
-    # Neither raises (a raise would make the event source retry forever).
+async def test_unknown_jobs_and_foreign_events_are_dropped(
+    client: httpx.AsyncClient, alice: Account, container: Container
+) -> None:
+    # GIVEN a queued job
+    dataset_id = await _dataset(client, alice)
+    started = await client.post("/training/start", headers=alice.headers, json=_training(dataset_id))
+    job_id = ObjectId(started.json()["job_id"])
+    before = await container.job_repo.get(job_id)
+    events_before = await container.job_event_repo.collection.count_documents({})
+    # WHEN events arrive for a job that does not exist and for a training job Stratus did not start
+    result = {"job_id": str(ObjectId()), "seq": 2, "status": "completed", "model": {"task": "classification"}}
     await container.job_events.handle(Event(PROGRESS, {"job_id": str(ObjectId()), "seq": 1}).envelope())
+    await container.job_events.handle(Event(RESULT, result).envelope())
     await container.job_events.handle(
-        {"source": "aws.sagemaker", "detail-type": SAGEMAKER_STATE, "detail": {"TrainingJobName": "x"}}
-    )
+        {"source": "aws.sagemaker", "detail-type": SAGEMAKER_STATE,
+         "detail": {"TrainingJobName": "x", "TrainingJobStatus": "Failed"}}
+    )  # fmt: skip
+    # THEN none raises (a raise would make the event source retry forever), nothing is created, and
+    # the real job is untouched
+    assert await container.job_repo.collection.count_documents({}) == 1
+    assert await container.model_repo.collection.count_documents({}) == 0
+    assert await container.job_repo.get(job_id) == before
+    assert await container.job_event_repo.collection.count_documents({}) == events_before
 
 
 async def test_results_before_completion_are_409_and_stop_ends_the_run(
