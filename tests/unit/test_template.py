@@ -8,7 +8,8 @@ dead-letters, and every dead-letter queue has an alarm; the bucket is private, e
 statement grants a wildcard action, and Resource "*" only for the few actions IAM offers no resource for;
 SageMaker jobs get their own role, passed only to SageMaker; the WebSocket API routes $connect, $disconnect
 and $default to its function; the job-events rules match the job-events service's pattern; every handler and
-the layer exist on disk.
+the layer exist on disk; the optional NLP inference endpoint is asynchronous, scales to zero, runs the worker
+image with a role of its own, and is what the API invokes when it is deployed.
 """
 
 from __future__ import annotations
@@ -71,7 +72,10 @@ ALLOWED_POLICY_TEMPLATES = {
 RESOURCE_STAR_ACTIONS = {
     "batch:DescribeJobs",  # job status for the API, the job-events function and the sweeper
     "ecr:GetAuthorizationToken",  # SageMaker pulling the private worker image (pulls are repo-scoped)
+    "cloudwatch:PutMetricData",  # inference endpoint instance metrics (held to one namespace, below)
 }
+# Resource "*" actions that must still be narrowed by a condition key: action -> the key.
+RESOURCE_STAR_CONDITIONS = {"cloudwatch:PutMetricData": "cloudwatch:namespace"}
 # Every function the platform deploys, by logical id.
 EXPECTED_FUNCTIONS = {
     "ApiFunction",
@@ -647,6 +651,13 @@ def test_no_iam_statement_grants_wildcard_actions(
                     f"{owner}: {statement.get('Sid')} grants {sorted(set(actions) - RESOURCE_STAR_ACTIONS)} "
                     "on Resource '*'"
                 )
+                for action in actions:
+                    if action in RESOURCE_STAR_CONDITIONS:
+                        keys = {k for test in statement.get("Condition", {}).values() for k in test}
+                        assert RESOURCE_STAR_CONDITIONS[action] in keys, (
+                            f"{owner}: {statement.get('Sid')} grants {action} on '*' without "
+                            f"{RESOURCE_STAR_CONDITIONS[action]}"
+                        )
 
 
 def test_function_policies_are_scoped(
@@ -724,6 +735,16 @@ def test_sagemaker_jobs_run_as_their_own_role_passed_only_to_sagemaker(
         "logs:PutLogEvents",
     } <= granted
     assert not any(a.startswith(("iam:", "sagemaker:", "secretsmanager:", "sqs:")) for a in granted), granted
+    # The one delete: a failed or stopped model download removes its partial snapshot, nothing else.
+    deletes = [
+        s
+        for policy in role["Properties"]["Policies"]
+        for raw in policy["PolicyDocument"]["Statement"]
+        for s in _conditional_branches(raw)
+        if "s3:DeleteObject" in _as_list(s["Action"])
+    ]
+    assert [_as_list(s["Action"]) for s in deletes] == [["s3:DeleteObject"]]
+    assert "/users/*/jobs/*/snapshot/*" in str(deletes[0]["Resource"])
 
     pass_role = [
         s
@@ -891,3 +912,312 @@ def test_worker_image_pull_is_scoped_to_its_repository(
     }
     arn = re.sub(r"\$\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), pattern)
     assert arn == f"arn:${{AWS::Partition}}:ecr:{region}:{account}:repository/{repository}"
+
+
+# --- NLP inference endpoint ----------------------------------------------------------------------
+
+# Every resource DeployInferenceEndpoint=true adds (section 10 of template.yaml).
+INFERENCE_RESOURCES = {
+    "InferenceExecutionRole": "AWS::IAM::Role",
+    "InferenceModel": "AWS::SageMaker::Model",
+    "InferenceEndpointConfig": "AWS::SageMaker::EndpointConfig",
+    "InferenceEndpoint": "AWS::SageMaker::Endpoint",
+    "InferenceScalableTarget": "AWS::ApplicationAutoScaling::ScalableTarget",
+    "InferenceBacklogScalingPolicy": "AWS::ApplicationAutoScaling::ScalingPolicy",
+    "InferenceScaleFromZeroPolicy": "AWS::ApplicationAutoScaling::ScalingPolicy",
+    "InferenceBacklogWithoutCapacityAlarm": "AWS::CloudWatch::Alarm",
+}
+WORKER_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/stratus-worker:latest"
+
+
+def _holds(template: dict[str, Any], expression: Any, parameters: dict[str, str]) -> bool:
+    """Evaluate a condition (Fn::Equals / Not / And / Or / Condition) for the given parameter values."""
+    if "Condition" in expression:
+        return _holds(template, template["Conditions"][expression["Condition"]], parameters)
+    if "Fn::Equals" in expression:
+        left, right = (_evaluate(side, parameters) for side in expression["Fn::Equals"])
+        return bool(left == right)
+    if "Fn::Not" in expression:
+        return not _holds(template, expression["Fn::Not"][0], parameters)
+    if "Fn::And" in expression:
+        return all(_holds(template, item, parameters) for item in expression["Fn::And"])
+    if "Fn::Or" in expression:
+        return any(_holds(template, item, parameters) for item in expression["Fn::Or"])
+    raise AssertionError(f"unexpected condition {expression!r}")
+
+
+def _choose(template: dict[str, Any], expression: Any, parameters: dict[str, str]) -> Any:
+    """Resolve (nested) Fn::If for the given parameter values; AWS::NoValue comes back as None."""
+    while isinstance(expression, dict) and "Fn::If" in expression:
+        condition, yes, no = expression["Fn::If"]
+        expression = yes if _holds(template, {"Condition": condition}, parameters) else no
+    return None if expression == {"Ref": "AWS::NoValue"} else expression
+
+
+def _substitute(text: str, values: dict[str, str]) -> str:
+    return re.sub(r"\$\{([\w:]+)\}", lambda m: values.get(m.group(1), m.group(0)), text)
+
+
+def _inference_parameters(template: dict[str, Any], **overrides: str) -> dict[str, str]:
+    defaults = {name: str(p.get("Default", "")) for name, p in template["Parameters"].items()}
+    return {**defaults, **overrides}
+
+
+def test_inference_parameters_are_optional_and_grouped(template: dict[str, Any]) -> None:
+    parameters = template["Parameters"]
+    deploy = parameters["DeployInferenceEndpoint"]
+    assert deploy["Type"] == "String"
+    assert set(deploy["AllowedValues"]) == {"true", "false"}
+    assert deploy["Default"] == "false", "the endpoint costs money: it must be opt-in"
+    assert parameters["InferenceInstanceType"]["Default"] == "ml.g5.xlarge"
+    assert (
+        parameters["InferenceInstanceType"]["AllowedPattern"]
+        == parameters["SageMakerInstanceType"]["AllowedPattern"]
+    )
+    maximum = parameters["InferenceMaxInstances"]
+    assert (maximum["Type"], maximum["Default"], maximum["MinValue"], maximum["MaxValue"]) == (
+        "Number",
+        2,
+        1,
+        20,
+    )
+    assert parameters["InferenceEndpointName"]["Default"] == ""
+    # SageMaker lowercases endpoint names in ARNs and IAM compares ARNs case-sensitively.
+    pattern = re.compile(parameters["InferenceEndpointName"]["AllowedPattern"])
+    assert pattern.fullmatch("") and pattern.fullmatch("my-nlp-endpoint")
+    assert not pattern.fullmatch("My-Endpoint")
+    grouped = {
+        name
+        for group in template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+        for name in group["Parameters"]
+    }
+    assert {
+        "DeployInferenceEndpoint",
+        "InferenceInstanceType",
+        "InferenceMaxInstances",
+        "InferenceEndpointName",
+    } <= grouped
+
+
+@pytest.mark.parametrize(
+    ("deploy", "image", "external", "expected"),
+    [
+        ("false", "", "", None),
+        ("false", WORKER_IMAGE, "", None),
+        # Asked for, but there is no image to serve yet: nothing is deployed.
+        ("true", "", "", None),
+        ("true", "", "external-nlp", "external"),
+        ("false", WORKER_IMAGE, "external-nlp", "external"),
+        ("true", WORKER_IMAGE, "", "deployed"),
+        # Both: the deployed endpoint wins.
+        ("true", WORKER_IMAGE, "external-nlp", "deployed"),
+    ],
+)
+def test_api_uses_and_may_invoke_exactly_the_configured_inference_endpoint(
+    template: dict[str, Any],
+    resources: dict[str, Any],
+    functions: dict[str, dict[str, Any]],
+    deploy: str,
+    image: str,
+    external: str,
+    expected: str | None,
+) -> None:
+    """STRATUS_INFERENCE_ENDPOINT_NAME and the API's InvokeEndpointAsync grant name the same endpoint: the
+    deployed one when DeployInference holds, else InferenceEndpointName, else none (and no grant)."""
+    parameters = _inference_parameters(
+        template, DeployInferenceEndpoint=deploy, WorkerImageUri=image, InferenceEndpointName=external
+    )
+    assert _holds(template, {"Condition": "DeployInference"}, parameters) == (expected == "deployed")
+    assert _holds(template, {"Condition": "HasInference"}, parameters) == (expected is not None)
+
+    deployed_name = _substitute(
+        resources["InferenceEndpoint"]["Properties"]["EndpointName"]["Fn::Sub"], parameters
+    )
+    assert deployed_name == "stratus-dev-nlp"
+    api = functions["ApiFunction"]
+    variable = _choose(
+        template, api["Environment"]["Variables"]["STRATUS_INFERENCE_ENDPOINT_NAME"], parameters
+    )
+    if expected is None:
+        assert variable is None
+    elif expected == "deployed":
+        assert variable == {"Fn::GetAtt": ["InferenceEndpoint", "EndpointName"]}
+    else:
+        assert variable == {"Ref": "InferenceEndpointName"}
+    endpoint_name = {None: None, "deployed": deployed_name, "external": external}[expected]
+
+    statements = [
+        raw
+        for policy in _as_list(api["Policies"])
+        if isinstance(policy, dict) and "Statement" in policy
+        for raw in policy["Statement"]
+    ]
+    invoke = [raw for raw in statements if "InvokeInferenceEndpoint" in str(raw)]
+    assert len(invoke) == 1
+    assert invoke[0]["Fn::If"][0] == "HasInference", "the grant must exist exactly when an endpoint does"
+    statement = _choose(template, invoke[0], parameters)
+    if endpoint_name is None:
+        assert statement is None
+        return
+    assert statement["Action"] == "sagemaker:InvokeEndpointAsync"
+    pattern, variables = statement["Resource"]["Fn::Sub"]
+    name = _choose(template, variables["Name"], parameters)
+    name = _substitute(name["Fn::Sub"], parameters) if "Fn::Sub" in name else _evaluate(name, parameters)
+    arn = _substitute(pattern, {"Name": name})
+    # SageMaker endpoint ARNs carry the name in lowercase.
+    assert arn == (
+        f"arn:${{AWS::Partition}}:sagemaker:${{AWS::Region}}:${{AWS::AccountId}}:endpoint/{endpoint_name.lower()}"
+    )
+
+
+def test_every_inference_resource_is_conditional_on_deploy_inference(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    inference = {name: r for name, r in resources.items() if name.startswith("Inference")}
+    assert {name: r["Type"] for name, r in inference.items()} == INFERENCE_RESOURCES
+    for name, resource in inference.items():
+        assert resource.get("Condition") == "DeployInference", name
+    assert template["Outputs"]["InferenceEndpointName"]["Condition"] == "DeployInference"
+    assert _ref_name(template["Outputs"]["InferenceEndpointName"]["Value"]) == "InferenceEndpoint"
+
+
+def test_inference_model_runs_the_worker_image(resources: dict[str, Any]) -> None:
+    model = resources["InferenceModel"]["Properties"]
+    assert _ref_name(model["ExecutionRoleArn"]) == "InferenceExecutionRole"
+    container = model["PrimaryContainer"]
+    # SageMaker runs it as `docker run <image> serve`: the image ships that script.
+    assert container["Image"] == {"Ref": "WorkerImageUri"}
+    assert (ROOT / "containers/worker/serve").is_file()
+    environment = container["Environment"]
+    assert environment["STRATUS_RUNTIME"] == "aws"
+    assert _ref_name(environment["STRATUS_ARTIFACTS_BUCKET"]) == "ArtifactsBucket"
+    assert environment["STRATUS_MODEL_CACHE"].startswith("/tmp/")
+    assert "ModelDataUrl" not in container, "models come from the image and the artifacts bucket"
+
+
+def test_inference_endpoint_is_asynchronous_with_responses_under_inference_in_the_bucket(
+    resources: dict[str, Any],
+) -> None:
+    config = resources["InferenceEndpointConfig"]["Properties"]
+    [variant] = config["ProductionVariants"]
+    assert variant["VariantName"] == "AllTraffic"
+    assert variant["InitialInstanceCount"] == 1
+    assert variant["InstanceType"] == {"Ref": "InferenceInstanceType"}
+    assert variant["ModelName"] == {"Fn::GetAtt": ["InferenceModel", "ModelName"]}
+    asynchronous = config["AsyncInferenceConfig"]
+    assert asynchronous["ClientConfig"]["MaxConcurrentInvocationsPerInstance"] == 4
+    output = asynchronous["OutputConfig"]
+    assert output["S3OutputPath"] == {"Fn::Sub": "s3://${ArtifactsBucket}/inference/outputs"}
+    assert output["S3FailurePath"] == {"Fn::Sub": "s3://${ArtifactsBucket}/inference/failures"}
+    endpoint = resources["InferenceEndpoint"]["Properties"]
+    assert endpoint["EndpointConfigName"] == {"Fn::GetAtt": ["InferenceEndpointConfig", "EndpointConfigName"]}
+    # A fixed, lowercase name: IAM, logs and auto scaling name it without a dependency.
+    assert endpoint["EndpointName"] == {"Fn::Sub": "stratus-${Stage}-nlp"}
+
+
+def test_inference_endpoint_scales_to_zero_and_back(resources: dict[str, Any]) -> None:
+    target = resources["InferenceScalableTarget"]
+    assert "InferenceEndpoint" in _as_list(target["DependsOn"])
+    props = target["Properties"]
+    assert props["ServiceNamespace"] == "sagemaker"
+    assert props["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
+    assert props["ResourceId"] == {"Fn::Sub": "endpoint/stratus-${Stage}-nlp/variant/AllTraffic"}
+    assert props["MinCapacity"] == 0, "an idle endpoint must cost nothing"
+    assert props["MaxCapacity"] == {"Ref": "InferenceMaxInstances"}
+
+    backlog = resources["InferenceBacklogScalingPolicy"]["Properties"]
+    assert _ref_name(backlog["ScalingTargetId"]) == "InferenceScalableTarget"
+    assert backlog["PolicyType"] == "TargetTrackingScaling"
+    tracking = backlog["TargetTrackingScalingPolicyConfiguration"]
+    metric = tracking["CustomizedMetricSpecification"]
+    assert (metric["Namespace"], metric["MetricName"], metric["Statistic"]) == (
+        "AWS/SageMaker",
+        "ApproximateBacklogSizePerInstance",
+        "Average",
+    )
+    assert [(d["Name"], _ref_name(d["Value"])) for d in metric["Dimensions"]] == [
+        ("EndpointName", "InferenceEndpoint")
+    ]
+    assert (tracking["TargetValue"], tracking["ScaleInCooldown"], tracking["ScaleOutCooldown"]) == (
+        5,
+        600,
+        60,
+    )
+
+    # With no instance the per-instance backlog does not exist: an alarm on HasBacklogWithoutCapacity
+    # adds the first instance.
+    alarm = resources["InferenceBacklogWithoutCapacityAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
+        "AWS/SageMaker",
+        "HasBacklogWithoutCapacity",
+        "Average",
+    )
+    assert [(d["Name"], _ref_name(d["Value"])) for d in alarm["Dimensions"]] == [
+        ("EndpointName", "InferenceEndpoint")
+    ]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+    assert (alarm["Period"], alarm["EvaluationPeriods"]) == (60, 1)
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert [_ref_name(action) for action in alarm["AlarmActions"]] == ["InferenceScaleFromZeroPolicy"]
+
+    from_zero = resources["InferenceScaleFromZeroPolicy"]["Properties"]
+    assert _ref_name(from_zero["ScalingTargetId"]) == "InferenceScalableTarget"
+    assert from_zero["PolicyType"] == "StepScaling"
+    step = from_zero["StepScalingPolicyConfiguration"]
+    assert step["AdjustmentType"] == "ChangeInCapacity"
+    assert [s["ScalingAdjustment"] for s in step["StepAdjustments"]] == [1]
+
+
+def _role_statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        s
+        for policy in role["Properties"]["Policies"]
+        for raw in _as_list(policy["PolicyDocument"]["Statement"])
+        for s in _conditional_branches(raw)
+    ]
+
+
+def test_inference_role_is_assumable_only_by_sagemaker_and_never_deletes(resources: dict[str, Any]) -> None:
+    role = resources["InferenceExecutionRole"]
+    trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "sagemaker.amazonaws.com"}]
+    assert [s["Action"] for s in trust] == ["sts:AssumeRole"]
+    assert all(
+        s["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"} for s in trust
+    ), "confused-deputy guard"
+
+    statements = _role_statements(role)
+    granted = _actions(statements)
+    assert {
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:ListBucket",
+        "ecr:BatchGetImage",
+        "ecr:GetAuthorizationToken",
+        "logs:PutLogEvents",
+    } <= granted
+    assert "s3:DeleteObject" not in granted
+    assert not any(
+        a.startswith(("iam:", "sagemaker:", "secretsmanager:", "sqs:", "events:")) for a in granted
+    ), granted
+    # Responses are written under inference/ only; reads are the snapshots and the queued inputs.
+    for statement in statements:
+        actions = set(_as_list(statement["Action"]))
+        arns = [
+            r["Fn::Sub"] for r in _as_list(statement["Resource"]) if isinstance(r, dict) and "Fn::Sub" in r
+        ]
+        if actions & {"s3:PutObject", "s3:AbortMultipartUpload"}:
+            assert arns and all(r.startswith("${ArtifactsBucket.Arn}/inference/") for r in arns), statement
+        if "s3:GetObject" in actions:
+            assert arns and all(r.startswith("${ArtifactsBucket.Arn}/") for r in arns), statement
+        if any(a.startswith("logs:") for a in actions):
+            assert all("log-group:/aws/sagemaker/Endpoints/stratus-${Stage}-nlp" in r for r in arns), (
+                statement
+            )
+    # The image pull names exactly the repository the training role may pull (same WorkerImageUri parsing).
+    training_pull = next(
+        s for s in _role_statements(resources["SageMakerExecutionRole"]) if s.get("Sid") == "PullWorkerImage"
+    )
+    inference_pull = next(s for s in statements if s.get("Sid") == "PullWorkerImage")
+    assert inference_pull["Resource"] == training_pull["Resource"]
+    assert sorted(inference_pull["Action"]) == sorted(training_pull["Action"])
