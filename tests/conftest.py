@@ -18,6 +18,37 @@ from stratus.settings import Settings
 from tests.integration.api.accounts import Account, register
 
 BASE_URL = "http://testserver"
+AWS_REGION = "us-east-1"
+
+
+def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and no profile or endpoint override, so nothing can reach a real AWS account."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": AWS_REGION,
+        "AWS_REGION": AWS_REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def mocked_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto's mock of every AWS service (fresh per test), with the production boto3 clients
+    (stratus.adapters.aws.clients) created anew inside it. Batch jobs do not start containers."""
+    from moto import mock_aws
+
+    from stratus.adapters.aws import clients
+
+    fake_aws_credentials(monkeypatch)
+    clients.client.cache_clear()
+    with mock_aws(config={"batch": {"use_docker": False}}):
+        yield
+    clients.client.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -8,32 +8,20 @@ from collections.abc import Iterator
 
 import pytest
 
-REGION = "us-east-1"
+from tests.conftest import AWS_REGION, fake_aws_credentials
+
+REGION = AWS_REGION
 
 
 @pytest.fixture(autouse=True)
 def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fake credentials, so nothing here can ever reach a real AWS account."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SECURITY_TOKEN": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        monkeypatch.delenv(name, raising=False)
+    """Every adapter test runs with fake credentials, mocked or not (Stubber tests too)."""
+    fake_aws_credentials(monkeypatch)
 
 
 @pytest.fixture
-def aws(aws_credentials: None) -> Iterator[None]:
-    """moto's mock of every AWS service (state is fresh per test). Batch jobs do not start containers."""
-    from moto import mock_aws
-
-    with mock_aws(config={"batch": {"use_docker": False}}):
-        yield
+def aws(mocked_aws: None) -> None:
+    """moto's mock of every AWS service (state is fresh per test), under the name these tests use."""
 
 
 def free_port() -> int:

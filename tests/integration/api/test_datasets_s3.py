@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import httpx
@@ -26,23 +26,11 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    from moto import mock_aws
-
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+def s3(mocked_aws: None) -> object:
     # The production client (SigV4 presigning, retries, timeouts), created fresh inside the mock.
-    clients.client.cache_clear()
-    with mock_aws():
-        client = clients.s3(Settings())
-        client.create_bucket(Bucket=BUCKET)
-        yield client
-    clients.client.cache_clear()
+    client = clients.s3(Settings())
+    client.create_bucket(Bucket=BUCKET)
+    return client
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import httpx
@@ -36,40 +36,27 @@ CSV = b"x1,x2,label\n" + b"".join(f"{i % 5},{i % 3},{'a' if i % 2 else 'b'}\n".e
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    from moto import mock_aws
-
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    clients.client.cache_clear()
-    with mock_aws():
-        settings = Settings()
-        sqs, events, s3, sagemaker = (clients.sqs(settings), clients.events(settings), clients.s3(settings),
-                                      clients.sagemaker(settings))  # fmt: skip
-        s3.create_bucket(Bucket=BUCKET)
-        jobs_queue = sqs.create_queue(QueueName="jobs")["QueueUrl"]
-        events_queue = sqs.create_queue(QueueName="job-events")["QueueUrl"]
-        events_arn = sqs.get_queue_attributes(QueueUrl=events_queue, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        events.create_event_bus(Name="stratus")
-        # The template's rule for our workers' events, with an SQS target standing in for the Lambda.
-        events.put_rule(
-            Name="worker-events",
-            EventBusName="stratus",
-            EventPattern=json.dumps({"source": ["stratus.jobs"], "detail-type": [RESULT]}),
-        )
-        events.put_targets(
-            Rule="worker-events", EventBusName="stratus", Targets=[{"Id": "q", "Arn": events_arn}]
-        )
-        yield {"sqs": sqs, "s3": s3, "sagemaker": sagemaker, "events": events,
-               "jobs_queue": jobs_queue, "events_queue": events_queue}  # fmt: skip
-    clients.client.cache_clear()
+def aws(mocked_aws: None) -> dict[str, Any]:
+    """The mocked account's resources, as the template would create them."""
+    settings = Settings()
+    sqs, events, s3, sagemaker = (clients.sqs(settings), clients.events(settings), clients.s3(settings),
+                                  clients.sagemaker(settings))  # fmt: skip
+    s3.create_bucket(Bucket=BUCKET)
+    jobs_queue = sqs.create_queue(QueueName="jobs")["QueueUrl"]
+    events_queue = sqs.create_queue(QueueName="job-events")["QueueUrl"]
+    events_arn = sqs.get_queue_attributes(QueueUrl=events_queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.create_event_bus(Name="stratus")
+    # The template's rule for our workers' events, with an SQS target standing in for the Lambda.
+    events.put_rule(
+        Name="worker-events",
+        EventBusName="stratus",
+        EventPattern=json.dumps({"source": ["stratus.jobs"], "detail-type": [RESULT]}),
+    )
+    events.put_targets(Rule="worker-events", EventBusName="stratus", Targets=[{"Id": "q", "Arn": events_arn}])
+    return {"sqs": sqs, "s3": s3, "sagemaker": sagemaker, "events": events,
+           "jobs_queue": jobs_queue, "events_queue": events_queue}  # fmt: skip
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from stratus.db.repositories.connections import ConnectionRepository
 from stratus.handlers.websocket import build_websocket_handler
 from stratus.local.runtime import LocalPorts
 from stratus.services.live import LiveUpdates
+from tests.conftest import fake_aws_credentials
 from tests.integration.live.conftest import User, model_bound_credentials
 from tests.unit.adapters.test_local_ws_hub import Socket
 
@@ -142,8 +143,7 @@ async def test_subscribe_replies_through_the_management_api(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # GIVEN the AWS notifier (post_to_connection, stubbed) and Alice connected
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    fake_aws_credentials(monkeypatch)
     client = boto3.client("apigatewaymanagementapi", region_name="us-east-1", endpoint_url=ENDPOINT)
     stubber = Stubber(client)
 

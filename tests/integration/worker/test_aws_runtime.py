@@ -11,7 +11,6 @@ from typing import Any
 import boto3
 import pytest
 
-from stratus.adapters.aws import clients
 from stratus_worker.__main__ import main
 from tests.unit.worker.synthetic import classification_csv
 
@@ -19,24 +18,10 @@ REGION, BUCKET, BUS = "us-east-1", "stratus-worker-test", "stratus-test"
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    from moto import mock_aws
-
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    clients.client.cache_clear()
+def aws(mocked_aws: None) -> Iterator[None]:
     previous = signal.getsignal(signal.SIGTERM)  # main() installs the worker's handler
-    with mock_aws():
-        yield
+    yield
     signal.signal(signal.SIGTERM, previous)
-    clients.client.cache_clear()
 
 
 def routed_queue() -> tuple[Any, str]:
