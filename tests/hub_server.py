@@ -117,10 +117,9 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def tiny_sentiment_repo(repo: Path, *, head: bool = True) -> None:
-    """A tiny randomly initialised BERT sentiment classifier (or, with head=False, the bare encoder)
-    saved with save_pretrained (with the all-MiniLM-L6-v2 tokenizer), plus copies a download should
-    skip (ONNX, pickled weights)."""
+def tiny_bert(directory: Path, *, head: bool) -> None:
+    """A tiny randomly initialised BERT (2 layers, hidden 32), a two-label sentiment classifier or with
+    head=False the bare encoder, saved with save_pretrained with the all-MiniLM-L6-v2 tokenizer."""
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
 
@@ -140,8 +139,13 @@ def tiny_sentiment_repo(repo: Path, *, head: bool = True) -> None:
         label2id={"negative": 0, "positive": 1},
     )
     torch.manual_seed(0)
-    (BertForSequenceClassification if head else BertModel)(config).save_pretrained(repo)
-    tokenizer.save_pretrained(repo)
+    (BertForSequenceClassification if head else BertModel)(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+
+
+def tiny_sentiment_repo(repo: Path, *, head: bool = True) -> None:
+    """`tiny_bert` as a hub repository, plus copies a download should skip (ONNX, pickled weights)."""
+    tiny_bert(repo, head=head)
     (repo / "onnx").mkdir()
     (repo / "onnx" / "model.onnx").write_bytes(b"not fetched")
     (repo / "pytorch_model.bin").write_bytes(b"not fetched either: safetensors are there")

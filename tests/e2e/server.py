@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -10,8 +11,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+from websockets.asyncio.client import ClientConnection
+
+TERMINAL = ("completed", "failed", "stopped")
 
 
 def free_port() -> int:
@@ -78,3 +83,14 @@ class ServeProcess:
             self.process.kill()
             raise
         return self.process.returncode, output
+
+
+async def messages_until_done(ws: ClientConnection) -> list[dict[str, Any]]:
+    """What a followed job pushes on the WebSocket, up to its terminal status (completed, failed or
+    stopped), in arrival order."""
+    messages = []
+    while True:
+        message = json.loads(await ws.recv())
+        messages.append(message)
+        if message["type"] in ("status", "error") and message["data"].get("status") in TERMINAL:
+            return messages

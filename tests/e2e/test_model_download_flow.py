@@ -4,15 +4,13 @@ speaking its protocol), watch the download on /ws/download/{id}, read its info, 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.e2e.server import ServeProcess, free_port
+from tests.e2e.server import ServeProcess, free_port, messages_until_done
 from tests.hub_server import TINY_REPO, HubServer, tiny_sentiment_repo
 
 pytestmark = pytest.mark.slow
@@ -52,16 +50,9 @@ async def test_download_watch_and_use_a_model(server: ServeProcess) -> None:
         assert started.status_code == 202, started.text
         download_id = started.json()["download_id"]
 
-        messages: list[dict[str, Any]] = []
         ws_url = server.base_url.replace("http", "ws") + f"/ws/download/{download_id}?token={token}"
         async with connect(ws_url) as ws, asyncio.timeout(90):
-            while True:
-                message = json.loads(await ws.recv())
-                messages.append(message)
-                if message["type"] in ("status", "error") and message["data"].get("status") in (
-                    "completed", "failed", "stopped",
-                ):  # fmt: skip
-                    break
+            messages = await messages_until_done(ws)
         assert messages[-1]["data"]["status"] == "completed", messages[-1]
         progress = sorted((m["data"] for m in messages if m["type"] == "progress"), key=lambda p: p["seq"])
         assert progress, messages

@@ -12,7 +12,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from stratus.services.webhooks import WebhookService
-from tests.e2e.server import ServeProcess
+from tests.e2e.server import ServeProcess, messages_until_done
 from tests.integration.webhooks.receiver import Receiver
 
 pytestmark = pytest.mark.slow
@@ -80,15 +80,8 @@ async def test_upload_train_watch_results_predict_webhooks(stratus_server: Serve
                 assert started.status_code == 201, started.text
                 job_id = started.json()["job_id"]
                 await ws.send(json.dumps({"action": "subscribe", "job_id": job_id}))
-                messages = []
                 async with asyncio.timeout(120):
-                    while True:
-                        message = json.loads(await ws.recv())
-                        messages.append(message)
-                        if message["type"] in ("status", "error") and message["data"].get("status") in (
-                            "completed", "failed", "stopped",
-                        ):  # fmt: skip
-                            break
+                    messages = await messages_until_done(ws)
             assert messages[-1]["data"]["status"] == "completed", messages[-1]
             # Updates may overtake each other in flight; their sequence numbers order them.
             progress = sorted(

@@ -17,6 +17,7 @@ from bson import ObjectId
 
 from stratus.composition import Container
 from stratus.local.runtime import LocalConsumers, LocalPorts
+from stratus.settings import Settings
 from tests.hub_server import TINY_ENCODER, TINY_REPO, HubServer, closed_port, tiny_sentiment_repo
 from tests.integration.api.accounts import Account
 from tests.integration.webhooks.receiver import Receiver
@@ -64,7 +65,7 @@ async def _until_finished(client: httpx.AsyncClient, account: Account, download_
 
 
 async def test_a_download_registers_a_described_model(
-    client: httpx.AsyncClient, alice: Account, hub: HubServer, consumers: LocalConsumers
+    client: httpx.AsyncClient, alice: Account, hub: HubServer, consumers: LocalConsumers, settings: Settings
 ) -> None:
     receiver = Receiver()
     await receiver.start()
@@ -132,6 +133,16 @@ async def test_a_download_registers_a_described_model(
     assert repeat.status_code == 200 and repeat.json()["status"] == "available"
     assert repeat.json()["model_id"] == finished["model_id"]
     assert hub.fetched[f"{TINY_REPO}/model.safetensors"] == 1
+
+    # WHEN the model is deleted  THEN its files go with it and its name is free again
+    snapshot = (
+        settings.state_dir / "objects" / f"users/{alice.user_id}/jobs/{download['download_id']}/snapshot"
+    )
+    assert (snapshot / "model.safetensors").is_file()
+    deleted = await client.delete(f"/models/{finished['model_id']}", headers=alice.headers)
+    assert deleted.status_code == 204
+    assert not snapshot.exists() or not any(p.is_file() for p in snapshot.rglob("*"))
+    assert (await client.get(f"/models/{TINY_REPO}/info", headers=alice.headers)).status_code == 404
 
 
 async def test_an_unreachable_hub_fails_the_download_with_the_reason(

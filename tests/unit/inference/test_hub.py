@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import torch
 
-from stratus_worker.inference import registry
 from stratus_worker.inference.errors import ModelUnavailable
 from stratus_worker.inference.registry import load_from_hub
+from tests import hub_server
 
 REPO = "stratus-test/tiny-bert"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -22,23 +22,8 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer, hidden-32 BertModel and a real tokenizer, saved with save_pretrained."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
     directory = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(
-        registry.get("sentence-transformers/all-MiniLM-L6-v2").local_path()
-    )
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=64,
-    )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
+    hub_server.tiny_bert(directory, head=False)
     return directory
 
 

@@ -104,7 +104,7 @@ class DownloadService:
         if model is not None:
             return describe(model)
         job = await self._job_repo.latest_named(user_id, DOWNLOAD, model_name)
-        if job is not None:
+        if job is not None and job["status"] != "completed":  # completed: its model was deleted since
             view = public(job)
             return {"name": job["model_name"], "task": job.get("task"), "source": HUB, **view}
         available = catalogue.names() + await self._models.names(user_id, source=HUB)
@@ -115,18 +115,25 @@ class DownloadService:
         )
 
 
-def public(job: dict[str, Any]) -> dict[str, Any]:
+def progress(job: dict[str, Any]) -> dict[str, Any]:
+    """A download job's progress in the names clients read (the worker reports files as steps)."""
     metrics = job.get("metrics") or {}
     return {
         "download_id": str(job["_id"]),
         "model_name": job["model_name"],
-        "task_type": job.get("task"),
         "status": job["status"],
         "progress": job.get("progress", 0.0),
         "files_done": job.get("current_step", 0),
         "files_total": job.get("total_steps", 0),
         "bytes_downloaded": int(metrics.get("bytes_downloaded") or 0),
         "total_bytes": int(metrics.get("total_bytes") or 0),
+    }
+
+
+def public(job: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **progress(job),
+        "task_type": job.get("task"),
         "model_id": str(job["model_id"]) if job.get("model_id") else None,
         "error": job.get("error"),
         "websocket": f"/ws/download/{job['_id']}",

@@ -23,6 +23,7 @@ from stratus.errors import DomainError
 from stratus.ml import catalogue
 from stratus.ports.jobs import JobBackend, JobHandle
 from stratus.schemas.common import iso_utc, utcnow
+from stratus.services import downloads
 from stratus.services.downloads import DOWNLOAD
 
 log = logging.getLogger(__name__)
@@ -418,18 +419,10 @@ class JobEventsService:
 def _progress_data(job: dict[str, Any]) -> dict[str, Any]:
     started = job.get("started_at")
     if job.get("kind") == DOWNLOAD:
-        metrics = job.get("metrics") or {}
         return {
             "job_id": str(job["_id"]),
-            "download_id": str(job["_id"]),
-            "model_name": job.get("model_name"),
             "seq": job.get("last_seq", 0),
-            "status": job["status"],
-            "progress": job.get("progress", 0.0),
-            "files_done": job.get("current_step", 0),
-            "files_total": job.get("total_steps", 0),
-            "bytes_downloaded": int(metrics.get("bytes_downloaded") or 0),
-            "total_bytes": int(metrics.get("total_bytes") or 0),
+            **downloads.progress(job),
             "started_at": iso_utc(started) if started else None,
         }
     return {

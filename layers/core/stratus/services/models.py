@@ -57,7 +57,7 @@ class ModelService:
         return model
 
     async def delete(self, user_id: ObjectId, model_id: ObjectId) -> None:
-        """The record, the keys bound to it, the job's pointer to it and its stored weights."""
+        """The record, the keys bound to it, the job's pointer to it and its stored files."""
         model = await self._models.delete_owned(user_id, model_id)
         if model is None:
             raise NotFound("Model not found")
@@ -65,7 +65,11 @@ class ModelService:
             await self._api_keys.delete_for_model(user_id, model_id)
         if self._jobs is not None and model.get("job_id"):
             await self._jobs.forget_model(model["job_id"])
-        key = (model.get("artifacts") or {}).get("model")
-        if self._storage is not None and key:
-            with contextlib.suppress(DomainError):
-                await self._storage.delete(key)
+        artifacts = model.get("artifacts") or {}
+        if self._storage is None:
+            return
+        with contextlib.suppress(DomainError):
+            if artifacts.get("model"):  # a trained model's weights
+                await self._storage.delete(artifacts["model"])
+            if artifacts.get("snapshot"):  # a downloaded model's files
+                await self._storage.delete_prefix(artifacts["snapshot"].rstrip("/") + "/")
