@@ -109,6 +109,12 @@ async def test_a_download_registers_a_described_model(
     listed = (await client.get("/models", headers=alice.headers, params={"source": "hub"})).json()
     assert [m["name"] for m in listed["models"]] == [TINY_REPO]
     assert listed["models"][0]["id"] == finished["model_id"]
+    records = await client.get(
+        "/api/models", headers=alice.headers, params={"source": "hub", "model_type": "bert"}
+    )
+    assert [r["_id"] for r in records.json()] == [finished["model_id"]]  # seed 003's view of the same record
+    other_type = await client.get("/api/models", headers=alice.headers, params={"model_type": "gpt2"})
+    assert other_type.json() == []
     info = (await client.get(f"/models/{TINY_REPO}/info", headers=alice.headers)).json()
     assert info["status"] == "ready" and info["source"] == "hub"
     assert info["architecture"] == "BertForSequenceClassification" and info["model_type"] == "bert"

@@ -32,11 +32,18 @@ async def list_models(
     container: ContainerDep,
     page: Pagination,
     response: Response,
-    source: Annotated[str | None, Query(max_length=40, description="user, trained, hub, builtin")] = None,
+    source: Annotated[
+        str | None,
+        Query(
+            max_length=40, description="user, trained or hub (built-in models: GET /models?source=builtin)"
+        ),
+    ] = None,
     task: Annotated[str | None, Query(max_length=60)] = None,
+    model_type: Annotated[str | None, Query(max_length=60)] = None,
     model_status: Annotated[str | None, Query(alias="status", max_length=40)] = None,
 ) -> list[dict[str, object]]:
-    filters = {k: v for k, v in {"source": source, "task": task, "status": model_status}.items() if v}
+    wanted = {"source": source, "task": task, "model_type": model_type, "status": model_status}
+    filters = {k: v for k, v in wanted.items() if v}
     items, total = await container.models.list(
         principal.user_id, limit=page.limit, offset=page.offset, filters=filters
     )
