@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 COMMIT = "5f0e1d2c3b4a59687766554433221100ffeeddcc"
 TINY_REPO = "stratus-test/tiny-sentiment"
 TINY_ENCODER = "stratus-test/tiny-encoder"
+TINY_LM = "stratus-test/tiny-lm"
 
 
 class HubServer:
@@ -149,3 +150,35 @@ def tiny_sentiment_repo(repo: Path, *, head: bool = True) -> None:
     (repo / "onnx").mkdir()
     (repo / "onnx" / "model.onnx").write_bytes(b"not fetched")
     (repo / "pytorch_model.bin").write_bytes(b"not fetched either: safetensors are there")
+
+
+def tiny_causal_lm(directory: Path) -> None:
+    """A tiny randomly initialised Llama causal LM (2 layers, hidden 32) with a word-level tokenizer
+    built here (no chat template, like a base model), saved with save_pretrained."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    words = ("a", "and", "answer", "bad", "context", "good", "great", "is", "it", "product", "question",
+             "service", "the", "this", "was")  # fmt: skip
+    vocab = {"<unk>": 0, "<pad>": 1, "</s>": 2, **{word: i + 3 for i, word in enumerate(words)}}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>", eos_token="</s>"
+    )
+    config = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=1,
+        eos_token_id=2,
+        bos_token_id=None,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)

@@ -18,7 +18,15 @@ from bson import ObjectId
 from stratus.composition import Container
 from stratus.local.runtime import LocalConsumers, LocalPorts
 from stratus.settings import Settings
-from tests.hub_server import TINY_ENCODER, TINY_REPO, HubServer, closed_port, tiny_sentiment_repo
+from tests.hub_server import (
+    TINY_ENCODER,
+    TINY_LM,
+    TINY_REPO,
+    HubServer,
+    closed_port,
+    tiny_causal_lm,
+    tiny_sentiment_repo,
+)
 from tests.integration.api.accounts import Account
 from tests.integration.webhooks.receiver import Receiver
 
@@ -30,6 +38,7 @@ def hub_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("hub")
     tiny_sentiment_repo(root / TINY_REPO)
     tiny_sentiment_repo(root / TINY_ENCODER, head=False)
+    tiny_causal_lm(root / TINY_LM)
     return root
 
 
@@ -285,3 +294,40 @@ async def test_downloaded_models_answer_tasks(
         "/tasks/classification", headers=bob.headers, json={"text": "x", "model_name": TINY_REPO}
     )
     assert other.status_code == 404
+
+
+async def test_a_downloaded_causal_lm_generates_and_answers(
+    client: httpx.AsyncClient, alice: Account, hub: HubServer, consumers: LocalConsumers
+) -> None:
+    # GIVEN a downloaded base causal LM (no chat template)
+    await _download(client, alice, TINY_LM, "generation")
+    info = (await client.get(f"/models/{TINY_LM}/info", headers=alice.headers)).json()
+    assert info["architecture"] == "LlamaForCausalLM"
+    assert info["tasks"] == ["generation", "qa", "summarization"]
+
+    # WHEN it generates  THEN the text stays within the token budget, with its usage
+    generated = await _task(
+        client,
+        alice,
+        "/tasks/generation",
+        {"prompt": "this product is", "model_name": TINY_LM, "max_tokens": 6, "temperature": 0},
+    )
+    assert generated.status_code == 200, generated.text
+    result = generated.json()["result"]
+    assert isinstance(result["text"], str) and result["usage"]["prompt_tokens"] >= 3
+    # (random weights may end the turn at once: then it says so)
+    used = result["usage"]["completion_tokens"]
+    assert 0 <= used <= 6 and result["finish_reason"] == ("length" if used == 6 else "stop")
+    # AND question answering runs the same instruction path; a span, when found, indexes the context
+    context = "the product is great and the service is good"
+    answered = await _task(
+        client, alice, "/tasks/qa", {"question": "what is great", "context": context, "model_name": TINY_LM}
+    )
+    assert answered.status_code == 200, answered.text
+    answer = answered.json()["result"]
+    assert context[answer["start"] : answer["end"]] == answer["answer"]
+    # AND an encoder task is refused before any worker is asked
+    refused = await client.post(
+        "/tasks/embeddings", headers=alice.headers, json={"text": "x", "model_name": TINY_LM}
+    )
+    assert refused.status_code == 422

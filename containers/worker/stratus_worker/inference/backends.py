@@ -230,10 +230,11 @@ class CausalLMBackend:
     """A chat model for generation, QA and summarisation."""
 
     def __init__(self, spec: ModelSpec, gguf_path: Path, cache_dir: Path) -> None:
+        """`gguf_path` is a GGUF file, or a directory saved with save_pretrained (a downloaded model)."""
         import transformers
 
         self.spec = spec
-        converted = _converted_dir(spec, gguf_path, cache_dir)
+        converted = gguf_path if gguf_path.is_dir() else _converted_dir(spec, gguf_path, cache_dir)
         model: Any
         if converted is not None and (converted / "config.json").exists():
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(converted, local_files_only=True)
@@ -258,10 +259,15 @@ class CausalLMBackend:
             eos_ids.add(int(self.tokenizer.eos_token_id))
         self.eos_ids = sorted(eos_ids)
         pad = self.tokenizer.pad_token_id
-        self.pad_id = int(pad if pad is not None else self.eos_ids[0])
+        # Padding positions are masked out, so any id does when a model names neither (some base models).
+        self.pad_id = int(pad if pad is not None else self.eos_ids[0] if self.eos_ids else 0)
 
     def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
-        """The chat template applied to `messages`, ready for the assistant's turn."""
+        """The chat template applied to `messages`, ready for the assistant's turn. A base model
+        without one (GPT-2, say) continues the messages' text instead."""
+        if not getattr(self.tokenizer, "chat_template", None):
+            text = "\n\n".join(message["content"] for message in messages) + "\n\n"
+            return list(self.tokenizer(text)["input_ids"])
         enc: Any = self.tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, tokenize=True, return_dict=True
         )
@@ -426,6 +432,8 @@ def load_backend(spec: ModelSpec, cache_dir: Path) -> Backend:
             return EmbeddingBackend(spec, path)
         if spec.loader == "hub-sequence-classifier":
             return SequenceClassifierBackend(spec, path)
+        if spec.loader == "hub-causal-lm" and not path.is_dir():
+            raise ModelUnavailable(f"Model '{spec.name}': {path} is not a model directory")
         if spec.loader == "spacy":
             return SpacyBackend(spec, path)
         return CausalLMBackend(spec, path, cache_dir)

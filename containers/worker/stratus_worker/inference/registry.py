@@ -38,7 +38,14 @@ from stratus_worker.inference.errors import ModelNotFound, ModelUnavailable
 
 TASKS = ("embeddings", "classification", "ner", "generation", "qa", "summarization")
 
-Loader = Literal["sentence-transformer", "spacy", "gguf-causal-lm", "hub-encoder", "hub-sequence-classifier"]
+Loader = Literal[
+    "sentence-transformer",
+    "spacy",
+    "gguf-causal-lm",
+    "hub-encoder",
+    "hub-sequence-classifier",
+    "hub-causal-lm",
+]
 
 # OntoNotes 5 entity types predicted by en_core_web_sm 3.8 (nlp.get_pipe("ner").labels).
 SPACY_NER_LABELS = catalogue.NER_LABELS
