@@ -19,12 +19,15 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 COMMIT = "5f0e1d2c3b4a59687766554433221100ffeeddcc"
 TINY_REPO = "stratus-test/tiny-sentiment"
 TINY_ENCODER = "stratus-test/tiny-encoder"
 TINY_LM = "stratus-test/tiny-lm"
+TINY_QA = "stratus-test/tiny-squad"
+TINY_NER = "stratus-test/tiny-ner"
 
 
 class HubServer:
@@ -118,33 +121,50 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def tiny_bert(directory: Path, *, head: bool) -> None:
-    """A tiny randomly initialised BERT (2 layers, hidden 32), a two-label sentiment classifier or with
-    head=False the bare encoder, saved with save_pretrained with the all-MiniLM-L6-v2 tokenizer."""
+NER_LABELS = ("O", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
+
+
+def tiny_bert(directory: Path, *, head: Literal["classifier", "qa", "ner"] | None) -> None:
+    """A tiny randomly initialised BERT (2 layers, hidden 32) with the all-MiniLM-L6-v2 tokenizer,
+    saved with save_pretrained: a two-label sentiment classifier, a span (QA) head, a BIO NER head,
+    or (head=None) the bare encoder."""
     import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
+    import transformers
 
     from stratus_worker.inference import registry
 
-    tokenizer = AutoTokenizer.from_pretrained(
+    tokenizer = transformers.AutoTokenizer.from_pretrained(
         registry.get("sentence-transformers/all-MiniLM-L6-v2").local_path()
     )
-    config = BertConfig(
+    labels = NER_LABELS if head == "ner" else ("negative", "positive")
+    config = transformers.BertConfig(
         vocab_size=tokenizer.vocab_size,
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=37,
         max_position_embeddings=64,
-        id2label={0: "negative", 1: "positive"},
-        label2id={"negative": 0, "positive": 1},
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
     )
+    model_class = {
+        None: transformers.BertModel,
+        "classifier": transformers.BertForSequenceClassification,
+        "qa": transformers.BertForQuestionAnswering,
+        "ner": transformers.BertForTokenClassification,
+    }[head]
     torch.manual_seed(0)
-    (BertForSequenceClassification if head else BertModel)(config).save_pretrained(directory)
+    model = model_class(config)
+    if head == "ner":  # every word a B-ORG, so what the grouping makes of sub-tokens is visible
+        with torch.no_grad():
+            model.classifier.bias.copy_(torch.tensor([0.0, 50.0, 0.0, 0.0, 0.0]))
+    model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
 
 
-def tiny_sentiment_repo(repo: Path, *, head: bool = True) -> None:
+def tiny_sentiment_repo(
+    repo: Path, *, head: Literal["classifier", "qa", "ner"] | None = "classifier"
+) -> None:
     """`tiny_bert` as a hub repository, plus copies a download should skip (ONNX, pickled weights)."""
     tiny_bert(repo, head=head)
     (repo / "onnx").mkdir()

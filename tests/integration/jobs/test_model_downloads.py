@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from stratus.settings import Settings
 from tests.hub_server import (
     TINY_ENCODER,
     TINY_LM,
+    TINY_NER,
+    TINY_QA,
     TINY_REPO,
     HubServer,
     closed_port,
@@ -37,7 +40,9 @@ pytestmark = pytest.mark.slow  # the worker is a fresh interpreter
 def hub_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("hub")
     tiny_sentiment_repo(root / TINY_REPO)
-    tiny_sentiment_repo(root / TINY_ENCODER, head=False)
+    tiny_sentiment_repo(root / TINY_ENCODER, head=None)
+    tiny_sentiment_repo(root / TINY_QA, head="qa")
+    tiny_sentiment_repo(root / TINY_NER, head="ner")
     tiny_causal_lm(root / TINY_LM)
     return root
 
@@ -329,5 +334,43 @@ async def test_a_downloaded_causal_lm_generates_and_answers(
     # AND an encoder task is refused before any worker is asked
     refused = await client.post(
         "/tasks/embeddings", headers=alice.headers, json={"text": "x", "model_name": TINY_LM}
+    )
+    assert refused.status_code == 422
+
+
+async def test_downloaded_span_and_token_heads_answer_qa_and_ner(
+    client: httpx.AsyncClient, alice: Account, hub: HubServer, consumers: LocalConsumers
+) -> None:
+    # GIVEN a downloaded SQuAD-style span head and a BIO token-classification head
+    await _download(client, alice, TINY_QA, "qa")
+    await _download(client, alice, TINY_NER, "ner")
+    assert (await client.get(f"/models/{TINY_QA}/info", headers=alice.headers)).json()["tasks"] == ["qa"]
+
+    # WHEN seed 000's QA names the span head  THEN the answer is read off the context
+    context = "Hugging Face is a company based in New York City. Its headquarters are in DUMBO."
+    answered = await _task(
+        client,
+        alice,
+        "/tasks/qa",
+        {"question": "Where is Hugging Face based?", "context": context, "model_name": TINY_QA},
+    )
+    assert answered.status_code == 200, answered.text
+    answer = answered.json()["result"]
+    assert answer["match"] == "extractive" and 0.0 < answer["score"] <= 1.0
+    assert 0 <= answer["start"] < answer["end"] <= len(context)
+    assert context[answer["start"] : answer["end"]] == answer["answer"]
+
+    # AND NER with the token head: entities of its label types whose text is the span they name
+    text = "Hugging Face Inc. is a company based in New York City."
+    found = await _task(client, alice, "/tasks/ner", {"text": text, "model_name": TINY_NER})
+    assert found.status_code == 200, found.text
+    entities = found.json()["result"]["entities"]
+    # (the head is biased to call every word B-ORG: each word, its sub-tokens merged, is one entity)
+    words = re.findall(r"\w+|[^\w\s]", text)
+    assert [e["text"] for e in entities] == words and {e["type"] for e in entities} == {"ORG"}
+    assert all(text[e["start"] : e["end"]] == e["text"] and 0 < e["score"] <= 1 for e in entities)
+    # AND each head does only its task
+    refused = await client.post(
+        "/tasks/ner", headers=alice.headers, json={"text": "x", "model_name": TINY_QA}
     )
     assert refused.status_code == 422

@@ -23,7 +23,7 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer, hidden-32 BertModel and a real tokenizer, saved with save_pretrained."""
     directory = tmp_path_factory.mktemp("tiny-bert")
-    hub_server.tiny_bert(directory, head=False)
+    hub_server.tiny_bert(directory, head=None)
     return directory
 
 

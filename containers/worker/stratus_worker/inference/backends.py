@@ -6,7 +6,8 @@ concurrent calls): the engine runs one batch at a time per model.
   plus the pooling its `1_Pooling/config.json` names and the `max_seq_length` of
   `sentence_bert_config.json`; the same numbers as `SentenceTransformer.encode`, one forward pass.
   Downloaded encoders without those files (a BERT checkpoint) are mean-pooled.
-- `SequenceClassifierBackend`: a downloaded model with a trained classification head.
+- `SequenceClassifierBackend`, `ExtractiveQABackend`, `TokenClassifierBackend`: downloaded models with
+  a classification, span (QA) or token-classification (NER) head, read by `heads`.
 - `SpacyBackend`: the spaCy pipeline with only what NER needs.
 - `CausalLMBackend`: a GGUF causal LM. Dequantising a GGUF file (and converting its tokenizer) takes
   tens of seconds, so the first load saves the float32 model with `save_pretrained` under the model
@@ -31,6 +32,7 @@ from typing import Any
 
 import torch
 
+from stratus_worker.inference import heads
 from stratus_worker.inference.errors import ModelUnavailable
 from stratus_worker.inference.registry import ModelSpec
 
@@ -180,6 +182,83 @@ class SequenceClassifierBackend:
         with torch.inference_mode():
             logits = self.model(**enc).logits
         return torch.softmax(logits.float(), dim=-1), [n > self.max_length for n in lengths]
+
+
+class ExtractiveQABackend:
+    """A downloaded model with a span head (SQuAD-style). Long contexts are read in overlapping windows
+    (`stride` tokens shared), and the best span over all of a question's windows answers it."""
+
+    def __init__(self, spec: ModelSpec, path: Path) -> None:
+        from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+        self.spec = spec
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.model = AutoModelForQuestionAnswering.from_pretrained(path, local_files_only=True).eval()
+        self.max_length = spec.max_sequence_length
+        self.stride = max(8, self.max_length // 4)
+
+    def answer(
+        self, questions: Sequence[str], contexts: Sequence[str], *, max_answer_tokens: int
+    ) -> list[tuple[int, int, float] | None]:
+        """Per question: the answer's character span in its context and its probability, from one
+        forward pass over every window of every context; None when nothing of the context fit."""
+        enc = self.tokenizer(
+            list(questions), list(contexts), truncation="only_second", max_length=self.max_length,
+            stride=self.stride, return_overflowing_tokens=True, return_offsets_mapping=True,
+            padding=True, return_tensors="pt",
+        )  # fmt: skip
+        owners = enc.pop("overflow_to_sample_mapping").tolist()
+        offsets = enc.pop("offset_mapping").tolist()
+        inputs = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
+        with torch.inference_mode():
+            out = self.model(**inputs)
+        best: list[tuple[int, int, float] | None] = [None] * len(questions)
+        best_log: list[float] = [float("-inf")] * len(questions)
+        for window, owner in enumerate(owners):
+            allowed = torch.tensor([sid == 1 for sid in enc.sequence_ids(window)])
+            span = heads.best_span(
+                out.start_logits[window], out.end_logits[window], allowed, max_answer_tokens
+            )
+            if span is not None and span.log_score > best_log[owner]:
+                best_log[owner] = span.log_score
+                start, end = offsets[window][span.start][0], offsets[window][span.end][1]
+                best[owner] = (start, end, math.exp(span.log_score))
+        return best
+
+
+class TokenClassifierBackend:
+    """A downloaded model with a token-classification head (NER): entities from its BIO labels."""
+
+    def __init__(self, spec: ModelSpec, path: Path) -> None:
+        from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+        self.spec = spec
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.model = AutoModelForTokenClassification.from_pretrained(path, local_files_only=True).eval()
+        self.max_length = spec.max_sequence_length
+        id2label = self.model.config.id2label or {}
+        self.labels = [str(id2label.get(i, f"LABEL_{i}")) for i in range(self.model.config.num_labels)]
+
+    def entities(self, texts: Sequence[str]) -> tuple[list[list[dict[str, object]]], list[bool]]:
+        """Each text's entities (one padded forward pass), and which texts were cut to fit."""
+        enc = self.tokenizer(
+            list(texts), truncation=True, max_length=self.max_length, padding=True,
+            return_offsets_mapping=True, return_tensors="pt",
+        )  # fmt: skip
+        truncated = [bool(e.overflowing) for e in enc.encodings] if enc.encodings else [False] * len(texts)
+        offsets = enc.pop("offset_mapping").tolist()
+        inputs = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
+        with torch.inference_mode():
+            probabilities = torch.softmax(self.model(**inputs).logits.float(), dim=-1)
+        scores, indices = probabilities.max(dim=-1)
+        results = []
+        for row, text in enumerate(texts):
+            tokens = [
+                heads.Token(word, self.labels[int(indices[row, t])], float(scores[row, t]), *offsets[row][t])
+                for t, word in enumerate(enc.word_ids(row))
+            ]
+            results.append(heads.group_entities(tokens, text))
+        return results, truncated
 
 
 class SpacyBackend:
@@ -421,7 +500,14 @@ def _save_converted(model: Any, tokenizer: Any, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-Backend = EmbeddingBackend | SequenceClassifierBackend | SpacyBackend | CausalLMBackend
+Backend = (
+    EmbeddingBackend
+    | SequenceClassifierBackend
+    | ExtractiveQABackend
+    | TokenClassifierBackend
+    | SpacyBackend
+    | CausalLMBackend
+)
 
 
 def load_backend(spec: ModelSpec, cache_dir: Path) -> Backend:
@@ -432,6 +518,10 @@ def load_backend(spec: ModelSpec, cache_dir: Path) -> Backend:
             return EmbeddingBackend(spec, path)
         if spec.loader == "hub-sequence-classifier":
             return SequenceClassifierBackend(spec, path)
+        if spec.loader == "hub-extractive-qa":
+            return ExtractiveQABackend(spec, path)
+        if spec.loader == "hub-token-classifier":
+            return TokenClassifierBackend(spec, path)
         if spec.loader == "hub-causal-lm" and not path.is_dir():
             raise ModelUnavailable(f"Model '{spec.name}': {path} is not a model directory")
         if spec.loader == "spacy":

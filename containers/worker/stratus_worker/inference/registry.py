@@ -44,6 +44,8 @@ Loader = Literal[
     "gguf-causal-lm",
     "hub-encoder",
     "hub-sequence-classifier",
+    "hub-extractive-qa",
+    "hub-token-classifier",
     "hub-causal-lm",
 ]
 

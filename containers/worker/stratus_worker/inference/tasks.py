@@ -48,9 +48,11 @@ from stratus_worker.inference.backends import (
     CausalLMBackend,
     Completion,
     EmbeddingBackend,
+    ExtractiveQABackend,
     Sampling,
     SequenceClassifierBackend,
     SpacyBackend,
+    TokenClassifierBackend,
 )
 from stratus_worker.inference.errors import InvalidInput
 from stratus_worker.inference.registry import TASKS
@@ -297,6 +299,11 @@ def _head_classification(model: SequenceClassifierBackend, items: list[Item]) ->
 
 
 def _ner(backend: Backend, items: list[Item], options: Item) -> list[Item]:
+    if isinstance(backend, TokenClassifierBackend):
+        found, truncated = backend.entities([item["text"] for item in items])
+        return [
+            {"entities": entities, "truncated": cut} for entities, cut in zip(found, truncated, strict=True)
+        ]
     model = cast(SpacyBackend, backend)
     texts = [item["text"][: model.max_length] for item in items]
     outputs = []
@@ -379,6 +386,8 @@ def _qa_messages(question: str) -> Callable[[str], list[dict[str, str]]]:
 
 
 def _qa(backend: Backend, items: list[Item], options: Item) -> list[Item]:
+    if isinstance(backend, ExtractiveQABackend):
+        return _extractive_qa(backend, items, options)
     model = cast(CausalLMBackend, backend)
     reserve = options["max_answer_tokens"]
     prompts, contexts, questions, cuts = [], [], [], []
@@ -403,6 +412,22 @@ def _qa(backend: Backend, items: list[Item], options: Item) -> list[Item]:
                 "truncated": cut,
             }
         )
+    return outputs
+
+
+def _extractive_qa(model: ExtractiveQABackend, items: list[Item], options: Item) -> list[Item]:
+    """A span head reads the answer off the context: it always indexes into it."""
+    contexts = [item["context"] for item in items]
+    spans = model.answer(
+        [item["question"] for item in items], contexts, max_answer_tokens=options["max_answer_tokens"]
+    )
+    outputs = []
+    for context, span in zip(contexts, spans, strict=True):
+        start, end, score = span if span is not None else (0, 0, 0.0)
+        outputs.append(
+            {"answer": context[start:end], "score": score, "start": start, "end": end,
+             "match": "extractive" if span is not None else "none", "truncated": False}
+        )  # fmt: skip
     return outputs
 
 

@@ -100,7 +100,8 @@ def for_task(task: str) -> list[BuiltinModel]:
 
 
 # Downloaded models the inference worker can serve, by what their config says: a trained
-# sequence-classification head answers classification with its own labels; a causal language model
+# sequence-classification head answers classification with its own labels, a span head extractive QA,
+# a token-classification head NER; a causal language model
 # answers generation, and QA and summarization by instruction, like SmolLM2; an encoder checkpoint
 # (the base of most hub classifiers, e.g. distilbert-base-uncased) answers embeddings (mean pooling)
 # and zero-shot classification, like all-MiniLM-L6-v2.
@@ -116,6 +117,10 @@ def downloaded_serving(
     """(loader, tasks) for a downloaded model, or None when the worker cannot serve it yet."""
     if architecture and architecture.endswith("ForSequenceClassification"):
         return "hub-sequence-classifier", ("classification",)
+    if architecture and architecture.endswith("ForQuestionAnswering"):
+        return "hub-extractive-qa", ("qa",)
+    if architecture and architecture.endswith("ForTokenClassification"):
+        return "hub-token-classifier", ("ner",)
     if architecture and architecture.endswith(("ForCausalLM", "LMHeadModel")):
         return "hub-causal-lm", ("generation", "qa", "summarization")
     if model_type in ENCODER_TYPES:
