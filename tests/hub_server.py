@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 COMMIT = "5f0e1d2c3b4a59687766554433221100ffeeddcc"
@@ -28,6 +28,7 @@ TINY_ENCODER = "stratus-test/tiny-encoder"
 TINY_LM = "stratus-test/tiny-lm"
 TINY_QA = "stratus-test/tiny-squad"
 TINY_NER = "stratus-test/tiny-ner"
+TINY_T5 = "stratus-test/tiny-t5"
 
 
 class HubServer:
@@ -172,23 +173,30 @@ def tiny_sentiment_repo(
     (repo / "pytorch_model.bin").write_bytes(b"not fetched either: safetensors are there")
 
 
-def tiny_causal_lm(directory: Path) -> None:
-    """A tiny randomly initialised Llama causal LM (2 layers, hidden 32) with a word-level tokenizer
-    built here (no chat template, like a base model), saved with save_pretrained."""
-    import torch
+def _word_tokenizer() -> Any:
+    """A word-level fast tokenizer over a small vocabulary (<unk> 0, <pad> 1, </s> 2), with no chat
+    template, as a base model's would be."""
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     words = ("a", "and", "answer", "bad", "context", "good", "great", "is", "it", "product", "question",
              "service", "the", "this", "was")  # fmt: skip
     vocab = {"<unk>": 0, "<pad>": 1, "</s>": 2, **{word: i + 3 for i, word in enumerate(words)}}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(
         tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>", eos_token="</s>"
     )
+
+
+def tiny_causal_lm(directory: Path) -> None:
+    """A tiny randomly initialised Llama causal LM (2 layers, hidden 32), saved with save_pretrained."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = _word_tokenizer()
     config = LlamaConfig(
-        vocab_size=len(vocab),
+        vocab_size=len(tokenizer),
         hidden_size=32,
         intermediate_size=64,
         num_hidden_layers=2,
@@ -201,4 +209,28 @@ def tiny_causal_lm(directory: Path) -> None:
     )
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+
+
+def tiny_seq2seq(directory: Path) -> None:
+    """A tiny randomly initialised T5 (2+2 layers, d_model 32) with T5's summarization prefix."""
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    tokenizer = _word_tokenizer()
+    config = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=2,
+        pad_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=1,
+        task_specific_params={"summarization": {"prefix": "summarize: "}},
+    )
+    torch.manual_seed(0)
+    T5ForConditionalGeneration(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)

@@ -25,10 +25,12 @@ from tests.hub_server import (
     TINY_NER,
     TINY_QA,
     TINY_REPO,
+    TINY_T5,
     HubServer,
     closed_port,
     tiny_causal_lm,
     tiny_sentiment_repo,
+    tiny_seq2seq,
 )
 from tests.integration.api.accounts import Account
 from tests.integration.webhooks.receiver import Receiver
@@ -44,6 +46,7 @@ def hub_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tiny_sentiment_repo(root / TINY_QA, head="qa")
     tiny_sentiment_repo(root / TINY_NER, head="ner")
     tiny_causal_lm(root / TINY_LM)
+    tiny_seq2seq(root / TINY_T5)
     return root
 
 
@@ -374,3 +377,37 @@ async def test_downloaded_span_and_token_heads_answer_qa_and_ner(
         "/tasks/ner", headers=alice.headers, json={"text": "x", "model_name": TINY_QA}
     )
     assert refused.status_code == 422
+
+
+async def test_a_downloaded_encoder_decoder_summarizes_within_its_lengths(
+    client: httpx.AsyncClient, alice: Account, hub: HubServer, consumers: LocalConsumers
+) -> None:
+    # GIVEN a downloaded T5
+    await _download(client, alice, TINY_T5, "summarization")
+    info = (await client.get(f"/models/{TINY_T5}/info", headers=alice.headers)).json()
+    assert info["architecture"] == "T5ForConditionalGeneration"
+    assert info["tasks"] == ["summarization", "generation"]
+
+    # WHEN it summarizes with seed 000's length bounds  THEN the summary respects them (the end of
+    # the summary is held back until min_length tokens)
+    text = "the product was great and the service was good and this is it"
+    summarized = await _task(
+        client,
+        alice,
+        "/tasks/summarization",
+        {"text": text, "max_length": 8, "min_length": 3, "model_name": TINY_T5},
+    )
+    assert summarized.status_code == 200, summarized.text
+    summary = summarized.json()["result"]
+    assert isinstance(summary["summary_text"], str)
+    assert 3 <= summary["usage"]["completion_tokens"] <= 8
+    assert summary["usage"]["prompt_tokens"] > len(text.split())  # the "summarize: " prefix came first
+    # AND it generates from a prompt
+    generated = await _task(
+        client,
+        alice,
+        "/tasks/generation",
+        {"prompt": "this product is", "model_name": TINY_T5, "max_tokens": 4, "temperature": 0},
+    )
+    assert generated.status_code == 200, generated.text
+    assert generated.json()["result"]["usage"]["completion_tokens"] <= 4

@@ -395,21 +395,79 @@ class CausalLMBackend:
                 logits_processor=LogitsProcessorList([picker]),
                 stopping_criteria=StoppingCriteriaList([_RowBudget([r.max_new_tokens for r in rows], width)]),
             )
-        completions = []
-        for i, row in enumerate(rows):
-            generated = sequences[i, width:].tolist()[: row.max_new_tokens]
-            stop = next((k for k, token in enumerate(generated) if token in picker.eos), None)
-            tokens = generated if stop is None else generated[:stop]
-            completions.append(
-                Completion(
-                    text=str(self.tokenizer.decode(tokens, skip_special_tokens=True)).strip(),
-                    prompt_tokens=len(prompts[i]),
-                    completion_tokens=len(tokens),
-                    finish_reason="length" if stop is None else "stop",
-                    token_logprobs=picker.logprobs[i][: len(tokens)],
-                )
+        return _completions(self.tokenizer, sequences[:, width:], rows, picker, [len(p) for p in prompts])
+
+
+class Seq2SeqBackend:
+    """A downloaded encoder-decoder (T5, BART, Pegasus): summarization and generation, each row with
+    its own sampling settings as in `CausalLMBackend.generate` (the decoder starts from one token)."""
+
+    def __init__(self, spec: ModelSpec, path: Path) -> None:
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+        self.spec = spec
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.model = AutoModelForSeq2SeqLM.from_pretrained(path, local_files_only=True).eval()
+        self.max_length = spec.max_sequence_length
+        # T5 was trained with task prefixes ("summarize: "); its config says which.
+        params = (getattr(self.model.config, "task_specific_params", None) or {}).get("summarization") or {}
+        self.summary_prefix = str(params.get("prefix") or "")
+        eos = self.model.generation_config.eos_token_id
+        self.eos_ids = sorted(set(eos if isinstance(eos, list) else [eos] if eos is not None else []))
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = int(pad if pad is not None else self.eos_ids[0] if self.eos_ids else 0)
+
+    def generate(self, texts: Sequence[str], rows: Sequence[Sampling]) -> tuple[list[Completion], list[bool]]:
+        """Every text in one batched `generate` call; the completions and which inputs were cut."""
+        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+
+        enc = self.tokenizer(
+            list(texts), truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
+        )
+        truncated = [bool(e.overflowing) for e in enc.encodings] if enc.encodings else [False] * len(texts)
+        picker = _RowPicker(rows, self.eos_ids, 1)
+        config = GenerationConfig(  # type: ignore[no-untyped-call]
+            max_new_tokens=max(r.max_new_tokens for r in rows),
+            do_sample=False,
+            pad_token_id=self.pad_id,
+            eos_token_id=self.eos_ids,
+            decoder_start_token_id=self.model.generation_config.decoder_start_token_id,
+        )
+        with torch.inference_mode():
+            sequences = self.model.generate(
+                input_ids=enc["input_ids"],
+                attention_mask=enc["attention_mask"],
+                generation_config=config,
+                logits_processor=LogitsProcessorList([picker]),
+                stopping_criteria=StoppingCriteriaList([_RowBudget([r.max_new_tokens for r in rows], 1)]),
             )
-        return completions
+        prompt_tokens = [int(n) for n in enc["attention_mask"].sum(dim=1).tolist()]
+        return _completions(self.tokenizer, sequences[:, 1:], rows, picker, prompt_tokens), truncated
+
+
+def _completions(
+    tokenizer: Any,
+    generated: torch.Tensor,
+    rows: Sequence[Sampling],
+    picker: _RowPicker,
+    prompt_tokens: list[int],
+) -> list[Completion]:
+    """Each row's new tokens up to its end of turn (or its budget), decoded."""
+    completions = []
+    for i, row in enumerate(rows):
+        tokens = generated[i].tolist()[: row.max_new_tokens]
+        stop = next((k for k, token in enumerate(tokens) if token in picker.eos), None)
+        kept = tokens if stop is None else tokens[:stop]
+        completions.append(
+            Completion(
+                text=str(tokenizer.decode(kept, skip_special_tokens=True)).strip(),
+                prompt_tokens=prompt_tokens[i],
+                completion_tokens=len(kept),
+                finish_reason="length" if stop is None else "stop",
+                token_logprobs=picker.logprobs[i][: len(kept)],
+            )
+        )
+    return completions
 
 
 class _RowPicker:
@@ -507,6 +565,7 @@ Backend = (
     | TokenClassifierBackend
     | SpacyBackend
     | CausalLMBackend
+    | Seq2SeqBackend
 )
 
 
@@ -518,6 +577,8 @@ def load_backend(spec: ModelSpec, cache_dir: Path) -> Backend:
             return EmbeddingBackend(spec, path)
         if spec.loader == "hub-sequence-classifier":
             return SequenceClassifierBackend(spec, path)
+        if spec.loader == "hub-seq2seq":
+            return Seq2SeqBackend(spec, path)
         if spec.loader == "hub-extractive-qa":
             return ExtractiveQABackend(spec, path)
         if spec.loader == "hub-token-classifier":

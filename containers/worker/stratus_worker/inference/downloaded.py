@@ -48,7 +48,8 @@ def spec_for(name: str, source: Mapping[str, Any], path: Path) -> ModelSpec:
     if serving is None:
         raise ModelUnavailable(
             f"Model '{name}' ({source.get('architecture')}) is downloaded, but downloaded models of this "
-            "architecture are not served yet (encoders, classification, span and token heads and causal LMs are)"
+            "architecture are not served yet (encoders, classification, span and token heads, encoder-decoders "
+            "and causal LMs are)"
         )
     loader, tasks = serving
     return ModelSpec(

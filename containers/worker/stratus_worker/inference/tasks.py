@@ -50,6 +50,7 @@ from stratus_worker.inference.backends import (
     EmbeddingBackend,
     ExtractiveQABackend,
     Sampling,
+    Seq2SeqBackend,
     SequenceClassifierBackend,
     SpacyBackend,
     TokenClassifierBackend,
@@ -353,6 +354,17 @@ def _usage(done: Completion) -> Item:
 
 
 def _generation(backend: Backend, items: list[Item], options: Item) -> list[Item]:
+    if isinstance(backend, Seq2SeqBackend):
+        rows = [
+            Sampling(max_new_tokens=item["max_tokens"], temperature=item["temperature"],
+                     top_p=options["top_p"], seed=options["seed"])
+            for item in items
+        ]  # fmt: skip
+        done, cuts = backend.generate([item["prompt"] for item in items], rows)
+        return [
+            {"text": d.text, "usage": _usage(d), "finish_reason": d.finish_reason, "truncated": cut}
+            for d, cut in zip(done, cuts, strict=True)
+        ]
     model = cast(CausalLMBackend, backend)
     prompts, cuts, rows = [], [], []
     for item in items:
@@ -439,21 +451,20 @@ def _summary_messages(text: str) -> list[dict[str, str]]:
 
 
 def _summarization(backend: Backend, items: list[Item], options: Item) -> list[Item]:
-    model = cast(CausalLMBackend, backend)
-    prompts, cuts = [], []
-    for item in items:
-        ids, cut = _chat(model, _summary_messages, item["text"], item["max_length"])
-        prompts.append(ids)
-        cuts.append(cut)
     rows = [Sampling(max_new_tokens=item["max_length"], min_new_tokens=item["min_length"]) for item in items]
+    if isinstance(backend, Seq2SeqBackend):
+        done, cuts = backend.generate([backend.summary_prefix + item["text"] for item in items], rows)
+    else:
+        model = cast(CausalLMBackend, backend)
+        prompts, cuts = [], []
+        for item in items:
+            ids, cut = _chat(model, _summary_messages, item["text"], item["max_length"])
+            prompts.append(ids)
+            cuts.append(cut)
+        done = model.generate(prompts, rows)
     return [
-        {
-            "summary_text": done.text,
-            "usage": _usage(done),
-            "finish_reason": done.finish_reason,
-            "truncated": cut,
-        }
-        for done, cut in zip(model.generate(prompts, rows), cuts, strict=True)
+        {"summary_text": d.text, "usage": _usage(d), "finish_reason": d.finish_reason, "truncated": cut}
+        for d, cut in zip(done, cuts, strict=True)
     ]
 
 

@@ -101,7 +101,8 @@ def for_task(task: str) -> list[BuiltinModel]:
 
 # Downloaded models the inference worker can serve, by what their config says: a trained
 # sequence-classification head answers classification with its own labels, a span head extractive QA,
-# a token-classification head NER; a causal language model
+# a token-classification head NER, an encoder-decoder (T5, BART) summarization and generation; a causal
+# language model
 # answers generation, and QA and summarization by instruction, like SmolLM2; an encoder checkpoint
 # (the base of most hub classifiers, e.g. distilbert-base-uncased) answers embeddings (mean pooling)
 # and zero-shot classification, like all-MiniLM-L6-v2.
@@ -109,6 +110,12 @@ ENCODER_TYPES = frozenset(
     {"bert", "distilbert", "roberta", "xlm-roberta", "mpnet", "albert", "electra", "deberta", "deberta-v2",
      "camembert", "modernbert"}
 )  # fmt: skip
+
+
+# Text-to-text encoder-decoders ("ForConditionalGeneration" also names vision-language models).
+SEQ2SEQ_TYPES = frozenset(
+    {"t5", "mt5", "umt5", "longt5", "bart", "mbart", "pegasus", "pegasus_x", "led", "marian"}
+)
 
 
 def downloaded_serving(
@@ -121,6 +128,8 @@ def downloaded_serving(
         return "hub-extractive-qa", ("qa",)
     if architecture and architecture.endswith("ForTokenClassification"):
         return "hub-token-classifier", ("ner",)
+    if architecture and architecture.endswith("ForConditionalGeneration") and model_type in SEQ2SEQ_TYPES:
+        return "hub-seq2seq", ("summarization", "generation")
     if architecture and architecture.endswith(("ForCausalLM", "LMHeadModel")):
         return "hub-causal-lm", ("generation", "qa", "summarization")
     if model_type in ENCODER_TYPES:
