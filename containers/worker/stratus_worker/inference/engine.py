@@ -32,10 +32,15 @@ class InferenceEngine:
         *,
         cache_dir: Path | None = None,
         num_threads: int | None = None,
+        max_downloaded_loaded: int = 4,
     ) -> None:
         """`num_threads` sets torch's intra-op threads for the process (None: leave torch's default;
-        1 is often faster on a small, shared CPU). `cache_dir` holds converted GGUF models."""
+        1 is often faster on a small, shared CPU). `cache_dir` holds converted GGUF models.
+        `max_downloaded_loaded` bounds how many downloaded models stay in memory: users may download
+        any number, so the least recently used is unloaded (built-in models always stay)."""
         self.models = tuple(models)
+        self.max_downloaded_loaded = max_downloaded_loaded
+        self._last_used: dict[str, float] = {}
         self.cache_dir = cache_dir or default_cache_dir()
         if num_threads:
             torch.set_num_threads(num_threads)
@@ -110,7 +115,31 @@ class InferenceEngine:
                 with self._guard:
                     self._backends[spec.name] = backend
                     self._run_locks.setdefault(spec.name, threading.Lock())
+                    self._last_used[spec.name] = time.monotonic()
+                if spec.source == "hub":
+                    self._unload_downloaded(keep=spec.name)
         return backend
+
+    def _unload_downloaded(self, *, keep: str) -> None:
+        """Unload the least recently used downloaded models beyond the bound; one that is running a
+        batch right now is left for a later load to reconsider."""
+        with self._guard:
+            downloaded = [s.name for s in self.models if s.source == "hub" and s.name in self._backends]
+            excess = len(downloaded) - self.max_downloaded_loaded
+            candidates = sorted(
+                (n for n in downloaded if n != keep), key=lambda n: self._last_used.get(n, 0.0)
+            )
+            for name in candidates:
+                if excess <= 0:
+                    break
+                lock = self._run_locks[name]
+                if lock.acquire(blocking=False):
+                    try:
+                        del self._backends[name]
+                        log.info("unloaded %s (least recently used downloaded model)", name)
+                        excess -= 1
+                    finally:
+                        lock.release()
 
     def run(
         self, task: str, model_name: str, items: Sequence[Any], options: dict[str, Any] | None = None
@@ -122,6 +151,7 @@ class InferenceEngine:
         backend = self.load(model_name)
         with self._guard:
             run_lock = self._run_locks[model_name]
+            self._last_used[model_name] = time.monotonic()
         with run_lock:
             outputs = tasks.run(task, backend, clean_items, clean_options)
             with self._guard:

@@ -177,10 +177,13 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--cache-dir", type=Path, default=None, help="converted models ($STRATUS_MODEL_CACHE)"
     )
+    parser.add_argument(
+        "--max-downloaded", type=int, default=4, help="downloaded models kept in memory (default 4; LRU)"
+    )
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
-    if args.max_batch < 1 or args.max_wait_ms < 0:
-        parser.error("--max-batch must be at least 1 and --max-wait-ms at least 0")
+    if args.max_batch < 1 or args.max_wait_ms < 0 or args.max_downloaded < 1:
+        parser.error("--max-batch and --max-downloaded must be at least 1 and --max-wait-ms at least 0")
     return args
 
 
@@ -189,7 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         stream=sys.stderr, level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
     )
-    engine = InferenceEngine(cache_dir=args.cache_dir, num_threads=args.threads)
+    engine = InferenceEngine(
+        cache_dir=args.cache_dir, num_threads=args.threads, max_downloaded_loaded=args.max_downloaded
+    )
     names = (
         [spec.name for spec in engine.models]
         if args.preload == "all"
