@@ -37,11 +37,14 @@ class InferenceResult:
 
 
 class InferencePending(Exception):
-    """Not finished within the wait; `reference` lets the backend pick the result up later."""
+    """Not finished within the wait; `reference` lets the backend pick the result up later. `watch`:
+    the storage keys whose completion notifications concern this invocation (SageMaker announces
+    its output or failure object), so a notification can find the task waiting for it."""
 
-    def __init__(self, reference: str) -> None:
+    def __init__(self, reference: str, *, watch: tuple[str, ...] = ()) -> None:
         super().__init__(reference)
         self.reference = reference
+        self.watch = watch
 
 
 class InferenceBackend(Protocol):

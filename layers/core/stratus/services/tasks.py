@@ -85,7 +85,9 @@ class TaskService:
         try:
             result = await self._backend.invoke(request, wait_s=wait)
         except InferencePending as pending:
-            record = await self._tasks.insert({**record, "status": "pending", "reference": pending.reference})
+            record = await self._tasks.insert(
+                {**record, "status": "pending", "reference": pending.reference, "watch": list(pending.watch)}
+            )
             self._follow(record, pending.reference)
             return record
         except DomainError as e:
@@ -177,6 +179,25 @@ class TaskService:
                 "error": record.get("error")}  # fmt: skip
         with contextlib.suppress(DomainError):
             await self._live.push(str(record["_id"]), {"type": kind, "data": data})
+
+    async def on_inference_result(self, key: str) -> bool:
+        """A backend announced that the object `key` (an output or a failure) was written: finish the
+        task waiting for it and tell its WebSocket subscribers. False when no pending task watches it
+        (finished already by a read, or a duplicate notification)."""
+        record = await self._tasks.pending_watching(key)
+        if record is None:
+            return False
+        try:
+            result = await self._backend.collect(record["reference"])
+        except DomainError as e:
+            await self._notify(
+                await self._tasks.finish(record["_id"], {"status": "failed", "error": e.message}), "error"
+            )
+            return True
+        if result is None:
+            return False  # announced before it is readable: the next read or notification finishes it
+        await self._notify(await self._complete(record, result), "status")
+        return True
 
     async def get(self, user_id: ObjectId, task_id: ObjectId) -> dict[str, Any]:
         record = await self._tasks.get_owned(user_id, task_id)

@@ -1,8 +1,9 @@
 """SageMaker asynchronous inference: the inference container behind an endpoint that scales to zero.
 
-Input goes to S3, InvokeEndpointAsync returns where the output will appear; we poll that object for
-up to the request's wait and otherwise hand back a reference (the output key) that `collect` checks
-later. Failures land next to it under the endpoint's configured failure path (`.../failures/`).
+Input goes to S3, InvokeEndpointAsync returns where the output (or a failure) will appear; we poll
+for up to the request's wait and otherwise hand back a reference that `collect` checks later, and the
+keys to watch: the endpoint's SNS notification names one of them when the invocation ends, and the
+job-events Lambda then completes the task (`notification_key`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlparse
 
@@ -20,7 +22,24 @@ from stratus.ports.storage import ObjectStorage
 
 INPUT_PREFIX = "inference/inputs"
 POLL_S = 0.5
+
+
 FAILURE_SEPARATOR = "|"  # S3 keys we generate never contain it
+
+
+def object_key(s3_uri: str) -> str:
+    """The key of an S3 URI (s3://bucket/a/b.out -> a/b.out)."""
+    return urlparse(s3_uri).path.lstrip("/")
+
+
+def notification_key(message: Mapping[str, Any]) -> str | None:
+    """The object a SageMaker asynchronous inference notification (SNS, `InferenceResult`) is about:
+    its output, or for a failure its failure object; None for any other message."""
+    if message.get("eventSource") != "aws:sagemaker" or message.get("eventName") != "InferenceResult":
+        return None
+    response = message.get("responseParameters") or {}
+    location = response.get("outputLocation") or response.get("failureLocation")
+    return object_key(str(location)) if location else None
 
 
 class SageMakerAsyncInference:
@@ -48,16 +67,19 @@ class SageMakerAsyncInference:
             )
         except Exception as e:
             raise translate(e, "inference endpoint") from e
-        reference = urlparse(str(response["OutputLocation"])).path.lstrip("/")
-        if response.get("FailureLocation"):
-            reference += FAILURE_SEPARATOR + urlparse(str(response["FailureLocation"])).path.lstrip("/")
+        watch = tuple(
+            object_key(str(response[name]))
+            for name in ("OutputLocation", "FailureLocation")
+            if response.get(name)
+        )
+        reference = FAILURE_SEPARATOR.join(watch)
         deadline = asyncio.get_running_loop().time() + wait_s
         while True:
             result = await self.collect(reference)
             if result is not None:
                 return result
             if asyncio.get_running_loop().time() >= deadline:
-                raise InferencePending(reference)
+                raise InferencePending(reference, watch=watch)
             await asyncio.sleep(POLL_S)
 
     async def collect(self, reference: str) -> InferenceResult | None:

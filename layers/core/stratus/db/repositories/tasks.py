@@ -16,6 +16,8 @@ class TaskRepository(Repository):
     indexes = (
         IndexModel([("user_id", ASCENDING), ("_id", DESCENDING)], name="user_newest"),
         IndexModel([("created_at", ASCENDING)], expireAfterSeconds=7 * 24 * 3600, name="ttl_7d"),
+        # A completion notification names an object a pending task is watching.
+        IndexModel([("watch", ASCENDING)], name="watch", partialFilterExpression={"status": "pending"}),
     )
 
     async def insert(self, doc: dict[str, Any]) -> dict[str, Any]:
@@ -25,6 +27,9 @@ class TaskRepository(Repository):
 
     async def get_owned(self, user_id: ObjectId, task_id: ObjectId) -> dict[str, Any] | None:
         return await self.collection.find_one({"_id": task_id, "user_id": user_id})
+
+    async def pending_watching(self, key: str) -> dict[str, Any] | None:
+        return await self.collection.find_one({"status": "pending", "watch": key})
 
     async def finish(self, task_id: ObjectId, changes: dict[str, Any]) -> dict[str, Any] | None:
         """Record the outcome once; a second outcome for the same task is ignored."""
