@@ -922,6 +922,9 @@ INFERENCE_RESOURCES = {
     "InferenceModel": "AWS::SageMaker::Model",
     "InferenceEndpointConfig": "AWS::SageMaker::EndpointConfig",
     "InferenceEndpoint": "AWS::SageMaker::Endpoint",
+    "InferenceNotificationsTopic": "AWS::SNS::Topic",
+    "InferenceNotificationsSubscription": "AWS::SNS::Subscription",
+    "InferenceNotificationsInvokePermission": "AWS::Lambda::Permission",
     "InferenceScalableTarget": "AWS::ApplicationAutoScaling::ScalableTarget",
     "InferenceBacklogScalingPolicy": "AWS::ApplicationAutoScaling::ScalingPolicy",
     "InferenceScaleFromZeroPolicy": "AWS::ApplicationAutoScaling::ScalingPolicy",
@@ -1113,6 +1116,73 @@ def test_inference_endpoint_is_asynchronous_with_responses_under_inference_in_th
     assert endpoint["EndpointConfigName"] == {"Fn::GetAtt": ["InferenceEndpointConfig", "EndpointConfigName"]}
     # A fixed, lowercase name: IAM, logs and auto scaling name it without a dependency.
     assert endpoint["EndpointName"] == {"Fn::Sub": "stratus-${Stage}-nlp"}
+
+
+def test_inference_endpoint_notifies_completions_and_failures_on_its_topic(resources: dict[str, Any]) -> None:
+    output = resources["InferenceEndpointConfig"]["Properties"]["AsyncInferenceConfig"]["OutputConfig"]
+    notification = output["NotificationConfig"]
+    assert notification["SuccessTopic"] == {"Ref": "InferenceNotificationsTopic"}
+    assert notification["ErrorTopic"] == {"Ref": "InferenceNotificationsTopic"}
+    # The topic is not KMS-encrypted: its messages must stay S3 locations and a status, never a response.
+    assert "IncludeInferenceResponseIn" not in notification
+    topic = resources["InferenceNotificationsTopic"]["Properties"]
+    # SageMaker cannot publish to a topic under the AWS-managed key.
+    assert "alias/aws/sns" not in str(topic.get("KmsMasterKeyId", ""))
+
+
+def test_inference_notifications_are_delivered_to_the_job_events_function(
+    resources: dict[str, Any], functions: dict[str, dict[str, Any]]
+) -> None:
+    """SNS subscription plus an invoke permission scoped to the topic (not a SAM SNS event: those
+    cannot carry the DeployInference condition)."""
+    assert not any(
+        event["Type"] == "SNS" for event in functions["JobEventsFunction"].get("Events", {}).values()
+    )
+    subscriptions = [
+        (name, r)
+        for name, r in _of_type(resources, "AWS::SNS::Subscription").items()
+        if _ref_name(r["Properties"]["TopicArn"]) == "InferenceNotificationsTopic"
+    ]
+    assert len(subscriptions) == 1
+    name, subscription = subscriptions[0]
+    assert subscription["Condition"] == "DeployInference", name
+    assert subscription["Properties"]["Protocol"] == "lambda"
+    assert subscription["Properties"]["Endpoint"] == {"Fn::GetAtt": ["JobEventsFunction", "Arn"]}
+
+    permissions = [
+        (name, r)
+        for name, r in _of_type(resources, "AWS::Lambda::Permission").items()
+        if r["Properties"]["Principal"] == "sns.amazonaws.com"
+    ]
+    assert len(permissions) == 1
+    name, permission = permissions[0]
+    assert permission["Condition"] == "DeployInference", name
+    props = permission["Properties"]
+    assert props["Action"] == "lambda:InvokeFunction"
+    assert _ref_name(props["FunctionName"]) == "JobEventsFunction"
+    assert props["SourceArn"] == {"Ref": "InferenceNotificationsTopic"}, "any topic could invoke it"
+    # The handler takes SNS records (SageMaker InferenceResult notifications) besides EventBridge events.
+    assert "on_inference_result" in (ROOT / "functions/job_events/app.py").read_text()
+
+
+def test_inference_role_may_publish_only_to_the_notifications_topic(
+    resources: dict[str, Any], functions: dict[str, dict[str, Any]]
+) -> None:
+    """SageMaker publishes the notifications with the endpoint's execution role: that role, and no other
+    role, policy or function, may sns:Publish - to that topic only. Same-account IAM suffices: no topic
+    policy."""
+    publishing = [
+        (owner, statement)
+        for owner, raw in _iam_statements(resources, functions)
+        for statement in _conditional_branches(raw)
+        if any(a.lower().startswith("sns:") for a in _as_list(statement["Action"]))
+    ]
+    assert [owner for owner, _ in publishing] == ["InferenceExecutionRole"]
+    [(_, statement)] = publishing
+    assert statement["Effect"] == "Allow"
+    assert _as_list(statement["Action"]) == ["sns:Publish"]
+    assert _as_list(statement["Resource"]) == [{"Ref": "InferenceNotificationsTopic"}]
+    assert not _of_type(resources, "AWS::SNS::TopicPolicy")
 
 
 def test_inference_endpoint_scales_to_zero_and_back(resources: dict[str, Any]) -> None:
