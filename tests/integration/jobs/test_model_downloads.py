@@ -221,13 +221,15 @@ async def test_download_requests_are_validated(
 
 
 async def _download(client: httpx.AsyncClient, account: Account, name: str, task: str) -> dict[str, Any]:
+    """Download `name` through the API and wait for it; its /models/{name}/info."""
     started = await client.post(
         "/models/download", headers=account.headers, json={"model_name": name, "task_type": task}
     )
     assert started.status_code == 202, started.text
     finished = await _until_finished(client, account, started.json()["download_id"])
     assert finished["status"] == "completed", finished
-    return finished
+    info: dict[str, Any] = (await client.get(f"/models/{name}/info", headers=account.headers)).json()
+    return info
 
 
 async def _task(
@@ -250,9 +252,8 @@ async def test_downloaded_models_answer_tasks(
     client: httpx.AsyncClient, alice: Account, bob: Account, hub: HubServer, consumers: LocalConsumers
 ) -> None:
     # GIVEN a downloaded classifier and a downloaded bare encoder
-    await _download(client, alice, TINY_REPO, "classification")
+    info = await _download(client, alice, TINY_REPO, "classification")
     await _download(client, alice, TINY_ENCODER, "embeddings")
-    info = (await client.get(f"/models/{TINY_REPO}/info", headers=alice.headers)).json()
     assert info["tasks"] == ["classification"]
 
     # WHEN seed 000's classification names the classifier  THEN its own head answers, with its labels
@@ -308,8 +309,7 @@ async def test_a_downloaded_causal_lm_generates_and_answers(
     client: httpx.AsyncClient, alice: Account, hub: HubServer, consumers: LocalConsumers
 ) -> None:
     # GIVEN a downloaded base causal LM (no chat template)
-    await _download(client, alice, TINY_LM, "generation")
-    info = (await client.get(f"/models/{TINY_LM}/info", headers=alice.headers)).json()
+    info = await _download(client, alice, TINY_LM, "generation")
     assert info["architecture"] == "LlamaForCausalLM"
     assert info["tasks"] == ["generation", "qa", "summarization"]
 
@@ -345,9 +345,8 @@ async def test_downloaded_span_and_token_heads_answer_qa_and_ner(
     client: httpx.AsyncClient, alice: Account, hub: HubServer, consumers: LocalConsumers
 ) -> None:
     # GIVEN a downloaded SQuAD-style span head and a BIO token-classification head
-    await _download(client, alice, TINY_QA, "qa")
+    assert (await _download(client, alice, TINY_QA, "qa"))["tasks"] == ["qa"]
     await _download(client, alice, TINY_NER, "ner")
-    assert (await client.get(f"/models/{TINY_QA}/info", headers=alice.headers)).json()["tasks"] == ["qa"]
 
     # WHEN seed 000's QA names the span head  THEN the answer is read off the context
     context = "Hugging Face is a company based in New York City. Its headquarters are in DUMBO."
@@ -383,8 +382,7 @@ async def test_a_downloaded_encoder_decoder_summarizes_within_its_lengths(
     client: httpx.AsyncClient, alice: Account, hub: HubServer, consumers: LocalConsumers
 ) -> None:
     # GIVEN a downloaded T5
-    await _download(client, alice, TINY_T5, "summarization")
-    info = (await client.get(f"/models/{TINY_T5}/info", headers=alice.headers)).json()
+    info = await _download(client, alice, TINY_T5, "summarization")
     assert info["architecture"] == "T5ForConditionalGeneration"
     assert info["tasks"] == ["summarization", "generation"]
 
