@@ -528,9 +528,10 @@ def _archive(path: Path, limits: IngestLimits) -> Iterator[tuple[zipfile.ZipFile
     try:
         with zipfile.ZipFile(path) as archive:
             yield archive, members
-    # zipfile raises NotImplementedError for a compression method it cannot read (validate_zip
-    # refuses unknown methods first; this covers a member whose header disagrees with the directory).
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
+    # RuntimeError: zipfile's "password required" for an encrypted member, and (a subclass) its error
+    # for a compression method it cannot read; validate_zip refuses both first, this covers a member
+    # whose local header disagrees with the central directory.
+    except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError) as e:
         raise _zip_error(str(e)) from None
 
 
