@@ -298,11 +298,16 @@ async def test_downloaded_models_answer_tasks(
         json={"text": "x", "model_name": TINY_REPO, "candidate_labels": ["a", "b"]},
     )
     assert fixed.status_code == 422 and fixed.json()["details"][0]["field"] == "candidate_labels"
-    # AND another user cannot use alice's download
+    # AND another user cannot use alice's download; alice's unknown names list her downloads
     other = await client.post(
         "/tasks/classification", headers=bob.headers, json={"text": "x", "model_name": TINY_REPO}
     )
-    assert other.status_code == 404
+    assert other.status_code == 404 and TINY_REPO not in other.json()["details"]["available"]
+    unknown = await client.post(
+        "/tasks/classification", headers=alice.headers, json={"text": "x", "model_name": "org/nothing"}
+    )
+    assert unknown.status_code == 404
+    assert {TINY_REPO, TINY_ENCODER} <= set(unknown.json()["details"]["available"])
 
 
 async def test_a_downloaded_causal_lm_generates_and_answers(

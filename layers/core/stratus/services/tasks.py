@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from bson import ObjectId
@@ -105,7 +106,8 @@ class TaskService:
             return resolve_model(task, model_name), None
         record = await self._models.find_named(user_id, model_name, source="hub")
         if record is None or record.get("status") != "ready":
-            return resolve_model(task, model_name), None  # 404, listing what is available
+            downloaded = await self._models.names(user_id, source="hub", task=task)
+            return resolve_model(task, model_name, downloaded=downloaded), None  # 404 listing them
         serving = catalogue.downloaded_serving(
             (record.get("architecture") or {}).get("class"), record.get("model_type")
         )
@@ -227,14 +229,15 @@ def _refuse_candidate_labels(model: str, inputs: list[dict[str, Any]]) -> None:
         )
 
 
-def resolve_model(task: str, model_name: str | None) -> str:
-    """The canonical name of a model that serves `task`: 404 if we do not have it, 422 if it does
-    another task. Checked here so a bad request never reaches (or wakes) a worker."""
+def resolve_model(task: str, model_name: str | None, *, downloaded: Sequence[str] = ()) -> str:
+    """The canonical name of a built-in model that serves `task`: 404 if there is none by that name
+    (listing the built-in and `downloaded` models that serve it), 422 if it does another task.
+    Checked here so a bad request never reaches (or wakes) a worker."""
     if model_name is None:
         return DEFAULT_MODELS[task]
     entry = catalogue.find(model_name)
     if entry is None:
-        available = [m.name for m in catalogue.for_task(task)]
+        available = [m.name for m in catalogue.for_task(task)] + list(downloaded)
         raise NotFound(
             f"Model '{model_name}' is not available; available for {task}: {', '.join(available)}",
             code="MODEL_NOT_FOUND",

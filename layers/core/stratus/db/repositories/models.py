@@ -59,10 +59,14 @@ class ModelRepository(Repository):
             {"user_id": user_id, "source": source, "name_key": name.lower()}, sort=[("_id", -1)]
         )
 
-    async def names(self, user_id: ObjectId, *, source: str, status: str = "ready") -> list[str]:
-        docs = await self.collection.find(
-            {"user_id": user_id, "source": source, "status": status}, {"name": 1}
-        ).to_list()
+    async def names(
+        self, user_id: ObjectId, *, source: str, status: str = "ready", task: str | None = None
+    ) -> list[str]:
+        """The user's model names of `source` (that can serve `task`, when given)."""
+        query: dict[str, Any] = {"user_id": user_id, "source": source, "status": status}
+        if task is not None:
+            query["tasks"] = task
+        docs = await self.collection.find(query, {"name": 1}).to_list()
         return sorted({str(d["name"]) for d in docs})
 
     async def list_owned(
