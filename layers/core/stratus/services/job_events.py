@@ -24,7 +24,6 @@ from stratus.ml import catalogue
 from stratus.ports.jobs import JobBackend, JobHandle
 from stratus.schemas.common import iso_utc, utcnow
 from stratus.services import downloads
-from stratus.services.downloads import DOWNLOAD
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +266,7 @@ class JobEventsService:
 
     async def _register_model(self, job: dict[str, Any], detail: Mapping[str, Any]) -> dict[str, Any]:
         info = dict(detail.get("model") or {})
-        if job.get("kind") == DOWNLOAD:
+        if job.get("kind") == downloads.DOWNLOAD:
             return await self._register_download(job, detail, info)
         metrics = dict(detail.get("final_metrics") or {})
         hp = dict(job.get("params", {}).get("hyperparameters") or {})
@@ -315,7 +314,7 @@ class JobEventsService:
         self, job: dict[str, Any], detail: Mapping[str, Any], info: dict[str, Any]
     ) -> dict[str, Any]:
         """A downloaded Hub model, described by the worker from its files. `tasks` are those the
-        inference worker can serve with it (none yet for, say, a causal LM)."""
+        inference worker can serve with it (none yet for, say, a vision model)."""
         serving = catalogue.downloaded_serving(info.get("architecture"), info.get("model_type"))
         return await self._models.register_for_job(
             job["user_id"],
@@ -371,7 +370,7 @@ class JobEventsService:
     async def _webhook(self, job: dict[str, Any], event: str, data: dict[str, Any]) -> None:
         if self.webhooks is None:
             return
-        if job.get("kind") == DOWNLOAD:
+        if job.get("kind") == downloads.DOWNLOAD:
             if event not in _DOWNLOAD_WEBHOOKS:
                 return
             event = _DOWNLOAD_WEBHOOKS[event]
@@ -418,7 +417,7 @@ class JobEventsService:
 
 def _progress_data(job: dict[str, Any]) -> dict[str, Any]:
     started = job.get("started_at")
-    if job.get("kind") == DOWNLOAD:
+    if job.get("kind") == downloads.DOWNLOAD:
         return {
             "job_id": str(job["_id"]),
             "seq": job.get("last_seq", 0),
