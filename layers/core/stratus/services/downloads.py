@@ -26,8 +26,10 @@ HUB = "hub"
 
 @dataclass(frozen=True)
 class DownloadPolicy:
-    hub_timeout_s: float = 10.0
-    max_bytes: int = 20 * 10**9
+    """From the settings (STRATUS_HUB_TIMEOUT_S, STRATUS_MAX_MODEL_DOWNLOAD_BYTES), passed to each job."""
+
+    hub_timeout_s: float
+    max_bytes: int
 
 
 class DownloadService:
