@@ -18,15 +18,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
+from stratus.capabilities import job_kinds
 from stratus.errors import DomainError
 from stratus_worker.events import JobEvents
 from stratus_worker.runtime import JobContext, JobEnv, JobFailed, JobStopped, Outcome
 from stratus_worker.storage import build_sink, build_storage, load_params
 
-KINDS = {
-    "training": "stratus_worker.tabular",
-    "download": "stratus_worker.hub_download",
-}  # kind -> module with run(ctx) -> Outcome
+# kind -> module with run(ctx) -> Outcome, from the same specs the API dispatches by.
+KINDS = job_kinds().workers()
 EXIT_COMPLETED, EXIT_FAILED, EXIT_STOPPED = 0, 1, 143
 SAGEMAKER_FAILURE_FILE = Path("/opt/ml/output/failure")
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bson import ObjectId
 
+from stratus import capabilities
 from stratus.datasets.ingest import IngestLimits
 from stratus.db.database import Database
 from stratus.db.repositories.api_keys import ApiKeyRepository
@@ -20,6 +21,7 @@ from stratus.db.repositories.tasks import TaskRepository
 from stratus.db.repositories.users import UserRepository
 from stratus.db.repositories.webhooks import WebhookDeliveryRepository, WebhookRepository
 from stratus.db.repository import Repository
+from stratus.jobs.store import JobStore
 from stratus.observability.logging import get_logger
 from stratus.observability.metrics import Metrics
 from stratus.ports.events import EventBus
@@ -151,9 +153,13 @@ class Container:
             ),
         )
         self.files = FileService(self.file_repo, ports.storage, url_ttl_s=settings.presigned_url_ttl_s)
+        self.job_kinds = capabilities.job_kinds()
+        self.job_store = JobStore(self.job_repo, self.job_event_repo)
         self.jobs = JobService(
             jobs=self.job_repo,
+            store=self.job_store,
             events=self.job_event_repo,
+            kinds=self.job_kinds,
             datasets=self.dataset_repo,
             queue=ports.queue,
             backend=ports.jobs,
@@ -192,7 +198,8 @@ class Container:
         )
         self.job_events = JobEventsService(
             jobs=self.job_repo,
-            events=self.job_event_repo,
+            store=self.job_store,
+            kinds=self.job_kinds,
             models=self.model_repo,
             backend=ports.jobs,
             heartbeat_timeout_s=settings.job_heartbeat_timeout_s,

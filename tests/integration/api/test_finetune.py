@@ -11,7 +11,7 @@ import pytest
 from bson import ObjectId
 
 from stratus.composition import Container
-from stratus.db.repositories.jobs import ACTIVE_STATES
+from stratus.jobs.lifecycle import ACTIVE as ACTIVE_STATES
 from stratus.schemas.common import utcnow
 from stratus.schemas.finetune import FINETUNE_STATUSES
 from tests.integration.api.accounts import Account

@@ -56,7 +56,9 @@ async def sleeper_jobs(container: Container, tmp_path: Path) -> AsyncIterator[tu
     backend = LocalProcessBackend([sys.executable, "-c", SLEEPER], on_event=collect, work_dir=tmp_path / "w")
     service = JobService(
         jobs=container.job_repo,
+        store=container.job_store,
         events=container.job_event_repo,
+        kinds=container.job_kinds,
         datasets=container.dataset_repo,
         queue=container.ports.queue,
         backend=backend,

@@ -17,7 +17,9 @@ class JobSpec:
     params: dict[str, Any]
     output_prefix: str
     max_runtime_s: int = 24 * 3600
+    # What the kind needs (stratus.jobs.kinds.Resources): a GPU instance or queue, and memory.
     gpu: bool = False
+    memory_mb: int = 4096
     env: dict[str, str] = field(default_factory=dict)
 
 

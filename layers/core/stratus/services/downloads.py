@@ -13,15 +13,14 @@ from typing import Any
 
 from bson import ObjectId
 
-from stratus.db.repositories.jobs import ACTIVE_STATES, JobRepository
+from stratus.capabilities.downloads.spec import DOWNLOAD, HUB, progress_view
+from stratus.db.repositories.jobs import JobRepository
 from stratus.db.repositories.models import ModelRepository
 from stratus.errors import NotFound
+from stratus.jobs.lifecycle import ACTIVE
 from stratus.ml import catalogue
 from stratus.schemas.downloads import ModelDownloadRequest
 from stratus.services.jobs import JobService
-
-DOWNLOAD = "download"
-HUB = "hub"
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ class DownloadService:
                 "message": "Already downloaded",
             }, False
         running = await self._job_repo.latest_named(user_id, DOWNLOAD, request.model_name)
-        if running is not None and running["status"] in ACTIVE_STATES:
+        if running is not None and running["status"] in ACTIVE:
             return public(running), True
         job, _ = await self._jobs.create(
             {
@@ -117,24 +116,9 @@ class DownloadService:
         )
 
 
-def progress(job: dict[str, Any]) -> dict[str, Any]:
-    """A download job's progress in the names clients read (the worker reports files as steps)."""
-    metrics = job.get("metrics") or {}
-    return {
-        "download_id": str(job["_id"]),
-        "model_name": job["model_name"],
-        "status": job["status"],
-        "progress": job.get("progress", 0.0),
-        "files_done": job.get("current_step", 0),
-        "files_total": job.get("total_steps", 0),
-        "bytes_downloaded": int(metrics.get("bytes_downloaded") or 0),
-        "total_bytes": int(metrics.get("total_bytes") or 0),
-    }
-
-
 def public(job: dict[str, Any]) -> dict[str, Any]:
     return {
-        **progress(job),
+        **progress_view(job),
         "task_type": job.get("task"),
         "model_id": str(job["model_id"]) if job.get("model_id") else None,
         "error": job.get("error"),

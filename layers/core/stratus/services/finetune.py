@@ -7,7 +7,7 @@ that the job pipeline drives.
 
 Status mapping. The client's status is stored as sent, in `status`; the schema only admits seed
 003's vocabulary (FINETUNE_STATUSES), and that vocabulary shares nothing with the statuses the job
-pipeline acts on (ACTIVE_STATES):
+pipeline acts on (stratus.jobs.lifecycle.ACTIVE):
 
     client (seed 003)   stored `status`   what the pipeline does with it
     preparing           preparing         nothing: not an active state
@@ -121,22 +121,22 @@ class FineTuneRecordService:
         job: dict[str, Any] | None
         if update.status == COMPLETED:
             # Stamp completed_at only on the change to `completed`; a repeat keeps the first stamp.
-            job = await self._jobs.transition(
+            job = await self._jobs.update_if(
                 job_id,
                 from_status=_NOT_COMPLETED,
                 changes={**changes, "completed_at": utcnow()},
-                extra_filter=owned,
+                where=owned,
             )
             if job is None:
-                job = await self._jobs.transition(
-                    job_id, from_status=(COMPLETED,), changes=changes, extra_filter=owned
+                job = await self._jobs.update_if(
+                    job_id, from_status=(COMPLETED,), changes=changes, where=owned
                 )
         else:
-            job = await self._jobs.transition(
+            job = await self._jobs.update_if(
                 job_id,
                 from_status=FINETUNE_STATUSES,
                 changes={**changes, "completed_at": None},
-                extra_filter=owned,
+                where=owned,
             )
         if job is None:
             raise NotFound(JOB_NOT_FOUND)

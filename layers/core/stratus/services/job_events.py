@@ -17,13 +17,14 @@ from typing import Any, Protocol
 from bson import ObjectId
 
 from stratus.adapters.job_env import JOB_STATE_CHANGE
-from stratus.db.repositories.jobs import ACTIVE_STATES, RUNNING_STATES, JobEventRepository, JobRepository
+from stratus.db.repositories.jobs import JobRepository
 from stratus.db.repositories.models import ModelRepository
 from stratus.errors import DomainError
-from stratus.ml import catalogue
+from stratus.jobs.kinds import JobKinds, JobWebhooks
+from stratus.jobs.lifecycle import RUNNING, JobEvent
+from stratus.jobs.store import JobStore
 from stratus.ports.jobs import JobBackend, JobHandle
 from stratus.schemas.common import iso_utc, utcnow
-from stratus.services import downloads
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,6 @@ _SAGEMAKER_STATES = {
 _BATCH_STATES = {"RUNNING": "running", "SUCCEEDED": "completed", "FAILED": "failed"}
 # A backend that finished but whose result event never arrived (lost, or the worker died at the end).
 RESULT_GRACE = timedelta(minutes=5)
-# A download announces its end under its own names; its start and progress reach the WebSocket only.
-_DOWNLOAD_WEBHOOKS = {"training.completed": "model.downloaded", "training.failed": "model.download_failed"}
 
 
 class LivePush(Protocol):
@@ -71,7 +70,8 @@ class JobEventsService:
         self,
         *,
         jobs: JobRepository,
-        events: JobEventRepository,
+        store: JobStore,
+        kinds: JobKinds,
         models: ModelRepository,
         backend: JobBackend,
         live: LivePush | None = None,
@@ -79,7 +79,8 @@ class JobEventsService:
         heartbeat_timeout_s: int = 600,
     ) -> None:
         self._jobs = jobs
-        self._events = events
+        self._store = store
+        self._kinds = kinds
         self._models = models
         self._backend = backend
         self.live = live
@@ -134,42 +135,35 @@ class JobEventsService:
     async def _state(self, job: dict[str, Any], state: str, reason: Any) -> None:
         now = utcnow()
         if state == "running":
-            updated = await self._jobs.transition(
-                job["_id"],
-                from_status=("starting",),
-                changes={"status": "running", "started_at": now, "heartbeat_at": now},
+            updated = await self._store.apply(
+                job["_id"], JobEvent.STARTED, changes={"started_at": now, "heartbeat_at": now}
             )
             if updated is not None:
                 await self._announce_status(updated)
-                await self._webhook(updated, "training.started", {"job_id": str(updated["_id"])})
+                await self._webhook(updated, "started", {"job_id": str(updated["_id"])})
         elif state == "completed":
             # The result event carries the metrics; without it the job is not done yet (see sweep()).
-            await self._jobs.transition(
+            await self._store.apply(
                 job["_id"],
-                from_status=RUNNING_STATES,
+                JobEvent.BACKEND_FINISHED,
                 changes={"backend_state": "completed", "backend_completed_at": now},
             )
         elif state in ("failed", "stopped"):
             error = None if state == "stopped" else str(reason or "The job failed")
-            updated = await self._jobs.transition(
-                job["_id"],
-                from_status=ACTIVE_STATES,
-                changes={"status": state, "error": error, "completed_at": now},
+            event = JobEvent.FAILED if state == "failed" else JobEvent.STOPPED
+            updated = await self._store.apply(
+                job["_id"], event, changes={"error": error, "completed_at": now}
             )
             if updated is not None:
                 await self._announce_status(updated)
                 if state == "failed":
-                    await self._webhook(
-                        updated, "training.failed", {"job_id": str(updated["_id"]), "error": error}
-                    )
+                    await self._webhook(updated, "failed", {"job_id": str(updated["_id"]), "error": error})
 
     async def _progress(self, job: dict[str, Any], detail: Mapping[str, Any]) -> None:
         seq = int(detail.get("seq") or 0)
-        status = "running" if job["status"] == "starting" else job["status"]
         progress = float(detail.get("progress") or 0.0)
         decile = int(progress // 10)
         changes: dict[str, Any] = {
-            "status": status,
             "last_seq": seq,
             "progress": round(progress, 2),
             "current_epoch": int(detail.get("epoch") or 0),
@@ -184,63 +178,64 @@ class JobEventsService:
             changes["started_at"] = utcnow()
         if decile > int(job.get("progress_decile", -1)):
             changes["progress_decile"] = decile
-        updated = await self._jobs.transition(
-            job["_id"], from_status=(job["status"],), changes=changes, extra_filter={"last_seq": {"$lt": seq}}
+        if job["status"] not in RUNNING:
+            return  # queued (a claim not yet recorded) or finished: nothing to report on
+        updated = await self._store.apply(
+            job["_id"],
+            JobEvent.PROGRESS,
+            changes=changes,
+            expected=job["status"],
+            where={"last_seq": {"$lt": seq}},
         )
         if updated is None:
             return  # a stale or duplicated event, or the job moved on meanwhile
-        data = _progress_data(updated)
-        await self._events.append(updated, "progress", data)
+        data = self._progress_data(updated)
+        await self._store.log(updated, "progress", data)
         await self._push(updated, {"type": "progress", "data": data})
         if job["status"] == "starting":
-            await self._webhook(updated, "training.started", {"job_id": str(updated["_id"])})
+            await self._webhook(updated, "started", {"job_id": str(updated["_id"])})
         if "progress_decile" in changes:
-            await self._webhook(updated, "training.progress", data)
+            await self._webhook(updated, "progress", data)
 
     async def _result(self, job: dict[str, Any], detail: Mapping[str, Any]) -> None:
         status = str(detail.get("status"))
         now = utcnow()
         if status != "completed":
             error = None if status == "stopped" else str(detail.get("error") or "The job failed")
-            updated = await self._jobs.transition(
-                job["_id"],
-                from_status=ACTIVE_STATES,
-                changes={
-                    "status": "failed" if status == "failed" else "stopped",
-                    "error": error,
-                    "completed_at": now,
-                },
+            event = JobEvent.FAILED if status == "failed" else JobEvent.STOPPED
+            updated = await self._store.apply(
+                job["_id"], event, changes={"error": error, "completed_at": now}
             )
             if updated is not None:
                 await self._announce_status(updated)
                 if updated["status"] == "failed":
-                    await self._webhook(
-                        updated, "training.failed", {"job_id": str(updated["_id"]), "error": error}
-                    )
+                    await self._webhook(updated, "failed", {"job_id": str(updated["_id"]), "error": error})
             return
         final_metrics = dict(detail.get("final_metrics") or {})
-        finishing = job["status"] in RUNNING_STATES
+        finishing = job["status"] in RUNNING
         if not finishing and not (job["status"] == "completed" and not job.get("model_id")):
             return  # a duplicate result, or the job was stopped or failed first
         # The model first (idempotent per job), then the job: a crash in between is repaired by the
         # redelivered event instead of leaving a completed job without its model.
-        model = await self._register_model(job, detail)
+        kind = self._kinds.find(job.get("kind"))
+        model = (
+            await kind.register_result(self._models, job, detail)
+            if kind is not None and kind.register_result is not None
+            else None
+        )
+        model_id = model["_id"] if model is not None else None
         if not finishing:
-            repaired = await self._jobs.transition(
-                job["_id"],
-                from_status=("completed",),
-                changes={"model_id": model["_id"]},
-                extra_filter={"model_id": None},
+            repaired = await self._store.apply(
+                job["_id"], JobEvent.RESULT_REPAIRED, changes={"model_id": model_id}, where={"model_id": None}
             )
             if repaired is not None:
-                await self._announce_completed(repaired, model, final_metrics)
+                await self._announce_completed(repaired, final_metrics)
             return
-        updated = await self._jobs.transition(
+        updated = await self._store.apply(
             job["_id"],
-            from_status=RUNNING_STATES,
+            JobEvent.SUCCEEDED,
             changes={
-                "status": "completed",
-                "model_id": model["_id"],
+                "model_id": model_id,
                 "progress": 100.0,
                 "final_metrics": final_metrics,
                 "history": dict(detail.get("history") or {}),
@@ -252,91 +247,17 @@ class JobEventsService:
             },
         )
         if updated is not None:
-            await self._announce_completed(updated, model, final_metrics)
+            await self._announce_completed(updated, final_metrics)
 
-    async def _announce_completed(
-        self, job: dict[str, Any], model: dict[str, Any], metrics: dict[str, Any]
-    ) -> None:
+    async def _announce_completed(self, job: Mapping[str, Any], metrics: dict[str, Any]) -> None:
         await self._announce_status(job)
-        await self._webhook(
-            job,
-            "training.completed",
-            {"job_id": str(job["_id"]), "model_id": str(model["_id"]), "accuracy": metrics.get("accuracy")},
-        )
-
-    async def _register_model(self, job: dict[str, Any], detail: Mapping[str, Any]) -> dict[str, Any]:
-        info = dict(detail.get("model") or {})
-        if job.get("kind") == downloads.DOWNLOAD:
-            return await self._register_download(job, detail, info)
-        metrics = dict(detail.get("final_metrics") or {})
-        hp = dict(job.get("params", {}).get("hyperparameters") or {})
-        return await self._models.register_for_job(
-            job["user_id"],
-            job["_id"],
-            {
-                "name": job.get("model_name") or f"{job.get('model_type')} model",
-                "source": "trained",
-                "status": "ready",
-                "model_type": job.get("model_type"),
-                "task": info.get("task") or job.get("task"),
-                "dataset_id": job.get("dataset_id"),
-                "architecture": info.get("architecture") or {},
-                "labels": info.get("labels"),
-                "features": info.get("features"),
-                "target": info.get("target") or job.get("target"),
-                "size_mb": info.get("size_mb"),
-                "artifacts": dict(detail.get("artifacts") or {}),
-                "accuracy": metrics.get("accuracy"),
-                "f1_score": metrics.get("f1_macro"),
-                "loss": metrics.get("val_loss"),
-                # Seed 001's names for the held-out figures (macro averages for precision/recall/F1).
-                "performance": {
-                    "accuracy": metrics.get("accuracy"),
-                    "precision": metrics.get("precision_macro"),
-                    "recall": metrics.get("recall_macro"),
-                    "f1_score": metrics.get("f1_macro"),
-                    "rmse": metrics.get("rmse"),
-                    "mae": metrics.get("mae"),
-                    "r2": metrics.get("r2"),
-                },
-                "training_config": {
-                    "dataset_id": str(job.get("dataset_id")),
-                    "epochs": hp.get("epochs"),
-                    "batch_size": hp.get("batch_size"),
-                    "optimizer": hp.get("optimizer"),
-                    "learning_rate": hp.get("learning_rate"),
-                    "validation_split": job.get("params", {}).get("validation_split"),
-                },
-            },
-        )
-
-    async def _register_download(
-        self, job: dict[str, Any], detail: Mapping[str, Any], info: dict[str, Any]
-    ) -> dict[str, Any]:
-        """A downloaded Hub model, described by the worker from its files. `tasks` are those the
-        inference worker can serve with it (none yet for, say, a vision model)."""
-        serving = catalogue.downloaded_serving(info.get("architecture"), info.get("model_type"))
-        return await self._models.register_for_job(
-            job["user_id"],
-            job["_id"],
-            {
-                "name": job["model_name"],
-                "name_key": str(job["model_name"]).lower(),
-                "source": "hub",
-                "status": "ready",
-                "task": job.get("task"),
-                "tasks": list(serving[1]) if serving else [],
-                "model_type": info.get("model_type"),
-                "architecture": {"class": info.get("architecture")},
-                "parameters": info.get("parameters"),
-                "size_mb": info.get("size_mb"),
-                "labels": info.get("labels"),
-                "max_sequence_length": info.get("max_sequence_length"),
-                "revision": info.get("commit"),
-                "files": list(info.get("file_names") or []),
-                "artifacts": dict(detail.get("artifacts") or {}),
-            },
-        )
+        data: dict[str, Any] = {"job_id": str(job["_id"])}
+        if job.get("model_id"):
+            data["model_id"] = str(job["model_id"])
+        kind = self._kinds.find(job.get("kind"))
+        if kind is not None:
+            data |= kind.completed_view(job, metrics)
+        await self._webhook(job, "completed", data)
 
     async def _dataset_processed(self, detail: Mapping[str, Any]) -> None:
         user_id = detail.get("user_id")
@@ -352,14 +273,14 @@ class JobEventsService:
 
     # --- fan-out --------------------------------------------------------------------------------
 
-    async def _announce_status(self, job: dict[str, Any]) -> None:
+    async def _announce_status(self, job: Mapping[str, Any]) -> None:
         data = {"job_id": str(job["_id"]), "status": job["status"], "error": job.get("error")}
         if job.get("model_id"):
             data["model_id"] = str(job["model_id"])
-        await self._events.append(job, "status", data)
+        await self._store.log(job, "status", data)
         await self._push(job, {"type": "error" if job["status"] == "failed" else "status", "data": data})
 
-    async def _push(self, job: dict[str, Any], message: dict[str, Any]) -> None:
+    async def _push(self, job: Mapping[str, Any], message: dict[str, Any]) -> None:
         if self.live is None:
             return
         try:
@@ -367,18 +288,29 @@ class JobEventsService:
         except DomainError:
             log.warning("could not push an update for job %s", job["_id"], exc_info=True)
 
-    async def _webhook(self, job: dict[str, Any], event: str, data: dict[str, Any]) -> None:
-        if self.webhooks is None:
+    async def _webhook(self, job: Mapping[str, Any], stage: str, data: dict[str, Any]) -> None:
+        """Send the kind's webhook for `stage` (started, progress, completed, failed), if it has one."""
+        kind = self._kinds.find(job.get("kind"))
+        event = getattr(kind.webhooks if kind else JobWebhooks(), stage)
+        if self.webhooks is None or kind is None or event is None:
             return
-        if job.get("kind") == downloads.DOWNLOAD:
-            if event not in _DOWNLOAD_WEBHOOKS:
-                return
-            event = _DOWNLOAD_WEBHOOKS[event]
-            data = {k: v for k, v in data.items() if k != "accuracy"} | {"model_name": job.get("model_name")}
+        data = data | kind.webhook_fields(job)
         try:
             await self.webhooks.dispatch(job["user_id"], event, data)
         except DomainError:
             log.warning("could not queue %s webhooks for job %s", event, job["_id"], exc_info=True)
+
+    def _progress_data(self, job: Mapping[str, Any]) -> dict[str, Any]:
+        started = job.get("started_at")
+        kind = self._kinds.find(job.get("kind"))
+        return {
+            "job_id": str(job["_id"]),
+            # Events are handled concurrently (here and by Lambda), so updates can arrive out of order:
+            # clients order them by `seq`.
+            "seq": job.get("last_seq", 0),
+            **(kind.progress_view(job) if kind else {"status": job["status"]}),
+            "started_at": iso_utc(started) if started else None,
+        }
 
     # --- sweeping -------------------------------------------------------------------------------
 
@@ -386,22 +318,20 @@ class JobEventsService:
         """Fail jobs whose worker went silent or finished without a result; returns how many were ended."""
         ended = 0
         silent_since = utcnow() - self._heartbeat_timeout
-        for job in await self._jobs.stale(RUNNING_STATES, silent_since):
+        for job in await self._jobs.stale(RUNNING, silent_since):
             reason = await self._silence_reason(job)
             if reason is None:
                 continue
-            updated = await self._jobs.transition(
+            updated = await self._store.apply(
                 job["_id"],
-                from_status=RUNNING_STATES,
-                changes={"status": "failed", "error": reason, "completed_at": utcnow()},
-                extra_filter={"updated_at": {"$lt": silent_since}},
+                JobEvent.LOST,
+                changes={"error": reason, "completed_at": utcnow()},
+                where={"updated_at": {"$lt": silent_since}},
             )
             if updated is not None:
                 ended += 1
                 await self._announce_status(updated)
-                await self._webhook(
-                    updated, "training.failed", {"job_id": str(updated["_id"]), "error": reason}
-                )
+                await self._webhook(updated, "failed", {"job_id": str(updated["_id"]), "error": reason})
         return ended
 
     async def _silence_reason(self, job: dict[str, Any]) -> str | None:
@@ -413,30 +343,3 @@ class JobEventsService:
                 if status.state in ("failed", "stopped", "completed"):
                     return status.reason or f"The worker ended ({status.state}) without reporting a result"
         return f"The worker stopped reporting progress for {int(self._heartbeat_timeout.total_seconds())} s"
-
-
-def _progress_data(job: dict[str, Any]) -> dict[str, Any]:
-    started = job.get("started_at")
-    if job.get("kind") == downloads.DOWNLOAD:
-        return {
-            "job_id": str(job["_id"]),
-            "seq": job.get("last_seq", 0),
-            **downloads.progress(job),
-            "started_at": iso_utc(started) if started else None,
-        }
-    return {
-        "job_id": str(job["_id"]),
-        # Events are handled concurrently (here and by Lambda), so updates can arrive out of order:
-        # clients order them by `seq`.
-        "seq": job.get("last_seq", 0),
-        "status": job["status"],
-        "progress": job.get("progress", 0.0),
-        "current_epoch": job.get("current_epoch", 0),
-        "total_epochs": job.get("total_epochs", 0),
-        "current_step": job.get("current_step", 0),
-        "total_steps": job.get("total_steps", 0),
-        "metrics": job.get("metrics", {}),
-        "loss": (job.get("metrics") or {}).get("loss"),
-        "learning_rate": (job.get("metrics") or {}).get("learning_rate"),
-        "started_at": iso_utc(started) if started else None,
-    }

@@ -21,8 +21,11 @@ from bson import ObjectId
 
 from stratus.adapters.job_env import MAX_INLINE_PARAMS, encode_params, params_key
 from stratus.db.repositories.datasets import DatasetRepository
-from stratus.db.repositories.jobs import ACTIVE_STATES, TERMINAL_STATES, JobEventRepository, JobRepository
+from stratus.db.repositories.jobs import JobEventRepository, JobRepository
 from stratus.errors import Conflict, DomainError, InvalidInput, NotFound, ServiceUnavailable, ValidationFailed
+from stratus.jobs.kinds import JobKinds
+from stratus.jobs.lifecycle import ACTIVE, JobEvent, is_terminal
+from stratus.jobs.store import JobStore
 from stratus.ports.jobs import JobBackend, JobHandle, JobSpec
 from stratus.ports.queue import MessageQueue
 from stratus.ports.storage import ObjectStorage
@@ -39,7 +42,6 @@ TRAINING = "training"
 class JobPolicy:
     max_running_per_user: int = 5  # seed 001: 5 concurrent training jobs per user
     cap_retry_delay_s: int = 30
-    max_runtime_s: int = 6 * 3600
     requeue_after_s: int = 120  # a job still `queued` after this without a claim gets its message again
     heartbeat_timeout_s: int = 600  # a running job silent for this long is asked about, then failed
 
@@ -49,7 +51,9 @@ class JobService:
         self,
         *,
         jobs: JobRepository,
+        store: JobStore,
         events: JobEventRepository,
+        kinds: JobKinds,
         datasets: DatasetRepository,
         queue: MessageQueue,
         backend: JobBackend,
@@ -58,7 +62,9 @@ class JobService:
         worker_env: Mapping[str, str] | None = None,
     ) -> None:
         self._jobs = jobs
+        self._store = store
         self._events = events
+        self._kinds = kinds
         self._datasets = datasets
         self._queue = queue
         self._backend = backend
@@ -132,14 +138,12 @@ class JobService:
     async def create(
         self, doc: dict[str, Any], *, idempotency_key: str | None
     ) -> tuple[dict[str, Any], bool]:
-        """Record a queued job of any kind and send its start message; (job, created now)."""
-        doc = {**doc, "status": "queued", "queued_at": utcnow()}
-        if idempotency_key:
-            doc["idempotency_key"] = idempotency_key
-        job, created = await self._jobs.insert(doc)
+        """Record a queued job of any registered kind and send its start message; (job, created now)."""
+        self._kinds.get(doc["kind"])  # an unregistered kind is a programming error: fail before recording
+        job, created = await self._store.create(doc, idempotency_key=idempotency_key)
         if created:
-            await self._send_start(job)
-        return job, created
+            await self._send_start(dict(job))
+        return dict(job), created
 
     async def _send_start(self, job: dict[str, Any]) -> None:
         body = {"type": START_MESSAGE, "job_id": str(job["_id"])}
@@ -183,9 +187,7 @@ class JobService:
         if await self._jobs.count_running(job["user_id"], job["kind"]) >= self.policy.max_running_per_user:
             await self._wait_for_a_slot(job_id)
             return
-        claimed = await self._jobs.transition(
-            job_id, from_status=("queued",), changes={"status": "starting", "claimed_at": utcnow()}
-        )
+        claimed = await self._store.apply(job_id, JobEvent.CLAIM, changes={"claimed_at": utcnow()})
         if claimed is None:
             return  # another delivery claimed it first
         # Count again now that this job holds a slot: concurrent dispatches can all pass the first check.
@@ -193,16 +195,18 @@ class JobService:
             await self._jobs.count_running(claimed["user_id"], claimed["kind"])
             > self.policy.max_running_per_user
         ):
-            if await self._jobs.transition(job_id, from_status=("starting",), changes={"status": "queued"}):
+            if await self._store.apply(job_id, JobEvent.RELEASE):
                 await self._wait_for_a_slot(job_id)
             return
+        kind = self._kinds.get(claimed["kind"])
         spec = JobSpec(
             job_id=str(job_id),
-            kind=claimed["kind"],
+            kind=kind.name,
             params=claimed["params"],
             output_prefix=f"users/{claimed['user_id']}/jobs/{job_id}",
-            max_runtime_s=self.policy.max_runtime_s,
-            gpu=False,
+            max_runtime_s=kind.resources.max_runtime_s,
+            gpu=kind.resources.gpu,
+            memory_mb=kind.resources.memory_mb,
             env=self._worker_env,
         )
         try:
@@ -212,27 +216,21 @@ class JobService:
                 )
             handle = await self._backend.submit(spec)
         except DomainError as e:
-            failed = await self._jobs.transition(
+            failed = await self._store.apply(
                 job_id,
-                from_status=("starting",),
-                changes={
-                    "status": "failed",
-                    "error": f"Could not start the job: {e.message}",
-                    "completed_at": utcnow(),
-                },
+                JobEvent.SUBMIT_FAILED,
+                changes={"error": f"Could not start the job: {e.message}", "completed_at": utcnow()},
             )
             if failed is not None:
-                await self._events.append(failed, "status", {"status": "failed", "error": failed["error"]})
+                await self._store.log(failed, "status", {"status": "failed", "error": failed.get("error")})
             return
-        updated = await self._jobs.transition(
+        updated = await self._store.apply(
             job_id,
-            from_status=("starting", "running", "stopping"),
+            JobEvent.SUBMITTED,
             changes={"backend": handle.backend, "external_id": handle.external_id, "heartbeat_at": utcnow()},
         )
         if updated is not None:
-            await self._events.append(
-                updated, "status", {"status": updated["status"], "backend": handle.backend}
-            )
+            await self._store.log(updated, "status", {"status": updated["status"], "backend": handle.backend})
             if updated["status"] == "stopping":
                 # A stop arrived while the job was being submitted (no handle then): deliver it now.
                 await self._backend.stop(handle)
@@ -240,9 +238,7 @@ class JobService:
     async def _wait_for_a_slot(self, job_id: ObjectId) -> None:
         """Over the per-user cap: stay queued and look again later. Touching the job tells the sweeper
         it is waiting, not lost (so it does not send more messages for it)."""
-        await self._jobs.transition(
-            job_id, from_status=("queued",), changes={"waiting_for_slot_at": utcnow()}
-        )
+        await self._store.apply(job_id, JobEvent.WAIT, changes={"waiting_for_slot_at": utcnow()})
         await self._queue.send(
             {"type": START_MESSAGE, "job_id": str(job_id)}, delay_seconds=self.policy.cap_retry_delay_s
         )
@@ -281,32 +277,26 @@ class JobService:
 
     async def stop(self, user_id: ObjectId, job_id: ObjectId) -> dict[str, Any]:
         job = await self.get(user_id, job_id)
-        if job["status"] in TERMINAL_STATES:
+        if is_terminal(job["status"]):
             raise Conflict(f"Job already finished (status: {job['status']})", code="JOB_FINISHED")
         now = utcnow()
         if job["status"] == "queued":
-            stopped = await self._jobs.transition(
-                job_id,
-                from_status=("queued",),
-                changes={"status": "stopped", "completed_at": now, "error": None},
+            stopped = await self._store.apply(
+                job_id, JobEvent.CANCEL, changes={"completed_at": now, "error": None}
             )
             if stopped is not None:
-                await self._events.append(
-                    stopped, "status", {"status": "stopped", "reason": "stopped by user"}
-                )
-                return stopped
+                await self._store.log(stopped, "status", {"status": "stopped", "reason": "stopped by user"})
+                return dict(stopped)
             job = await self.get(user_id, job_id)
-        stopping = await self._jobs.transition(
-            job_id,
-            from_status=("starting", "running"),
-            changes={"status": "stopping", "stop_requested_at": now},
+        stopping = await self._store.apply(
+            job_id, JobEvent.STOP_REQUESTED, changes={"stop_requested_at": now}
         )
         if stopping is None:
             return await self.get(user_id, job_id)
-        await self._events.append(stopping, "status", {"status": "stopping"})
+        await self._store.log(stopping, "status", {"status": "stopping"})
         if stopping.get("external_id"):
             await self._backend.stop(JobHandle(stopping["backend"], stopping["external_id"]))
-        return stopping
+        return dict(stopping)
 
     # --- sweeping -------------------------------------------------------------------------------
 
@@ -317,9 +307,7 @@ class JobService:
         for job in stale:
             with contextlib.suppress(DomainError):
                 await self._queue.send({"type": START_MESSAGE, "job_id": str(job["_id"])})
-                await self._jobs.transition(
-                    job["_id"], from_status=("queued",), changes={"requeued_at": utcnow()}
-                )
+                await self._store.apply(job["_id"], JobEvent.WAIT, changes={"requeued_at": utcnow()})
         return len(stale)
 
 
@@ -330,4 +318,4 @@ def _default_task(dataset: dict[str, Any], target_type: str) -> str:
     return "regression" if target_type == "float" else "classification"
 
 
-__all__ = ["ACTIVE_STATES", "START_MESSAGE", "JobPolicy", "JobService"]
+__all__ = ["ACTIVE", "START_MESSAGE", "JobPolicy", "JobService"]

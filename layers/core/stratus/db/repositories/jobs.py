@@ -1,7 +1,7 @@
-"""Jobs (training now; fine-tuning, downloads and inference batches share the shape) and their event logs.
+"""Jobs of every kind and their event logs.
 
-Status only moves forward: every transition names the statuses it may come from, so a late or
-duplicated event can never move a job backwards.
+Statuses move only through stratus.jobs.store.JobStore, which derives each update's allowed source
+statuses from the transition table (stratus.jobs.lifecycle); `update_if` is its primitive.
 """
 
 from __future__ import annotations
@@ -14,12 +14,8 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from stratus.db.repository import Repository
+from stratus.jobs.lifecycle import ACTIVE, RUNNING
 from stratus.schemas.common import utcnow
-
-# A job in one of these states may still read its dataset and counts against concurrency caps.
-ACTIVE_STATES = ("queued", "starting", "running", "stopping")
-RUNNING_STATES = ("starting", "running", "stopping")
-TERMINAL_STATES = ("completed", "failed", "stopped")
 
 
 class JobRepository(Repository):
@@ -98,23 +94,24 @@ class JobRepository(Repository):
         cursor = self.collection.find(query).sort("_id", DESCENDING).skip(offset).limit(limit)
         return await cursor.to_list(), await self.collection.count_documents(query)
 
-    async def transition(
+    async def update_if(
         self,
         job_id: ObjectId,
         *,
         from_status: tuple[str, ...],
         changes: dict[str, Any],
-        extra_filter: dict[str, Any] | None = None,
+        where: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
-        """Apply `changes` only if the job is in one of `from_status`; None otherwise (it moved on)."""
-        query = {"_id": job_id, "status": {"$in": list(from_status)}, **(extra_filter or {})}
+        """Apply `changes` only if the job is in one of `from_status` (and matches `where`); None
+        otherwise (it moved on)."""
+        query = {"_id": job_id, "status": {"$in": list(from_status)}, **(where or {})}
         return await self.collection.find_one_and_update(
             query, {"$set": {**changes, "updated_at": utcnow()}}, return_document=ReturnDocument.AFTER
         )
 
     async def count_running(self, user_id: ObjectId, kind: str) -> int:
         return await self.collection.count_documents(
-            {"user_id": user_id, "kind": kind, "status": {"$in": list(RUNNING_STATES)}}
+            {"user_id": user_id, "kind": kind, "status": {"$in": list(RUNNING)}}
         )
 
     async def stale(
@@ -131,7 +128,7 @@ class JobRepository(Repository):
         await self.collection.delete_one({"_id": job_id})
 
     async def dataset_in_use(self, dataset_id: ObjectId) -> bool:
-        query = {"dataset_id": dataset_id, "status": {"$in": list(ACTIVE_STATES)}}
+        query = {"dataset_id": dataset_id, "status": {"$in": list(ACTIVE)}}
         return await self.collection.find_one(query) is not None
 
 
