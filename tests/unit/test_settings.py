@@ -48,3 +48,34 @@ def test_secrets_are_resolved_from_arns() -> None:
     settings = Settings(jwt_secret_arn="arn:jwt", mongodb_uri_secret_arn="arn:uri")
     resolved = settings.with_secrets(lambda arn: {"arn:jwt": "j" * 40, "arn:uri": "mongodb://secret"}[arn])
     assert resolved.jwt_secret.get_secret_value() == "j" * 40 and resolved.mongodb_uri == "mongodb://secret"
+
+
+@pytest.mark.parametrize(
+    ("runtime", "backend", "message"),
+    [
+        ("local", "sagemaker", "STRATUS_JOB_BACKEND=sagemaker needs STRATUS_RUNTIME=aws"),
+        ("local", "batch", "STRATUS_JOB_BACKEND=batch needs STRATUS_RUNTIME=aws"),
+        ("aws", "local", "STRATUS_JOB_BACKEND=sagemaker or batch"),
+    ],
+)
+def test_the_job_backend_must_fit_the_runtime(runtime: str, backend: str, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings(runtime=runtime, job_backend=backend, mongodb_uri="mongodb://db", artifacts_bucket="b")  # type: ignore[arg-type]
+
+
+def test_an_unknown_job_backend_is_refused() -> None:
+    with pytest.raises(ValidationError, match="job_backend"):
+        Settings(job_backend="kubernetes")  # type: ignore[arg-type]
+
+
+def test_websocket_urls_follow_the_public_url_or_the_setting() -> None:
+    assert (
+        Settings(public_base_url="http://127.0.0.1:8000").follow_url("j1")
+        == "ws://127.0.0.1:8000/ws?follow=j1"
+    )
+    assert (
+        Settings(public_base_url="https://api.example.com").public_websocket_url()
+        == "wss://api.example.com/ws"
+    )
+    aws = Settings(websocket_url="wss://abc.execute-api.us-east-1.amazonaws.com/prod/")
+    assert aws.follow_url("j1") == "wss://abc.execute-api.us-east-1.amazonaws.com/prod?follow=j1"

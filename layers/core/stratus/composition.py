@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from bson import ObjectId
 
@@ -60,10 +61,14 @@ class Ports:
     notifier: Notifier
     jobs: JobBackend
     inference: InferenceBackend
+    # Webhook deliveries' own queue (STRATUS_WEBHOOKS_QUEUE_URL); None: they share `queue`.
+    webhook_queue: MessageQueue | None = None
 
 
 class Container:
-    """Everything a request or an event handler needs, built once per process (per Lambda container)."""
+    """The composition root's product: ports, repositories and services, built once per process (per
+    Lambda container). Services are built on first use, so a Lambda pays only for the services its
+    routes and handlers ask for (through the narrow dependencies in stratus.api.deps)."""
 
     def __init__(self, settings: Settings, database: Database, ports: Ports) -> None:
         self.settings = settings
@@ -71,11 +76,8 @@ class Container:
         self.ports = ports
         self.logger = get_logger(settings.service_name, settings.log_level)
         self.metrics = Metrics()
-        self.health = HealthService(
-            database,
-            probes={"storage": ports.storage.ping, "queue": ports.queue.ping},
-        )
 
+        # Repositories are collection handles: cheap, and all of them are needed for the indexes.
         db = database.db
         self.users = UserRepository(db)
         self.refresh_tokens = RefreshTokenRepository(db)
@@ -107,11 +109,28 @@ class Container:
             self.connection_repo,
             self.task_repo,
         ]
+        self.job_kinds = capabilities.job_kinds()
+        self.job_store = JobStore(self.job_repo, self.job_event_repo)
 
-        self.rate_limiter = RateLimiter(self.rate_limit_counters)
-        self.quota = QuotaService(self.users, settings.plan_quotas)
+    @cached_property
+    def health(self) -> HealthService:
+        return HealthService(
+            self.database, probes={"storage": self.ports.storage.ping, "queue": self.ports.queue.ping}
+        )
+
+    @cached_property
+    def rate_limiter(self) -> RateLimiter:
+        return RateLimiter(self.rate_limit_counters)
+
+    @cached_property
+    def quota(self) -> QuotaService:
+        return QuotaService(self.users, self.settings.plan_quotas)
+
+    @cached_property
+    def auth(self) -> AuthService:
+        settings = self.settings
         window = settings.login_failure_window_s
-        self.auth = AuthService(
+        return AuthService(
             users=self.users,
             refresh_tokens=self.refresh_tokens,
             revocations=self.revocations,
@@ -128,22 +147,32 @@ class Container:
                 per_ip=Limit(settings.login_failures_per_ip, window),
             ),
         )
-        self.api_keys = ApiKeyService(
+
+    @cached_property
+    def api_keys(self) -> ApiKeyService:
+        return ApiKeyService(
             self.api_key_repo,
             self.model_repo,
             revocations=self.revocations,
-            session_ttl_s=settings.refresh_token_ttl_s,
+            session_ttl_s=self.settings.refresh_token_ttl_s,
         )
-        self.models = ModelService(
-            self.model_repo, api_keys=self.api_key_repo, jobs=self.job_repo, storage=ports.storage
+
+    @cached_property
+    def models(self) -> ModelService:
+        return ModelService(
+            self.model_repo, api_keys=self.api_key_repo, jobs=self.job_repo, storage=self.ports.storage
         )
-        self.datasets = DatasetService(
+
+    @cached_property
+    def datasets(self) -> DatasetService:
+        settings = self.settings
+        return DatasetService(
             datasets=self.dataset_repo,
             users=self.users,
             jobs=self.job_repo,
-            storage=ports.storage,
-            queue=ports.queue,
-            bus=ports.bus,
+            storage=self.ports.storage,
+            queue=self.ports.queue,
+            bus=self.ports.bus,
             scratch_dir=settings.state_dir / "scratch",
             policy=DatasetPolicy(
                 max_upload_bytes=settings.max_presigned_upload_bytes,
@@ -152,71 +181,101 @@ class Container:
                 limits=IngestLimits(),
             ),
         )
-        self.files = FileService(self.file_repo, ports.storage, url_ttl_s=settings.presigned_url_ttl_s)
-        self.job_kinds = capabilities.job_kinds()
-        self.job_store = JobStore(self.job_repo, self.job_event_repo)
-        self.jobs = JobService(
+
+    @cached_property
+    def files(self) -> FileService:
+        return FileService(self.file_repo, self.ports.storage, url_ttl_s=self.settings.presigned_url_ttl_s)
+
+    @cached_property
+    def jobs(self) -> JobService:
+        return JobService(
             jobs=self.job_repo,
             store=self.job_store,
             events=self.job_event_repo,
             kinds=self.job_kinds,
             datasets=self.dataset_repo,
-            queue=ports.queue,
-            backend=ports.jobs,
-            storage=ports.storage,
-            worker_env=worker_environment(settings),
+            queue=self.ports.queue,
+            backend=self.ports.jobs,
+            storage=self.ports.storage,
+            worker_env=worker_environment(self.settings),
             policy=JobPolicy(
-                max_running_per_user=settings.max_concurrent_jobs_per_user,
-                heartbeat_timeout_s=settings.job_heartbeat_timeout_s,
+                max_running_per_user=self.settings.max_concurrent_jobs_per_user,
+                heartbeat_timeout_s=self.settings.job_heartbeat_timeout_s,
             ),
         )
-        self.downloads = DownloadService(
+
+    @cached_property
+    def downloads(self) -> DownloadService:
+        return DownloadService(
             jobs=self.jobs,
             job_repo=self.job_repo,
             models=self.model_repo,
             policy=DownloadPolicy(
-                hub_timeout_s=settings.hub_timeout_s, max_bytes=settings.max_model_download_bytes
+                hub_timeout_s=self.settings.hub_timeout_s, max_bytes=self.settings.max_model_download_bytes
             ),
+            follow_url=self.settings.follow_url,
         )
-        # Webhook deliveries share the jobs queue (and its DLQ); private target addresses are refused
-        # outside the local runtime (SSRF).
-        self.webhooks = WebhookService(
+
+    @cached_property
+    def webhooks(self) -> WebhookService:
+        # Deliveries go on their own queue (and DLQ) where one is configured; private target addresses
+        # are refused outside the local runtime (SSRF).
+        return WebhookService(
             self.webhook_repo,
             self.webhook_delivery_repo,
-            ports.queue,
-            allow_private_urls=settings.runtime == "local",
+            self.ports.webhook_queue or self.ports.queue,
+            allow_private_urls=self.settings.runtime == "local",
         )
-        self.live = LiveUpdates(self.connection_repo, ports.notifier, job_owner=self._owns_job_or_task)
-        self.tasks = TaskService(
+
+    @cached_property
+    def live(self) -> LiveUpdates:
+        return LiveUpdates(self.connection_repo, self.ports.notifier, job_owner=self._owns_job_or_task)
+
+    @cached_property
+    def tasks(self) -> TaskService:
+        return TaskService(
             self.task_repo,
-            ports.inference,
+            self.ports.inference,
             self.quota,
             self.live,
-            default_wait_s=settings.task_wait_s,
-            max_wait_s=settings.task_max_wait_s,
+            default_wait_s=self.settings.task_wait_s,
+            max_wait_s=self.settings.task_max_wait_s,
             models=self.model_repo,
         )
-        self.job_events = JobEventsService(
+
+    @cached_property
+    def job_events(self) -> JobEventsService:
+        return JobEventsService(
             jobs=self.job_repo,
             store=self.job_store,
             kinds=self.job_kinds,
             models=self.model_repo,
-            backend=ports.jobs,
-            heartbeat_timeout_s=settings.job_heartbeat_timeout_s,
+            backend=self.ports.jobs,
+            heartbeat_timeout_s=self.settings.job_heartbeat_timeout_s,
             live=self.live,
             webhooks=self.webhooks,
         )
-        self.predictions = PredictionService(self.models, ports.storage, self.quota)
+
+    @cached_property
+    def predictions(self) -> PredictionService:
+        return PredictionService(self.models, self.ports.storage, self.quota)
+
+    @cached_property
+    def finetune(self) -> FineTuneRecordService:
         # Seed 003's client-managed fine-tune records, kept in the jobs collection (kind "finetune").
-        self.finetune = FineTuneRecordService(
+        return FineTuneRecordService(
             jobs=self.job_repo, datasets=self.dataset_repo, models=self.model_repo, users=self.users
         )
 
-        # Queue messages, by type: the SQS dispatcher and the local queue both hand bodies here.
-        self.messages = MessageRouter()
-        self.messages.register(PROCESS_MESSAGE, self.datasets.handle_message)
-        self.messages.register(START_MESSAGE, self.jobs.handle_message)
-        self.messages.register(DELIVER_MESSAGE, self.webhooks.handle_message)
+    @cached_property
+    def messages(self) -> MessageRouter:
+        """Queue messages, by type: the SQS dispatcher and the local queue both hand bodies here. Each
+        handler's service is built when its first message arrives."""
+        messages = MessageRouter()
+        messages.register(PROCESS_MESSAGE, lambda body: self.datasets.handle_message(body))
+        messages.register(START_MESSAGE, lambda body: self.jobs.handle_message(body))
+        messages.register(DELIVER_MESSAGE, lambda body: self.webhooks.handle_message(body))
+        return messages
 
     async def _owns_job_or_task(self, user_id: ObjectId, reference: str) -> bool:
         """WebSocket subscriptions follow jobs (training, downloads) and inference tasks alike."""
@@ -265,6 +324,7 @@ def build_aws_ports(settings: Settings) -> Ports:
         jobs = BatchBackend(
             clients.LazyClient(lambda: clients.batch(settings)),
             job_queue=settings.batch_job_queue or "",
+            gpu_job_queue=settings.batch_gpu_job_queue,
             job_definition=settings.batch_job_definition or "",
         )
     else:
@@ -273,11 +333,15 @@ def build_aws_ports(settings: Settings) -> Ports:
             image_uri=settings.worker_image_uri or "",
             role_arn=settings.sagemaker_role_arn or "",
             bucket=settings.artifacts_bucket,
-            gpu_instance_type=settings.sagemaker_instance_type,
+            gpu_instance_type=settings.sagemaker_gpu_instance_type,
+            cpu_instance_type=settings.sagemaker_cpu_instance_type,
+            instance_types=settings.sagemaker_instance_types,
         )
     storage = S3Storage(clients.LazyClient(lambda: clients.s3(settings)), settings.artifacts_bucket)
+    sqs = clients.LazyClient(lambda: clients.sqs(settings))
     return Ports(
-        queue=SqsQueue(clients.LazyClient(lambda: clients.sqs(settings)), settings.jobs_queue_url),
+        queue=SqsQueue(sqs, settings.jobs_queue_url),
+        webhook_queue=SqsQueue(sqs, settings.webhooks_queue_url) if settings.webhooks_queue_url else None,
         bus=EventBridgeBus(clients.LazyClient(lambda: clients.events(settings)), settings.event_bus_name),
         storage=storage,
         notifier=ApiGatewayNotifier(

@@ -61,7 +61,8 @@ class Settings(BaseSettings):
     )
     # SQS queue that carries job messages to the dispatcher.
     jobs_queue_url: str | None = None
-    # SQS queue that carries webhook deliveries (with retries and a DLQ).
+    # SQS queue that carries webhook deliveries (its own retries and DLQ, so a failing receiver never
+    # delays a job's start). Unset: deliveries share the jobs queue.
     webhooks_queue_url: str | None = None
     # EventBridge bus for job state and progress events.
     event_bus_name: str = "default"
@@ -69,16 +70,26 @@ class Settings(BaseSettings):
     artifacts_bucket: str | None = None
     # API Gateway WebSocket management endpoint (https://{api-id}.execute-api.{region}.amazonaws.com/{stage}).
     websocket_endpoint: str | None = None
-    # Job backend for container work in AWS: SageMaker training jobs or AWS Batch.
+    # The WebSocket URL clients connect to, named in responses that offer live updates
+    # (wss://{api-id}.execute-api.{region}.amazonaws.com/{stage} in AWS). Unset: derived from
+    # public_base_url (ws://host:port/ws, the local runtime's route).
+    websocket_url: str | None = None
+    # Where container work runs: "local" (worker subprocesses; the local runtime only), "sagemaker"
+    # (training jobs) or "batch" (AWS Batch). The AWS runtime needs sagemaker or batch.
     job_backend: Literal["local", "sagemaker", "batch"] = "local"
     # Container image URI run by SageMaker / Batch.
     worker_image_uri: str | None = None
     # IAM role SageMaker training jobs assume.
     sagemaker_role_arn: str | None = None
-    # SageMaker instance type for training jobs.
-    sagemaker_instance_type: str = "ml.g5.xlarge"
-    # AWS Batch job queue and job definition.
+    # SageMaker instance types: job kinds that need a GPU (their spec says so) run on the GPU type, the
+    # others on the CPU type; `sagemaker_instance_types` overrides either per kind ({"training": "ml.c5.xlarge"}).
+    sagemaker_gpu_instance_type: str = "ml.g5.xlarge"
+    sagemaker_cpu_instance_type: str = "ml.m5.large"
+    sagemaker_instance_types: dict[str, str] = {}
+    # AWS Batch: the job definition, the queue of the CPU compute environment, and the queue of the GPU
+    # one (kinds that need a GPU; unset: the CPU queue, with a GPU resource requirement).
     batch_job_queue: str | None = None
+    batch_gpu_job_queue: str | None = None
     batch_job_definition: str | None = None
 
     # How long an inference request waits for its result before answering 202 (overridden per request
@@ -137,6 +148,11 @@ class Settings(BaseSettings):
                 raise ValueError("STRATUS_URL_SIGNING_SECRET must be set to a real secret in production")
             if len(self.jwt_secret.get_secret_value()) < 32 and not self.jwt_secret_arn:
                 raise ValueError("STRATUS_JWT_SECRET must be at least 32 characters")
+        if self.runtime == "local" and self.job_backend != "local":
+            raise ValueError(
+                f"STRATUS_JOB_BACKEND={self.job_backend} needs STRATUS_RUNTIME=aws; the local runtime runs "
+                "jobs as local worker processes (STRATUS_JOB_BACKEND=local)"
+            )
         if self.runtime == "aws":
             missing = [
                 name
@@ -148,7 +164,21 @@ class Settings(BaseSettings):
             ]
             if missing:
                 raise ValueError(f"runtime 'aws' needs {', '.join(missing)}")
+            if self.job_backend == "local":
+                raise ValueError("runtime 'aws' needs STRATUS_JOB_BACKEND=sagemaker or batch")
         return self
+
+    def public_websocket_url(self) -> str:
+        """Where clients open the WebSocket that live updates are pushed on."""
+        if self.websocket_url:
+            return self.websocket_url.rstrip("/")
+        base = self.public_base_url.rstrip("/")
+        scheme, _, rest = base.partition("://")
+        return f"{'wss' if scheme == 'https' else 'ws'}://{rest}/ws"
+
+    def follow_url(self, job_id: str) -> str:
+        """The WebSocket URL that pushes one job's (or task's, or download's) updates from the start."""
+        return f"{self.public_websocket_url()}?follow={job_id}"
 
     def with_secrets(self, fetch: Callable[[str], str]) -> Settings:
         """A copy with the secrets named by ARN filled in (`fetch` reads one secret string)."""

@@ -74,7 +74,10 @@ async def test_submit_and_describe(batch: tuple[Any, BatchBackend]) -> None:
     assert env["STRATUS_OUTPUT_PREFIX"] == "jobs/65f0c0ffee0123456789abcd/"
     assert json.loads(env["STRATUS_JOB_PARAMS"]) == {"epochs": 3}
     # moto keeps no resource overrides: read them off the validated request.
-    assert sent[0]["containerOverrides"]["resourceRequirements"] == [{"type": "GPU", "value": "1"}]
+    assert sent[0]["containerOverrides"]["resourceRequirements"] == [
+        {"type": "MEMORY", "value": "4096"},
+        {"type": "GPU", "value": "1"},
+    ]
     assert job["tags"]["stratus:job_id"] == "65f0c0ffee0123456789abcd"
 
     assert await backend.describe(handle) == BackendStatus("completed")  # moto's Docker-less jobs succeed
@@ -116,7 +119,8 @@ def test_request_shape() -> None:
     backend = BatchBackend(None, job_queue="q", job_definition="d")
     request = backend.submit_request(spec(max_runtime_s=5, env={"A": "1"}))
     assert request["timeout"] == {"attemptDurationSeconds": 60}  # Batch's minimum
-    assert "resourceRequirements" not in request["containerOverrides"]
+    # The kind's memory, and no GPU for a kind that does not ask for one.
+    assert request["containerOverrides"]["resourceRequirements"] == [{"type": "MEMORY", "value": "4096"}]
     assert {"name": "A", "value": "1"} in request["containerOverrides"]["environment"]
     with pytest.raises(InvalidInput):
         backend.submit_request(spec(env={"AWS_BATCH_JOB_ID": "x"}))

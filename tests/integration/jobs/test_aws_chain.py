@@ -76,7 +76,12 @@ async def aws_app(
     )
     # The container jobs' environment comes from these settings (runtime "aws").
     aws_settings = settings.model_copy(
-        update={"runtime": "aws", "artifacts_bucket": BUCKET, "event_bus_name": "stratus"}
+        update={
+            "runtime": "aws",
+            "job_backend": "sagemaker",
+            "artifacts_bucket": BUCKET,
+            "event_bus_name": "stratus",
+        }
     )
     container = build_container(aws_settings, ports)
     await container.bootstrap()

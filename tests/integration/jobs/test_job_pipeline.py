@@ -14,9 +14,11 @@ from typing import Any
 import httpx
 import pytest
 from bson import ObjectId
+from fastapi import FastAPI
 
 from stratus.adapters.job_env import JOB_STATE_CHANGE
 from stratus.adapters.local.worker_pool import LocalProcessBackend
+from stratus.api.deps import get_jobs
 from stratus.composition import Container
 from stratus.errors import ServiceUnavailable
 from stratus.local.runtime import LocalPorts
@@ -46,8 +48,10 @@ def _training(dataset_id: str, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def sleeper_jobs(container: Container, tmp_path: Path) -> AsyncIterator[tuple[JobService, list[Event]]]:
-    """The container's job service, but with workers that just sleep, and their events collected."""
+async def sleeper_jobs(
+    container: Container, app: FastAPI, tmp_path: Path
+) -> AsyncIterator[tuple[JobService, list[Event]]]:
+    """The API's job service, but with workers that just sleep, and their events collected."""
     seen: list[Event] = []
 
     async def collect(event: Event) -> None:
@@ -65,7 +69,7 @@ async def sleeper_jobs(container: Container, tmp_path: Path) -> AsyncIterator[tu
         storage=container.ports.storage,
         policy=JobPolicy(max_running_per_user=1),
     )
-    container.jobs = service
+    app.dependency_overrides[get_jobs] = lambda: service
     try:
         yield service, seen
     finally:

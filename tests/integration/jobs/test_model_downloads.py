@@ -103,7 +103,7 @@ async def test_a_download_registers_a_described_model(
         download = started.json()
         assert download["status"] == "queued" and download["model_name"] == TINY_REPO
         assert started.headers["location"] == f"/models/download/{download['download_id']}"
-        assert download["websocket"] == f"/ws/download/{download['download_id']}"
+        assert download["websocket"] == f"ws://testserver/ws?follow={download['download_id']}"
         # AND asking again while it runs returns the same download
         again = await client.post(
             "/models/download",

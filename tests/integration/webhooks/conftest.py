@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from stratus.api.app import create_app
+from stratus.api.deps import get_webhooks
 from stratus.composition import Container
 from stratus.db.repositories.webhooks import WebhookDeliveryRepository, WebhookRepository
 from stratus.local.runtime import LocalPorts
@@ -98,12 +99,13 @@ async def app(
 ) -> AsyncIterator[FastAPI]:
     """The API with a webhook service on a settable clock, deliveries flowing through the real local queue."""
     service = make_service(queue=ports.queue)
-    container.webhooks = service  # type: ignore[attr-defined,unused-ignore]
     router = MessageRouter()
     router.register(DELIVER_MESSAGE, service.handle_message)
     await ports.queue.start(router.handle)
+    app = create_app(container)
+    app.dependency_overrides[get_webhooks] = lambda: service
     try:
-        yield create_app(container)
+        yield app
     finally:
         await ports.queue.stop()
 

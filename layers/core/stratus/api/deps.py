@@ -1,4 +1,7 @@
-"""FastAPI dependencies as Annotated aliases. Routers ask for what they need; the container supplies it."""
+"""FastAPI dependencies as narrow Annotated aliases: a handler asks for the services it uses (`Jobs`,
+`Datasets`, ...), never the whole container. Each provider is a plain function, so tests replace one
+service with `app.dependency_overrides[get_jobs] = ...` and a Lambda builds only what its routes ask for
+(the container builds each service on first use)."""
 
 from __future__ import annotations
 
@@ -7,18 +10,102 @@ from typing import Annotated, cast
 from fastapi import Depends, Request
 
 from stratus.composition import Container
+from stratus.observability.metrics import Metrics
+from stratus.services.api_keys import ApiKeyService
+from stratus.services.auth import AuthService
+from stratus.services.datasets import DatasetService
+from stratus.services.downloads import DownloadService
+from stratus.services.files import FileService
+from stratus.services.finetune import FineTuneRecordService
 from stratus.services.health import HealthService
+from stratus.services.jobs import JobService
+from stratus.services.models import ModelService
+from stratus.services.predictions import PredictionService
+from stratus.services.rate_limit import RateLimiter
+from stratus.services.tasks import TaskService
+from stratus.services.webhooks import WebhookService
+from stratus.settings import Settings
 
 
 def get_container(request: Request) -> Container:
     return cast(Container, request.app.state.container)
 
 
-ContainerDep = Annotated[Container, Depends(get_container)]
+_Container = Annotated[Container, Depends(get_container)]
 
 
-def _health(container: ContainerDep) -> HealthService:
+def get_settings(container: _Container) -> Settings:
+    return container.settings
+
+
+def get_metrics(container: _Container) -> Metrics:
+    return container.metrics
+
+
+def get_health(container: _Container) -> HealthService:
     return container.health
 
 
-HealthSvc = Annotated[HealthService, Depends(_health)]
+def get_auth(container: _Container) -> AuthService:
+    return container.auth
+
+
+def get_rate_limiter(container: _Container) -> RateLimiter:
+    return container.rate_limiter
+
+
+def get_api_keys(container: _Container) -> ApiKeyService:
+    return container.api_keys
+
+
+def get_datasets(container: _Container) -> DatasetService:
+    return container.datasets
+
+
+def get_files(container: _Container) -> FileService:
+    return container.files
+
+
+def get_jobs(container: _Container) -> JobService:
+    return container.jobs
+
+
+def get_finetune(container: _Container) -> FineTuneRecordService:
+    return container.finetune
+
+
+def get_models(container: _Container) -> ModelService:
+    return container.models
+
+
+def get_downloads(container: _Container) -> DownloadService:
+    return container.downloads
+
+
+def get_predictions(container: _Container) -> PredictionService:
+    return container.predictions
+
+
+def get_tasks(container: _Container) -> TaskService:
+    return container.tasks
+
+
+def get_webhooks(container: _Container) -> WebhookService:
+    return container.webhooks
+
+
+AppSettings = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+HealthSvc = Annotated[HealthService, Depends(get_health)]
+Auth = Annotated[AuthService, Depends(get_auth)]
+Limiter = Annotated[RateLimiter, Depends(get_rate_limiter)]
+ApiKeys = Annotated[ApiKeyService, Depends(get_api_keys)]
+Datasets = Annotated[DatasetService, Depends(get_datasets)]
+Files = Annotated[FileService, Depends(get_files)]
+Jobs = Annotated[JobService, Depends(get_jobs)]
+FineTunes = Annotated[FineTuneRecordService, Depends(get_finetune)]
+Models = Annotated[ModelService, Depends(get_models)]
+Downloads = Annotated[DownloadService, Depends(get_downloads)]
+Predictions = Annotated[PredictionService, Depends(get_predictions)]
+Tasks = Annotated[TaskService, Depends(get_tasks)]
+Webhooks = Annotated[WebhookService, Depends(get_webhooks)]

@@ -12,12 +12,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from stratus.api.deps import ContainerDep
+from stratus.api.deps import AppSettings, Auth, Limiter
 from stratus.errors import Unauthenticated
 from stratus.observability.context import user_id_var
 from stratus.security import api_keys
 from stratus.services.auth import Principal
-from stratus.services.rate_limit import Limit
+from stratus.services.rate_limit import Limit, RateLimiter
+from stratus.settings import Settings
 
 
 def bearer_credential(request: Request) -> str | None:
@@ -35,7 +36,7 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def _principal(request: Request, container: ContainerDep) -> Principal:
+async def _principal(request: Request, auth: Auth) -> Principal:
     credential = bearer_credential(request)
     if credential is None:
         raise Unauthenticated("Authentication required", code="AUTHENTICATION_REQUIRED")
@@ -44,7 +45,7 @@ async def _principal(request: Request, container: ContainerDep) -> Principal:
         # The rate-limit dependency already looked this key up for this request.
         principal: Principal = cached[1]
     else:
-        principal = await container.auth.authenticate(credential)
+        principal = await auth.authenticate(credential)
     user_id = str(principal.user_id)
     user_id_var.set(user_id)
     request.state.user_id = user_id
@@ -60,7 +61,7 @@ CurrentPrincipal = Annotated[Principal, Depends(_principal)]
 CurrentUser = Annotated[Principal, Depends(_unscoped_principal)]
 
 
-async def _caller_identity(request: Request, container: ContainerDep) -> tuple[str, Limit]:
+async def _caller_identity(request: Request, auth: Auth, settings: AppSettings) -> tuple[str, Limit]:
     """Who the limit applies to: an API key that exists, the user of a valid access token, or else the IP.
 
     Only a credential that checks out earns its own bucket; anything else (no credential, a made-up `sk-`
@@ -68,48 +69,46 @@ async def _caller_identity(request: Request, container: ContainerDep) -> tuple[s
     more requests. An API key costs one indexed read; the principal it yields is kept on the request for
     the authentication dependency, so the request reads the key once. Access tokens are checked without a
     database read (their revocation is checked where they authenticate)."""
-    settings = container.settings
     user_limit = Limit(settings.rate_limit_user, settings.rate_limit_user_window_s)
     credential = bearer_credential(request)
     if credential and credential.startswith(api_keys.PREFIX):
         if api_keys.looks_like_key(credential):
             try:
-                principal = await container.auth.authenticate_api_key(credential)
+                principal = await auth.authenticate_api_key(credential)
             except Unauthenticated:
                 pass
             else:
                 request.state.api_key_principal = (credential, principal)
                 return f"rl:key:{api_keys.digest(credential)[:24]}", user_limit
     elif credential:
-        subject = container.auth.access_token_subject(credential)
+        subject = auth.access_token_subject(credential)
         if subject:
             return f"rl:user:{subject}", user_limit
-    return _ip_identity(request, container)
+    return _ip_identity(request, settings)
 
 
-def _ip_identity(request: Request, container: ContainerDep) -> tuple[str, Limit]:
-    settings = container.settings
+def _ip_identity(request: Request, settings: Settings) -> tuple[str, Limit]:
     return f"rl:ip:{client_ip(request)}", Limit(
         settings.rate_limit_anonymous, settings.rate_limit_anonymous_window_s
     )
 
 
-async def _apply(request: Request, container: ContainerDep, key: str, limit: Limit) -> None:
-    decision = await container.rate_limiter.hit(key, limit)
+async def _apply(request: Request, limiter: RateLimiter, key: str, limit: Limit) -> None:
+    decision = await limiter.hit(key, limit)
     # The middleware copies these onto the response, whatever its status.
     request.state.rate_limit_headers = decision.headers()
-    container.rate_limiter.enforce(decision)
+    limiter.enforce(decision)
 
 
-async def enforce_rate_limit(request: Request, container: ContainerDep) -> None:
-    await _apply(request, container, *await _caller_identity(request, container))
+async def enforce_rate_limit(request: Request, auth: Auth, limiter: Limiter, settings: AppSettings) -> None:
+    await _apply(request, limiter, *await _caller_identity(request, auth, settings))
 
 
-async def enforce_anonymous_rate_limit(request: Request, container: ContainerDep) -> None:
+async def enforce_anonymous_rate_limit(request: Request, limiter: Limiter, settings: AppSettings) -> None:
     """For endpoints anyone may call (register, login, refresh): always the IP's bucket, whatever
     credential the request carries, so that holding one account's token does not lift the per-IP limit on
     making accounts or trying passwords."""
-    await _apply(request, container, *_ip_identity(request, container))
+    await _apply(request, limiter, *_ip_identity(request, settings))
 
 
 RateLimit = Depends(enforce_rate_limit)

@@ -4,7 +4,8 @@ API Gateway holds the sockets; this function only sees one event per connect, me
 in whichever container is free, so connection state lives in the database (LiveUpdates). Replies go back
 through the Management API (the Notifier), because $default has no route response configured.
 
-Authentication matches the local endpoint: `?token=` or `Sec-WebSocket-Protocol: bearer, <token>`. When the
+`?follow={job_id}` subscribes on connect, like the local `/ws?follow=`. Authentication matches the local
+endpoint: `?token=` or `Sec-WebSocket-Protocol: bearer, <token>`. When the
 subprotocol was used, $connect must echo `bearer` or browsers drop the connection. A model-bound API key (or
 a session opened with one) is refused with 403: it may call its model, not follow jobs.
 """
@@ -66,6 +67,15 @@ def build_websocket_handler(auth: AuthService, live: LiveUpdates, run: Runner) -
             # A model-bound API key (or a session opened with one) may call its model, not follow jobs.
             return {"statusCode": 403}
         await live.connect(connection_id, principal.user_id)
+        follow = (event.get("queryStringParameters") or {}).get("follow")
+        if follow:
+            # `?follow={id}` (the URL responses name) subscribes on connect. No reply can be sent before
+            # the connection opens, so a job that is not the user's refuses the connection instead.
+            try:
+                await live.subscribe(connection_id, principal.user_id, str(follow))
+            except DomainError:
+                await live.disconnect(connection_id)
+                return {"statusCode": 404}
         if subprotocol is None:
             return {"statusCode": 200}
         return {"statusCode": 200, "headers": {"Sec-WebSocket-Protocol": subprotocol}}

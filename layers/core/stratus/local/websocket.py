@@ -6,7 +6,8 @@ WebSocket. Unauthenticated connections, and model-bound API keys (which may call
 refused before the handshake completes.
 
 Clients follow jobs with {"action": "subscribe", "job_id": ...} (and "unsubscribe", "ping"); the
-per-resource paths of seed 002 (`/ws/tasks/{id}`, `/ws/download/{id}`) subscribe on connect.
+per-resource paths of seed 002 (`/ws/tasks/{id}`, `/ws/download/{id}`) and `/ws?follow={id}` subscribe
+on connect.
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ def build_router(hub: LocalWebSocketHub, auth: AuthService, live: LiveUpdates) -
 
     @router.websocket("/ws")
     async def websocket(ws: WebSocket) -> None:
-        await serve(ws)
+        # `?follow={id}` subscribes on connect, as on the API Gateway WebSocket (responses name this URL).
+        await serve(ws, follow=ws.query_params.get("follow") or None)
 
     @router.websocket("/ws/training")
     async def training(ws: WebSocket) -> None:

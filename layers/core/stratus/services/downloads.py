@@ -8,6 +8,7 @@ again while a download of the same model is under way returns that download.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,9 +34,16 @@ class DownloadPolicy:
 
 class DownloadService:
     def __init__(
-        self, *, jobs: JobService, job_repo: JobRepository, models: ModelRepository, policy: DownloadPolicy
+        self,
+        *,
+        jobs: JobService,
+        job_repo: JobRepository,
+        models: ModelRepository,
+        policy: DownloadPolicy,
+        follow_url: Callable[[str], str],
     ) -> None:
         self._jobs = jobs
+        self._follow_url = follow_url
         self._job_repo = job_repo
         self._models = models
         self.policy = policy
@@ -67,7 +75,7 @@ class DownloadService:
             }, False
         running = await self._job_repo.latest_named(user_id, DOWNLOAD, request.model_name)
         if running is not None and running["status"] in ACTIVE:
-            return public(running), True
+            return self._public(running), True
         job, _ = await self._jobs.create(
             {
                 "user_id": user_id,
@@ -87,13 +95,13 @@ class DownloadService:
             },
             idempotency_key=idempotency_key,
         )
-        return public(job), True
+        return self._public(job), True
 
     async def get(self, user_id: ObjectId, download_id: ObjectId) -> dict[str, Any]:
         job = await self._job_repo.get_owned(user_id, download_id)
         if job is None or job.get("kind") != DOWNLOAD:
             raise NotFound("Download not found")
-        return public(job)
+        return self._public(job)
 
     async def info(self, user_id: ObjectId, model_name: str) -> dict[str, Any]:
         """Seed 000's GET /models/{model_name}/info: a built-in model, a downloaded one, or the state of
@@ -106,7 +114,7 @@ class DownloadService:
             return describe(model)
         job = await self._job_repo.latest_named(user_id, DOWNLOAD, model_name)
         if job is not None and job["status"] != "completed":  # completed: its model was deleted since
-            view = public(job)
+            view = self._public(job)
             return {"name": job["model_name"], "task": job.get("task"), "source": HUB, **view}
         available = catalogue.names() + await self._models.names(user_id, source=HUB)
         raise NotFound(
@@ -115,17 +123,16 @@ class DownloadService:
             details={"available": available},
         )
 
-
-def public(job: dict[str, Any]) -> dict[str, Any]:
-    return {
-        **progress_view(job),
-        "task_type": job.get("task"),
-        "model_id": str(job["model_id"]) if job.get("model_id") else None,
-        "error": job.get("error"),
-        "websocket": f"/ws/download/{job['_id']}",
-        "created_at": job.get("created_at"),
-        "completed_at": job.get("completed_at"),
-    }
+    def _public(self, job: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **progress_view(job),
+            "task_type": job.get("task"),
+            "model_id": str(job["model_id"]) if job.get("model_id") else None,
+            "error": job.get("error"),
+            "websocket": self._follow_url(str(job["_id"])),
+            "created_at": job.get("created_at"),
+            "completed_at": job.get("completed_at"),
+        }
 
 
 def describe(model: dict[str, Any]) -> dict[str, Any]:

@@ -39,9 +39,13 @@ def batch_job_name(job_id: str) -> str:
 class BatchBackend:
     name = "batch"
 
-    def __init__(self, client: Any, *, job_queue: str, job_definition: str) -> None:
+    def __init__(
+        self, client: Any, *, job_queue: str, job_definition: str, gpu_job_queue: str | None = None
+    ) -> None:
         self._client = client
         self.job_queue = job_queue
+        # Kinds that need a GPU go to the queue of a GPU compute environment, where there is one.
+        self.gpu_job_queue = gpu_job_queue or job_queue
         self.job_definition = job_definition
 
     def submit_request(self, spec: JobSpec) -> dict[str, Any]:
@@ -52,11 +56,13 @@ class BatchBackend:
         overrides: dict[str, Any] = {
             "environment": [{"name": k, "value": str(v)} for k, v in sorted(environment.items())]
         }
+        requirements = [{"type": "MEMORY", "value": str(spec.memory_mb)}]
         if spec.gpu:
-            overrides["resourceRequirements"] = [{"type": "GPU", "value": "1"}]
+            requirements.append({"type": "GPU", "value": "1"})
+        overrides["resourceRequirements"] = requirements
         return {
             "jobName": batch_job_name(spec.job_id),
-            "jobQueue": self.job_queue,
+            "jobQueue": self.gpu_job_queue if spec.gpu else self.job_queue,
             "jobDefinition": self.job_definition,
             "containerOverrides": overrides,
             "timeout": {"attemptDurationSeconds": max(MIN_TIMEOUT_S, spec.max_runtime_s)},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -54,6 +55,7 @@ class SageMakerBackend:
         bucket: str,
         gpu_instance_type: str,
         cpu_instance_type: str = "ml.m5.large",
+        instance_types: Mapping[str, str] | None = None,
     ) -> None:
         self._client = client
         self.image_uri = image_uri
@@ -61,6 +63,13 @@ class SageMakerBackend:
         self.bucket = bucket
         self.gpu_instance_type = gpu_instance_type
         self.cpu_instance_type = cpu_instance_type
+        self.instance_types = dict(instance_types or {})
+
+    def instance_type(self, spec: JobSpec) -> str:
+        """The kind's own type if one is configured, else the GPU or CPU type its resources ask for."""
+        if spec.kind in self.instance_types:
+            return self.instance_types[spec.kind]
+        return self.gpu_instance_type if spec.gpu else self.cpu_instance_type
 
     def training_job_request(self, spec: JobSpec, name: str) -> dict[str, Any]:
         environment = _environment(spec)
@@ -70,7 +79,7 @@ class SageMakerBackend:
             "RoleArn": self.role_arn,
             "OutputDataConfig": {"S3OutputPath": f"s3://{self.bucket}/{spec.output_prefix.lstrip('/')}"},
             "ResourceConfig": {
-                "InstanceType": self.gpu_instance_type if spec.gpu else self.cpu_instance_type,
+                "InstanceType": self.instance_type(spec),
                 "InstanceCount": 1,
                 "VolumeSizeInGB": VOLUME_GB,
             },

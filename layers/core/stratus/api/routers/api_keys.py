@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from stratus.api.deps import ContainerDep
+from stratus.api.deps import ApiKeys
 from stratus.api.pagination import Pagination, set_total
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
@@ -17,24 +17,22 @@ router = APIRouter(
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
-async def create_api_key(
-    body: ApiKeyCreate, principal: CurrentUser, container: ContainerDep
-) -> dict[str, object]:
+async def create_api_key(body: ApiKeyCreate, principal: CurrentUser, api_keys: ApiKeys) -> dict[str, object]:
     """The full key is in this response only; store it now."""
     model_id = oid(body.model_id, what="Model") if body.model_id else None
-    record, key = await container.api_keys.create(principal.user_id, name=body.name, model_id=model_id)
+    record, key = await api_keys.create(principal.user_id, name=body.name, model_id=model_id)
     return {**record, "key": key}
 
 
 @router.get("", response_model=list[ApiKeyPublic])
 async def list_api_keys(
-    principal: CurrentUser, container: ContainerDep, page: Pagination, response: Response
+    principal: CurrentUser, api_keys: ApiKeys, page: Pagination, response: Response
 ) -> list[dict[str, object]]:
-    items, total = await container.api_keys.list(principal.user_id, limit=page.limit, offset=page.offset)
+    items, total = await api_keys.list(principal.user_id, limit=page.limit, offset=page.offset)
     set_total(response, total)
     return items
 
 
 @router.delete("/{apikey_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_api_key(apikey_id: ObjectIdStr, principal: CurrentUser, container: ContainerDep) -> None:
-    await container.api_keys.delete(principal.user_id, oid(apikey_id, what="API key"))
+async def delete_api_key(apikey_id: ObjectIdStr, principal: CurrentUser, api_keys: ApiKeys) -> None:
+    await api_keys.delete(principal.user_id, oid(apikey_id, what="API key"))

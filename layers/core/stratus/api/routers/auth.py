@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
-from stratus.api.deps import ContainerDep
+from stratus.api.deps import Auth
 from stratus.api.routing import StratusRoute
 from stratus.api.security import AnonymousRateLimit, CurrentPrincipal, CurrentUser, RateLimit, client_ip
 from stratus.schemas.auth import (
@@ -46,22 +46,22 @@ def build_router(prefix: str, *, include_in_schema: bool = True) -> APIRouter:
         response_model=RegisterResponse,
         dependencies=[AnonymousRateLimit],
     )
-    async def register(body: UserCreate, container: ContainerDep) -> dict[str, object]:
+    async def register(body: UserCreate, auth: Auth) -> dict[str, object]:
         """Create an account. The user's fields sit at the top level (seed 003) and under `user` with the
         session's tokens (seed 004)."""
-        user, pair = await container.auth.register(
+        user, pair = await auth.register(
             email=str(body.email), password=body.password, name=body.name, username=body.username
         )
         return {**user, "user": user, **_tokens(pair)}
 
     @router.post("/login", response_model=LoginResponse, dependencies=[AnonymousRateLimit])
-    async def login(body: LoginRequest, request: Request, container: ContainerDep) -> dict[str, object]:
+    async def login(body: LoginRequest, request: Request, auth: Auth) -> dict[str, object]:
         """Sign in with email+password, username+password, or an API key alone."""
         ip = client_ip(request)
         if body.api_key is not None:
-            user, pair = await container.auth.login_with_api_key(body.api_key, client_ip=ip)
+            user, pair = await auth.login_with_api_key(body.api_key, client_ip=ip)
         else:
-            user, pair = await container.auth.login_with_password(
+            user, pair = await auth.login_with_password(
                 email=str(body.email) if body.email else None,
                 username=body.username,
                 password=body.password or "",
@@ -70,23 +70,23 @@ def build_router(prefix: str, *, include_in_schema: bool = True) -> APIRouter:
         return {**_tokens(pair), "user": user}
 
     @router.post("/refresh", response_model=TokenResponse, dependencies=[AnonymousRateLimit])
-    async def refresh(body: RefreshRequest, container: ContainerDep) -> dict[str, object]:
+    async def refresh(body: RefreshRequest, auth: Auth) -> dict[str, object]:
         """Exchange a refresh token for a new pair.
 
         Each refresh token works once; presenting a used one again ends the whole session."""
-        return _tokens(await container.auth.refresh(body.refresh_token))
+        return _tokens(await auth.refresh(body.refresh_token))
 
     @router.post("/logout", response_model=MessageResponse, dependencies=[RateLimit])
     async def logout(
-        principal: CurrentPrincipal, container: ContainerDep, body: LogoutRequest | None = None
+        principal: CurrentPrincipal, auth: Auth, body: LogoutRequest | None = None
     ) -> MessageResponse:
         """Revoke the calling access token and its session's refresh tokens."""
-        await container.auth.logout(principal, body.refresh_token if body else None)
+        await auth.logout(principal, body.refresh_token if body else None)
         return MessageResponse(message="Successfully logged out")
 
     @router.get("/me", response_model=UserPublic, dependencies=[RateLimit])
-    async def me(principal: CurrentUser, container: ContainerDep) -> dict[str, object]:
+    async def me(principal: CurrentUser, auth: Auth) -> dict[str, object]:
         """The signed-in user's profile; not for a model-bound API key (403 API_KEY_SCOPE)."""
-        return await container.auth.get_user(principal.user_id)
+        return await auth.get_user(principal.user_id)
 
     return router

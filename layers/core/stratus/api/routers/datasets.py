@@ -7,12 +7,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 
-from stratus.api.deps import ContainerDep
+from stratus.api.deps import AppSettings, Datasets
 from stratus.api.pagination import MAX_PAGE_SIZE, Pagination, set_total
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
 from stratus.api.uploads import spool
-from stratus.composition import Container
 from stratus.db.ids import ObjectIdStr, oid
 from stratus.schemas.datasets import (
     DatasetPage,
@@ -23,6 +22,8 @@ from stratus.schemas.datasets import (
     UploadRequest,
     UploadTicket,
 )
+from stratus.services.datasets import DatasetService
+from stratus.settings import Settings
 
 router = APIRouter(
     prefix="/api/datasets", tags=["datasets"], route_class=StratusRoute, dependencies=[RateLimit]
@@ -38,17 +39,17 @@ OrderField = Annotated[Literal["asc", "desc"], Query()]
 
 
 async def _upload(
-    container: Container,
+    settings: Settings,
+    datasets: DatasetService,
     user: CurrentUser,
     file: UploadFile,
     name: str | None,
     description: str | None,
     dataset_type: str | None,
 ) -> dict[str, Any]:
-    settings = container.settings
     spooled = await spool(file, directory=settings.state_dir / "tmp", max_bytes=settings.max_upload_bytes)
     try:
-        return await container.datasets.upload(
+        return await datasets.upload(
             user.user_id, spooled, name=name, description=description, dataset_type=dataset_type
         )
     finally:
@@ -61,7 +62,8 @@ async def _upload(
 )
 async def upload_dataset(
     user: CurrentUser,
-    container: ContainerDep,
+    settings: AppSettings,
+    datasets: Datasets,
     file: FileField,
     name: NameField = None,
     description: DescriptionField = None,
@@ -69,16 +71,16 @@ async def upload_dataset(
 ) -> dict[str, Any]:
     """Upload a dataset as multipart form data. Small files are parsed at once (status `ready`); large
     ones are parsed by a worker (status `processing`, then `ready` or `failed` with the reason)."""
-    return await _upload(container, user, file, name, description, dataset_type)
+    return await _upload(settings, datasets, user, file, name, description, dataset_type)
 
 
 @router.post("/uploads", status_code=status.HTTP_201_CREATED, response_model=UploadTicket)
 async def request_upload(
-    body: UploadRequest, user: CurrentUser, container: ContainerDep, request: Request
+    body: UploadRequest, user: CurrentUser, datasets: Datasets, request: Request
 ) -> dict[str, Any]:
     """Start a presigned upload: PUT the file to `upload.url` with `upload.headers`, then POST `complete_url`.
     The bytes go straight to storage, so files over API Gateway's 10 MB payload limit never pass through the API."""
-    doc, presigned = await container.datasets.request_upload(
+    doc, presigned = await datasets.request_upload(
         user.user_id,
         filename=body.filename,
         size=body.size,
@@ -100,24 +102,22 @@ async def request_upload(
 
 
 @router.post("/{dataset_id}/complete", status_code=status.HTTP_202_ACCEPTED, response_model=DatasetPublic)
-async def complete_upload(
-    dataset_id: ObjectIdStr, user: CurrentUser, container: ContainerDep
-) -> dict[str, Any]:
+async def complete_upload(dataset_id: ObjectIdStr, user: CurrentUser, datasets: Datasets) -> dict[str, Any]:
     """Confirm a presigned upload; the dataset moves to `processing`."""
-    return await container.datasets.complete_upload(user.user_id, oid(dataset_id, what="Dataset"))
+    return await datasets.complete_upload(user.user_id, oid(dataset_id, what="Dataset"))
 
 
 @router.get("", response_model=list[DatasetPublic])
 async def list_datasets(
     user: CurrentUser,
-    container: ContainerDep,
+    datasets: Datasets,
     page: Pagination,
     response: Response,
     sort_by: SortField = "created_at",
     order: OrderField = "desc",
 ) -> list[dict[str, Any]]:
     """Newest first by default; `limit`/`offset` or `page`/`limit`. The total is in `X-Total-Count`."""
-    items, total = await container.datasets.list_owned(
+    items, total = await datasets.list_owned(
         user.user_id, sort_by=sort_by, descending=order == "desc", limit=page.limit, offset=page.offset
     )
     set_total(response, total)
@@ -127,14 +127,14 @@ async def list_datasets(
 @seed001.get("", response_model=DatasetPage, include_in_schema=False)
 async def list_datasets_paged(
     user: CurrentUser,
-    container: ContainerDep,
+    datasets: Datasets,
     page: Annotated[int, Query(ge=1)] = 1,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10,
     sort_by: SortField = "created_at",
     order: OrderField = "desc",
 ) -> dict[str, Any]:
     offset = (page - 1) * limit
-    items, total = await container.datasets.list_owned(
+    items, total = await datasets.list_owned(
         user.user_id, sort_by=sort_by, descending=order == "desc", limit=limit, offset=offset
     )
     return {"total": total, "page": page, "limit": limit, "offset": offset, "datasets": items}
@@ -142,8 +142,8 @@ async def list_datasets_paged(
 
 @router.get("/{dataset_id}", response_model=DatasetPublic)
 @seed001.get("/{dataset_id}", response_model=DatasetPublic, include_in_schema=False)
-async def get_dataset(dataset_id: ObjectIdStr, user: CurrentUser, container: ContainerDep) -> dict[str, Any]:
-    return await container.datasets.get(user.user_id, oid(dataset_id, what="Dataset"))
+async def get_dataset(dataset_id: ObjectIdStr, user: CurrentUser, datasets: Datasets) -> dict[str, Any]:
+    return await datasets.get(user.user_id, oid(dataset_id, what="Dataset"))
 
 
 @router.get("/{dataset_id}/rows", response_model=RowsPage)
@@ -151,14 +151,12 @@ async def get_dataset(dataset_id: ObjectIdStr, user: CurrentUser, container: Con
 async def dataset_rows(
     dataset_id: ObjectIdStr,
     user: CurrentUser,
-    container: ContainerDep,
+    datasets: Datasets,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
 ) -> dict[str, Any]:
     """A page of parsed rows, as objects keyed by column name."""
-    doc, rows = await container.datasets.rows(
-        user.user_id, oid(dataset_id, what="Dataset"), offset=offset, limit=limit
-    )
+    doc, rows = await datasets.rows(user.user_id, oid(dataset_id, what="Dataset"), offset=offset, limit=limit)
     return {
         "dataset_id": dataset_id,
         "offset": offset,
@@ -170,6 +168,6 @@ async def dataset_rows(
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
 @seed001.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT, include_in_schema=False)
-async def delete_dataset(dataset_id: ObjectIdStr, user: CurrentUser, container: ContainerDep) -> None:
+async def delete_dataset(dataset_id: ObjectIdStr, user: CurrentUser, datasets: Datasets) -> None:
     """Deletes the record and the stored file. Refused (409) while a training job uses the dataset."""
-    await container.datasets.delete(user.user_id, oid(dataset_id, what="Dataset"))
+    await datasets.delete(user.user_id, oid(dataset_id, what="Dataset"))

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, UploadFile, status
 
-from stratus.api.deps import ContainerDep
+from stratus.api.deps import AppSettings, Files
 from stratus.api.pagination import Pagination
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
@@ -21,29 +21,28 @@ router = APIRouter(prefix="/api/files", tags=["files"], route_class=StratusRoute
 
 @router.post("/upload", status_code=status.HTTP_201_CREATED, response_model=FilePublic)
 async def upload_file(
-    file: Annotated[UploadFile, File()], user: CurrentUser, container: ContainerDep
+    file: Annotated[UploadFile, File()], user: CurrentUser, files: Files, settings: AppSettings
 ) -> dict[str, Any]:
     """Store a file. `mime_type` is detected from the content, not taken from the client."""
-    settings = container.settings
     spooled = await spool(file, directory=settings.state_dir / "tmp", max_bytes=settings.max_upload_bytes)
     try:
-        return await container.files.upload(user.user_id, spooled)
+        return await files.upload(user.user_id, spooled)
     finally:
         await asyncio.to_thread(spooled.path.unlink, missing_ok=True)
 
 
 @router.get("", response_model=FilePage)
-async def list_files(user: CurrentUser, container: ContainerDep, page: Pagination) -> dict[str, Any]:
-    items, total = await container.files.list(user.user_id, limit=page.limit, offset=page.offset)
+async def list_files(user: CurrentUser, files: Files, page: Pagination) -> dict[str, Any]:
+    items, total = await files.list(user.user_id, limit=page.limit, offset=page.offset)
     return {"files": items, "total": total, "limit": page.limit, "offset": page.offset}
 
 
 @router.get("/{file_id}", response_model=FilePublic)
-async def get_file(file_id: ObjectIdStr, user: CurrentUser, container: ContainerDep) -> dict[str, Any]:
-    return await container.files.get(user.user_id, oid(file_id, what="File"))
+async def get_file(file_id: ObjectIdStr, user: CurrentUser, files: Files) -> dict[str, Any]:
+    return await files.get(user.user_id, oid(file_id, what="File"))
 
 
 @router.delete("/{file_id}", response_model=MessageResponse)
-async def delete_file(file_id: ObjectIdStr, user: CurrentUser, container: ContainerDep) -> MessageResponse:
-    await container.files.delete(user.user_id, oid(file_id, what="File"))
+async def delete_file(file_id: ObjectIdStr, user: CurrentUser, files: Files) -> MessageResponse:
+    await files.delete(user.user_id, oid(file_id, what="File"))
     return MessageResponse(message="File deleted successfully")

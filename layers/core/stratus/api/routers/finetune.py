@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 
-from stratus.api.deps import ContainerDep
+from stratus.api.deps import FineTunes
 from stratus.api.pagination import Pagination, set_total
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
@@ -33,34 +33,34 @@ router = APIRouter(
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=FineTunePublic)
 async def create_finetune_job(
-    body: FineTuneCreate, principal: CurrentUser, container: ContainerDep
+    body: FineTuneCreate, principal: CurrentUser, finetune: FineTunes
 ) -> dict[str, Any]:
     """Record a fine-tune job on one of your datasets (404 otherwise); counts in `fine_tune_jobs`."""
-    return await container.finetune.create(principal.user_id, body)
+    return await finetune.create(principal.user_id, body)
 
 
 @router.get("", response_model=list[FineTunePublic])
 async def list_finetune_jobs(
-    principal: CurrentUser, container: ContainerDep, page: Pagination, response: Response
+    principal: CurrentUser, finetune: FineTunes, page: Pagination, response: Response
 ) -> list[dict[str, Any]]:
     """Newest first; the total is in `X-Total-Count`."""
-    items, total = await container.finetune.list(principal.user_id, limit=page.limit, offset=page.offset)
+    items, total = await finetune.list(principal.user_id, limit=page.limit, offset=page.offset)
     set_total(response, total)
     return items
 
 
 @router.get("/{job_id}", response_model=FineTunePublic)
 async def get_finetune_job(
-    job_id: ObjectIdStr, principal: CurrentUser, container: ContainerDep
+    job_id: ObjectIdStr, principal: CurrentUser, finetune: FineTunes
 ) -> dict[str, Any]:
-    return await container.finetune.get(principal.user_id, oid(job_id, what="Fine-tune job"))
+    return await finetune.get(principal.user_id, oid(job_id, what="Fine-tune job"))
 
 
 @router.patch("/{job_id}/status", response_model=FineTunePublic)
 async def update_finetune_status(
     job_id: ObjectIdStr,
     principal: CurrentUser,
-    container: ContainerDep,
+    finetune: FineTunes,
     status_update: Annotated[FineTuneStatus | None, Query(description="New status (required)")] = None,
     progress: Annotated[int | None, Query(ge=0, le=100, description="Percent, 0-100")] = None,
     current_step: Annotated[str | None, Query(max_length=MAX_STEP_CHARS)] = None,
@@ -98,6 +98,4 @@ async def update_finetune_status(
             [{"type": "missing", "loc": ("query", "status_update"), "msg": "Field required", "input": None}]
         )
     update = FineTuneStatusUpdate.model_validate(fields)
-    return await container.finetune.update_status(
-        principal.user_id, oid(job_id, what="Fine-tune job"), update
-    )
+    return await finetune.update_status(principal.user_id, oid(job_id, what="Fine-tune job"), update)

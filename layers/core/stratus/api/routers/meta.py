@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from stratus.api.deps import ContainerDep
+from stratus.api.deps import MetricsDep
 from stratus.api.routing import StratusRoute
 
 router = APIRouter(tags=["meta"], route_class=StratusRoute)
@@ -16,8 +16,8 @@ async def welcome() -> dict[str, str]:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics(container: ContainerDep) -> Response:
-    return Response(container.metrics.render(), media_type=container.metrics.content_type)
+async def metrics(metrics: MetricsDep) -> Response:
+    return Response(metrics.render(), media_type=metrics.content_type)
 
 
 @router.get("/openapi.yaml", include_in_schema=False)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from stratus.api.deps import ContainerDep
+from stratus.api.deps import Models
 from stratus.api.pagination import Pagination, set_total
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
@@ -17,19 +17,17 @@ router = APIRouter(prefix="/api/models", tags=["models"], route_class=StratusRou
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ModelRecordPublic)
-async def create_model(
-    body: ModelCreate, principal: CurrentUser, container: ContainerDep
-) -> dict[str, object]:
+async def create_model(body: ModelCreate, principal: CurrentUser, models: Models) -> dict[str, object]:
     fields = body.model_dump()
     if body.dataset_id:
         fields["dataset_id"] = oid(body.dataset_id, what="Dataset")
-    return await container.models.register(principal.user_id, fields)
+    return await models.register(principal.user_id, fields)
 
 
 @router.get("", response_model=list[ModelRecordPublic])
 async def list_models(
     principal: CurrentUser,
-    container: ContainerDep,
+    models: Models,
     page: Pagination,
     response: Response,
     source: Annotated[
@@ -44,28 +42,24 @@ async def list_models(
 ) -> list[dict[str, object]]:
     wanted = {"source": source, "task": task, "model_type": model_type, "status": model_status}
     filters = {k: v for k, v in wanted.items() if v}
-    items, total = await container.models.list(
-        principal.user_id, limit=page.limit, offset=page.offset, filters=filters
-    )
+    items, total = await models.list(principal.user_id, limit=page.limit, offset=page.offset, filters=filters)
     set_total(response, total)
     return items
 
 
 @router.get("/{model_id}", response_model=ModelRecordPublic)
-async def get_model(
-    model_id: ObjectIdStr, principal: CurrentUser, container: ContainerDep
-) -> dict[str, object]:
-    return await container.models.get(principal.user_id, oid(model_id, what="Model"))
+async def get_model(model_id: ObjectIdStr, principal: CurrentUser, models: Models) -> dict[str, object]:
+    return await models.get(principal.user_id, oid(model_id, what="Model"))
 
 
 @router.patch("/{model_id}", response_model=ModelRecordPublic)
 async def update_model(
-    model_id: ObjectIdStr, body: ModelUpdate, principal: CurrentUser, container: ContainerDep
+    model_id: ObjectIdStr, body: ModelUpdate, principal: CurrentUser, models: Models
 ) -> dict[str, object]:
     changes = body.model_dump(exclude_unset=True)
-    return await container.models.update(principal.user_id, oid(model_id, what="Model"), changes)
+    return await models.update(principal.user_id, oid(model_id, what="Model"), changes)
 
 
 @router.delete("/{model_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_model(model_id: ObjectIdStr, principal: CurrentUser, container: ContainerDep) -> None:
-    await container.models.delete(principal.user_id, oid(model_id, what="Model"))
+async def delete_model(model_id: ObjectIdStr, principal: CurrentUser, models: Models) -> None:
+    await models.delete(principal.user_id, oid(model_id, what="Model"))

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from stratus.api.deps import ContainerDep
+from stratus.api.deps import Downloads, Models, Predictions
 from stratus.api.pagination import MAX_PAGE_SIZE
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentPrincipal, CurrentUser, RateLimit
@@ -24,7 +24,7 @@ SORT_FIELDS = {"created_at": "created_at", "accuracy": "accuracy", "name": "name
 @router.get("", response_model=RegistryModelPage)
 async def list_models(
     user: CurrentUser,
-    container: ContainerDep,
+    models: Models,
     page: Annotated[int, Query(ge=1)] = 1,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10,
     model_type: Annotated[str | None, Query(max_length=60)] = None,
@@ -43,7 +43,7 @@ async def list_models(
         window = builtin[(page - 1) * limit : page * limit]
         return {"total": len(builtin), "page": page, "limit": limit, "models": window}
     filters = {k: v for k, v in {"model_type": model_type, "source": source, "task": task}.items() if v}
-    items, total = await container.models.list(
+    items, total = await models.list(
         user.user_id,
         limit=limit,
         offset=(page - 1) * limit,
@@ -57,13 +57,13 @@ async def list_models(
 async def download_model(
     body: ModelDownloadRequest,
     user: CurrentUser,
-    container: ContainerDep,
+    downloads: Downloads,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Download a Hugging Face Hub model (a container job; progress on `/ws/download/{download_id}`).
     A built-in or already downloaded model answers 200 `available` instead."""
-    download, started = await container.downloads.start(user.user_id, body, idempotency_key=idempotency_key)
+    download, started = await downloads.start(user.user_id, body, idempotency_key=idempotency_key)
     if started:
         response.headers["Location"] = f"/models/download/{download['download_id']}"
     else:
@@ -72,38 +72,34 @@ async def download_model(
 
 
 @router.get("/download/{download_id}", response_model=ModelDownloadPublic)
-async def get_download(
-    download_id: ObjectIdStr, user: CurrentUser, container: ContainerDep
-) -> dict[str, Any]:
+async def get_download(download_id: ObjectIdStr, user: CurrentUser, downloads: Downloads) -> dict[str, Any]:
     """A download's state, files and bytes so far, and the model's id once it is registered."""
-    return await container.downloads.get(user.user_id, oid(download_id, what="Download"))
+    return await downloads.get(user.user_id, oid(download_id, what="Download"))
 
 
 @router.get("/{model_name:path}/info")
-async def model_info(model_name: str, user: CurrentUser, container: ContainerDep) -> dict[str, Any]:
+async def model_info(model_name: str, user: CurrentUser, downloads: Downloads) -> dict[str, Any]:
     """Task, architecture, parameter count, size, labels, maximum sequence length and status, for a
     built-in or downloaded model (or the state of its download)."""
-    return await container.downloads.info(user.user_id, model_name)
+    return await downloads.info(user.user_id, model_name)
 
 
 @router.get("/{model_id}", response_model=RegistryModelDetail)
-async def get_model(model_id: ObjectIdStr, user: CurrentUser, container: ContainerDep) -> dict[str, Any]:
-    return await container.models.get(user.user_id, oid(model_id, what="Model"))
+async def get_model(model_id: ObjectIdStr, user: CurrentUser, models: Models) -> dict[str, Any]:
+    return await models.get(user.user_id, oid(model_id, what="Model"))
 
 
 @router.post("/{model_id}/predict", response_model=PredictResponse)
 async def predict(
-    model_id: ObjectIdStr, body: PredictRequest, principal: CurrentPrincipal, container: ContainerDep
+    model_id: ObjectIdStr, body: PredictRequest, principal: CurrentPrincipal, predictions: Predictions
 ) -> dict[str, Any]:
     """One `input` or a batch of `inputs`; each is a list of feature values in the model's feature order,
     or an object keyed by feature name. API keys bound to this model may call it. Counts one query."""
     principal.require_model(model_id)
-    predictions = await container.predictions.predict(
-        principal.user_id, oid(model_id, what="Model"), body.rows()
-    )
-    return {"model_id": model_id, "predictions": predictions}
+    rows = await predictions.predict(principal.user_id, oid(model_id, what="Model"), body.rows())
+    return {"model_id": model_id, "predictions": rows}
 
 
 @router.delete("/{model_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_model(model_id: ObjectIdStr, user: CurrentUser, container: ContainerDep) -> None:
-    await container.models.delete(user.user_id, oid(model_id, what="Model"))
+async def delete_model(model_id: ObjectIdStr, user: CurrentUser, models: Models) -> None:
+    await models.delete(user.user_id, oid(model_id, what="Model"))

@@ -7,10 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response, status
 
-from stratus.api.deps import ContainerDep
+from stratus.api.deps import Tasks
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
-from stratus.composition import Container
 from stratus.db.ids import ObjectIdStr, oid
 from stratus.schemas.tasks import (
     ClassificationRequest,
@@ -23,6 +22,7 @@ from stratus.schemas.tasks import (
     TaskResponse,
 )
 from stratus.services.auth import Principal
+from stratus.services.tasks import TaskService
 
 _WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+(?:\.\d+)?)")
 PreferHeader = Annotated[
@@ -64,9 +64,9 @@ def _respond(record: dict[str, Any], response: Response) -> dict[str, Any]:
 
 
 async def _run(
-    body: TaskRequest, user: Principal, container: Container, response: Response, prefer: str | None
+    body: TaskRequest, user: Principal, tasks: TaskService, response: Response, prefer: str | None
 ) -> dict[str, Any]:
-    record = await container.tasks.run(
+    record = await tasks.run(
         user.user_id, body.task, body.model_name, body.inputs(), body.options(),
         wait_s=_wait(prefer), single=body.single,
     )  # fmt: skip
@@ -89,68 +89,68 @@ def build_router(prefix: str, *, include_in_schema: bool = True) -> APIRouter:
     async def classification(
         body: ClassificationRequest,
         user: CurrentUser,
-        container: ContainerDep,
+        tasks: Tasks,
         response: Response,
         prefer: PreferHeader = None,
     ) -> dict[str, Any]:
         """Labels with scores. Without a fine-tuned classifier this is zero-shot classification over
         `candidate_labels` with the embedding model; `method` says which answered."""
-        return await _run(body, user, container, response, prefer)
+        return await _run(body, user, tasks, response, prefer)
 
     @router.post("/qa", response_model=TaskResponse, responses=responses)
     async def question_answering(
         body: QARequest,
         user: CurrentUser,
-        container: ContainerDep,
+        tasks: Tasks,
         response: Response,
         prefer: PreferHeader = None,
     ) -> dict[str, Any]:
         """The answer, its score and its character span in `context` (context[start:end] == answer)."""
-        return await _run(body, user, container, response, prefer)
+        return await _run(body, user, tasks, response, prefer)
 
     @router.post("/ner", response_model=TaskResponse, responses=responses)
     async def named_entities(
         body: NERRequest,
         user: CurrentUser,
-        container: ContainerDep,
+        tasks: Tasks,
         response: Response,
         prefer: PreferHeader = None,
     ) -> dict[str, Any]:
         """Entities with type, text and character span."""
-        return await _run(body, user, container, response, prefer)
+        return await _run(body, user, tasks, response, prefer)
 
     @router.post("/summarization", response_model=TaskResponse, responses=responses)
     async def summarization(
         body: SummarizationRequest,
         user: CurrentUser,
-        container: ContainerDep,
+        tasks: Tasks,
         response: Response,
         prefer: PreferHeader = None,
     ) -> dict[str, Any]:
         """A summary between `min_length` and `max_length` tokens."""
-        return await _run(body, user, container, response, prefer)
+        return await _run(body, user, tasks, response, prefer)
 
     @router.post("/embeddings", response_model=TaskResponse, responses=responses)
     async def embeddings(
         body: EmbeddingsRequest,
         user: CurrentUser,
-        container: ContainerDep,
+        tasks: Tasks,
         response: Response,
         prefer: PreferHeader = None,
     ) -> dict[str, Any]:
         """One vector per text, with its dimension; `normalize` for unit length."""
-        return await _run(body, user, container, response, prefer)
+        return await _run(body, user, tasks, response, prefer)
 
     @router.post("/generation", response_model=TaskResponse, responses=responses)
     async def generation(
         body: GenerationRequest,
         user: CurrentUser,
-        container: ContainerDep,
+        tasks: Tasks,
         response: Response,
         prefer: PreferHeader = None,
     ) -> dict[str, Any]:
         """Generated text with token usage."""
-        return await _run(body, user, container, response, prefer)
+        return await _run(body, user, tasks, response, prefer)
 
     return router
 
@@ -159,6 +159,6 @@ results = APIRouter(prefix="/api/tasks", tags=["tasks"], route_class=StratusRout
 
 
 @results.get("/{task_id}", response_model=TaskResponse)
-async def get_task(task_id: ObjectIdStr, user: CurrentUser, container: ContainerDep) -> dict[str, Any]:
+async def get_task(task_id: ObjectIdStr, user: CurrentUser, tasks: Tasks) -> dict[str, Any]:
     """A task's status and, once finished, its result."""
-    return _body(await container.tasks.get(user.user_id, oid(task_id, what="Task")))
+    return _body(await tasks.get(user.user_id, oid(task_id, what="Task")))

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response, status
 
-from stratus.api.deps import ContainerDep
+from stratus.api.deps import Jobs
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
 from stratus.db.ids import ObjectIdStr, oid
@@ -33,13 +33,13 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 async def start_training(
     body: TrainingStart,
     user: CurrentUser,
-    container: ContainerDep,
+    jobs: Jobs,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Queue a training job on a ready dataset. Repeat the request with the same `Idempotency-Key` to get
     the same job back instead of a second one."""
-    job, created = await container.jobs.start_training(user.user_id, body, idempotency_key=idempotency_key)
+    job, created = await jobs.start_training(user.user_id, body, idempotency_key=idempotency_key)
     if not created:
         response.status_code = status.HTTP_200_OK
     return {
@@ -59,8 +59,8 @@ def _elapsed(job: dict[str, Any]) -> int:
 
 
 @router.get("/status/{job_id}", response_model=TrainingStatus)
-async def training_status(job_id: ObjectIdStr, user: CurrentUser, container: ContainerDep) -> dict[str, Any]:
-    job = await container.jobs.get(user.user_id, oid(job_id, what="Job"))
+async def training_status(job_id: ObjectIdStr, user: CurrentUser, jobs: Jobs) -> dict[str, Any]:
+    job = await jobs.get(user.user_id, oid(job_id, what="Job"))
     return {
         "job_id": job_id,
         "status": job["status"],
@@ -75,9 +75,9 @@ async def training_status(job_id: ObjectIdStr, user: CurrentUser, container: Con
 
 
 @router.get("/results/{job_id}", response_model=TrainingResults)
-async def training_results(job_id: ObjectIdStr, user: CurrentUser, container: ContainerDep) -> dict[str, Any]:
+async def training_results(job_id: ObjectIdStr, user: CurrentUser, jobs: Jobs) -> dict[str, Any]:
     """Final held-out metrics and the per-epoch history; 409 until the job has completed."""
-    job = await container.jobs.get(user.user_id, oid(job_id, what="Job"))
+    job = await jobs.get(user.user_id, oid(job_id, what="Job"))
     if job["status"] != "completed":
         raise Conflict(f"Training job has not completed (status: {job['status']})", code="JOB_NOT_COMPLETED")
     return {
@@ -93,9 +93,9 @@ async def training_results(job_id: ObjectIdStr, user: CurrentUser, container: Co
 
 
 @router.post("/stop/{job_id}", response_model=TrainingStopped)
-async def stop_training(job_id: ObjectIdStr, user: CurrentUser, container: ContainerDep) -> dict[str, Any]:
+async def stop_training(job_id: ObjectIdStr, user: CurrentUser, jobs: Jobs) -> dict[str, Any]:
     """Ask the job to stop; it checkpoints and ends `stopped`. 409 if it already finished."""
-    job = await container.jobs.stop(user.user_id, oid(job_id, what="Job"))
+    job = await jobs.stop(user.user_id, oid(job_id, what="Job"))
     message = (
         "Training job stopped successfully" if job["status"] == "stopped" else "Training job is stopping"
     )
@@ -112,7 +112,7 @@ seed002 = APIRouter(
 async def start_training_seed002(
     body: Seed002TrainingStart,
     user: CurrentUser,
-    container: ContainerDep,
+    jobs: Jobs,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
@@ -122,9 +122,7 @@ async def start_training_seed002(
             "dataset_id or dataset_path is required",
             details=[{"field": "dataset_path", "message": "dataset_id or dataset_path is required"}],
         )
-    dataset_id = body.dataset_id or await container.jobs.resolve_dataset(
-        user.user_id, body.dataset_path or ""
-    )
+    dataset_id = body.dataset_id or await jobs.resolve_dataset(user.user_id, body.dataset_path or "")
     request = TrainingStart(
         dataset_id=dataset_id,
         model_type=body.model_type,
@@ -134,17 +132,15 @@ async def start_training_seed002(
         validation_split=body.validation_split,
         target=body.target,
     )
-    job, created = await container.jobs.start_training(user.user_id, request, idempotency_key=idempotency_key)
+    job, created = await jobs.start_training(user.user_id, request, idempotency_key=idempotency_key)
     if not created:
         response.status_code = status.HTTP_200_OK
     return {"task_id": str(job["_id"]), "status": job["status"]}
 
 
 @seed002.get("/status/{task_id}", response_model=Seed002TrainingStatus)
-async def training_status_seed002(
-    task_id: ObjectIdStr, user: CurrentUser, container: ContainerDep
-) -> dict[str, Any]:
-    job = await container.jobs.get(user.user_id, oid(task_id, what="Job"))
+async def training_status_seed002(task_id: ObjectIdStr, user: CurrentUser, jobs: Jobs) -> dict[str, Any]:
+    job = await jobs.get(user.user_id, oid(task_id, what="Job"))
     metrics = job.get("metrics") or {}
     return {
         "task_id": task_id,
@@ -162,10 +158,8 @@ async def training_status_seed002(
 
 
 @seed002.post("/stop/{task_id}", response_model=TrainingStopped)
-async def stop_training_seed002(
-    task_id: ObjectIdStr, user: CurrentUser, container: ContainerDep
-) -> dict[str, Any]:
-    job = await container.jobs.stop(user.user_id, oid(task_id, what="Job"))
+async def stop_training_seed002(task_id: ObjectIdStr, user: CurrentUser, jobs: Jobs) -> dict[str, Any]:
+    job = await jobs.stop(user.user_id, oid(task_id, what="Job"))
     message = (
         "Training job stopped successfully" if job["status"] == "stopped" else "Training job is stopping"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from stratus.api.deps import ContainerDep
+from stratus.api.deps import Auth
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
 from stratus.schemas.auth import UserPublic, UserUpdate
@@ -13,15 +13,15 @@ router = APIRouter(prefix="/api/users", tags=["users"], route_class=StratusRoute
 
 
 @router.get("/me", response_model=UserPublic)
-async def read_me(principal: CurrentUser, container: ContainerDep) -> dict[str, object]:
+async def read_me(principal: CurrentUser, auth: Auth) -> dict[str, object]:
     """The profile is the account's: a model-bound API key may only call its model (403 API_KEY_SCOPE)."""
-    return await container.auth.get_user(principal.user_id)
+    return await auth.get_user(principal.user_id)
 
 
 @router.put("/me", response_model=UserPublic)
-async def update_me(body: UserUpdate, principal: CurrentUser, container: ContainerDep) -> dict[str, object]:
+async def update_me(body: UserUpdate, principal: CurrentUser, auth: Auth) -> dict[str, object]:
     """Change name and/or email; an email already in use by another account is refused (400)."""
     changes = body.model_dump(exclude_none=True)
     if "email" in changes:
         changes["email"] = str(changes["email"])
-    return await container.auth.update_profile(principal.user_id, changes)
+    return await auth.update_profile(principal.user_id, changes)

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from stratus.api.deps import ContainerDep
+from stratus.api.deps import Webhooks
 from stratus.api.pagination import Pagination, set_total
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
@@ -25,56 +25,50 @@ def build_router(prefix: str, *, include_in_schema: bool = True) -> APIRouter:
     )
 
     @router.post("", status_code=status.HTTP_201_CREATED, response_model=WebhookCreated)
-    async def create_webhook(
-        body: WebhookCreate, user: CurrentUser, container: ContainerDep
-    ) -> dict[str, Any]:
+    async def create_webhook(body: WebhookCreate, user: CurrentUser, webhooks: Webhooks) -> dict[str, Any]:
         """Register an endpoint. `secret` verifies each delivery's `webhook-signature` header (Standard
         Webhooks); it is in this response only."""
-        doc, secret = await container.webhooks.create(
+        doc, secret = await webhooks.create(
             user.user_id, url=body.url, events=list(body.events), description=body.description
         )
         return {**doc, "secret": secret}
 
     @router.get("", response_model=list[WebhookPublic])
     async def list_webhooks(
-        user: CurrentUser, container: ContainerDep, page: Pagination, response: Response
+        user: CurrentUser, webhooks: Webhooks, page: Pagination, response: Response
     ) -> list[dict[str, Any]]:
         """Newest first; the total is in `X-Total-Count`."""
-        items, total = await container.webhooks.list(user.user_id, limit=page.limit, offset=page.offset)
+        items, total = await webhooks.list(user.user_id, limit=page.limit, offset=page.offset)
         set_total(response, total)
         return items
 
     @router.get("/{webhook_id}", response_model=WebhookPublic)
-    async def get_webhook(
-        webhook_id: ObjectIdStr, user: CurrentUser, container: ContainerDep
-    ) -> dict[str, Any]:
-        return await container.webhooks.get(user.user_id, oid(webhook_id, what="Webhook"))
+    async def get_webhook(webhook_id: ObjectIdStr, user: CurrentUser, webhooks: Webhooks) -> dict[str, Any]:
+        return await webhooks.get(user.user_id, oid(webhook_id, what="Webhook"))
 
     @router.delete("/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT)
-    async def delete_webhook(webhook_id: ObjectIdStr, user: CurrentUser, container: ContainerDep) -> None:
+    async def delete_webhook(webhook_id: ObjectIdStr, user: CurrentUser, webhooks: Webhooks) -> None:
         """Deletes the endpoint and its delivery log; pending retries are dropped."""
-        await container.webhooks.delete(user.user_id, oid(webhook_id, what="Webhook"))
+        await webhooks.delete(user.user_id, oid(webhook_id, what="Webhook"))
 
     @router.get("/{webhook_id}/deliveries", response_model=list[DeliveryPublic])
     async def list_deliveries(
         webhook_id: ObjectIdStr,
         user: CurrentUser,
-        container: ContainerDep,
+        webhooks: Webhooks,
         page: Pagination,
         response: Response,
     ) -> list[dict[str, Any]]:
         """The last 30 days of deliveries, newest first: status, attempts, last response or error."""
-        items, total = await container.webhooks.deliveries(
+        items, total = await webhooks.deliveries(
             user.user_id, oid(webhook_id, what="Webhook"), limit=page.limit, offset=page.offset
         )
         set_total(response, total)
         return items
 
     @router.post("/{webhook_id}/test", status_code=status.HTTP_202_ACCEPTED, response_model=DeliveryPublic)
-    async def test_webhook(
-        webhook_id: ObjectIdStr, user: CurrentUser, container: ContainerDep
-    ) -> dict[str, Any]:
+    async def test_webhook(webhook_id: ObjectIdStr, user: CurrentUser, webhooks: Webhooks) -> dict[str, Any]:
         """Queue a `webhook.test` delivery to this endpoint; follow it in the delivery log."""
-        return await container.webhooks.send_test(user.user_id, oid(webhook_id, what="Webhook"))
+        return await webhooks.send_test(user.user_id, oid(webhook_id, what="Webhook"))
 
     return router
