@@ -177,8 +177,11 @@ class Container:
             policy=DatasetPolicy(
                 max_upload_bytes=settings.max_presigned_upload_bytes,
                 inline_parse_bytes=settings.inline_parse_bytes,
+                inline_parse_s=settings.inline_parse_timeout_s,
                 presign_ttl_s=settings.presigned_url_ttl_s,
-                limits=IngestLimits(),
+                limits=IngestLimits(
+                    max_rows=settings.dataset_max_rows, max_parse_s=settings.dataset_parse_timeout_s
+                ),
             ),
         )
 

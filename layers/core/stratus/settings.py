@@ -115,8 +115,17 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
     # Largest file accepted through the presigned upload flow (bytes).
     max_presigned_upload_bytes: int = Field(default=5 * 1024**3, ge=1024)
-    # Uploads up to this size are parsed inside the request; larger ones by a queue worker.
+    # Uploads that expand to at most this many bytes (a ZIP's members, decompressed) are parsed inside
+    # the request; larger ones by a queue worker.
     inline_parse_bytes: int = Field(default=5 * 1024 * 1024, ge=0)
+    # Seconds an inline parse may take before the upload is handed to a worker instead (keep it well
+    # under the API function's 29 s timeout).
+    inline_parse_timeout_s: float = Field(default=5.0, gt=0)
+    # Seconds a worker's parse may take before the dataset fails with the reason (keep it under the
+    # DispatcherFunction's 300 s timeout, which includes downloading the file).
+    dataset_parse_timeout_s: float = Field(default=240.0, gt=0)
+    # Rows (records, images) one dataset may have; more is refused with 413.
+    dataset_max_rows: int = Field(default=100_000_000, ge=1)
     # Lifetime of presigned upload and download URLs (seconds).
     presigned_url_ttl_s: int = Field(default=900, ge=60, le=7 * 24 * 3600)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import zipfile
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -176,9 +178,7 @@ async def test_large_upload_is_processed_by_the_worker(
     client: httpx.AsyncClient, alice: Account, container: Container, ports: LocalPorts
 ) -> None:
     # GIVEN uploads above the inline threshold go through the queue
-    container.datasets.policy = type(container.datasets.policy)(
-        max_upload_bytes=container.datasets.policy.max_upload_bytes, inline_parse_bytes=10
-    )
+    container.datasets.policy = replace(container.datasets.policy, inline_parse_bytes=10)
     processed: list[dict[str, object]] = []
 
     async def on_processed(envelope: dict[str, object]) -> None:
@@ -202,6 +202,99 @@ async def test_large_upload_is_processed_by_the_worker(
     failed = (await client.get(f"/api/datasets/{bad.json()['_id']}", headers=alice.headers)).json()
     assert failed["status"] == "failed" and "line 5002" in failed["error"]
     assert {e["detail"]["status"] for e in processed} == {"ready", "failed"}  # type: ignore[index]
+
+
+def _report_bomb() -> bytes:
+    """The archive from the reliability report: 500 members x 1,000,000 bytes of repeated CSV rows."""
+    member = (b"a,b\n" + b"1,2\n" * 250_000)[:1_000_000]
+    return _zip({f"part{i:03}.csv": member for i in range(500)})
+
+
+def _varied_csv(rows: int, seed: int) -> bytes:
+    """CSV that compresses about as much as real data does (a few times)."""
+    rng = random.Random(seed)
+    return ("id,score\n" + "".join(f"{i},{rng.random():.6f}\n" for i in range(rows))).encode()
+
+
+async def _nothing_stored(client: httpx.AsyncClient, account: Account, ports: LocalPorts) -> None:
+    assert _stored_objects(ports) == []
+    assert (await client.get("/api/datasets", headers=account.headers)).json() == []
+    assert (await client.get("/api/auth/me", headers=account.headers)).json()["datasets_count"] == 0
+
+
+async def test_zip_of_many_members_just_under_1_mib_is_refused_as_a_bomb(
+    client: httpx.AsyncClient, alice: Account, ports: LocalPorts
+) -> None:
+    # GIVEN a ~0.5 MB upload (far under the inline size) that expands to 500 MB
+    archive = _report_bomb()
+    assert len(archive) < 600 * 1024
+    # WHEN it is uploaded THEN it is refused from its central directory, with the reason
+    response = await _upload(client, alice, "report.zip", archive)
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["code"] == "INVALID_ZIP"
+    assert "it expands" in body["detail"] and "(500000000 bytes from" in body["detail"]
+    assert "at most 100 is allowed (a decompression bomb?)" in body["detail"]
+    await _nothing_stored(client, alice, ports)
+
+
+async def test_zip_goes_to_the_worker_by_its_expanded_size(
+    client: httpx.AsyncClient, alice: Account, container: Container, ports: LocalPorts
+) -> None:
+    # GIVEN a legitimate multi-file ZIP smaller than the inline size that expands to more than it
+    archive = _zip({f"part{i}.csv": _varied_csv(3000, i) for i in range(3)})
+    expanded = sum(i.file_size for i in zipfile.ZipFile(io.BytesIO(archive)).infolist())
+    container.datasets.policy = replace(container.datasets.policy, inline_parse_bytes=expanded - 1)
+    assert len(archive) <= container.datasets.policy.inline_parse_bytes
+    # WHEN it is uploaded THEN it is parsed by the worker, not in the request
+    response = await _upload(client, alice, "parts.zip", archive)
+    assert response.status_code == 201, response.text
+    assert response.json()["status"] == "processing"
+    await ports.queue.start(container.messages.handle)
+    try:
+        await ports.queue.join()
+    finally:
+        await ports.queue.stop()
+    done = (await client.get(f"/api/datasets/{response.json()['_id']}", headers=alice.headers)).json()
+    assert (done["status"], done["row_count"]) == ("ready", 9000)
+    # AND the same archive is parsed in the request when the inline size covers what it expands to
+    container.datasets.policy = replace(container.datasets.policy, inline_parse_bytes=expanded)
+    inline = await _upload(client, alice, "parts.zip", archive)
+    assert inline.status_code == 201, inline.text
+    assert (inline.json()["status"], inline.json()["row_count"]) == ("ready", 9000)
+
+
+async def test_row_limit_is_413_and_leaves_nothing(
+    client: httpx.AsyncClient, alice: Account, container: Container, ports: LocalPorts
+) -> None:
+    policy = container.datasets.policy
+    container.datasets.policy = replace(policy, limits=replace(policy.limits, max_rows=2))
+    response = await _upload(client, alice, "sales.csv", SALES_CSV)
+    assert response.status_code == 413, response.text
+    assert response.json()["code"] == "TOO_MANY_ROWS"
+    assert response.json()["detail"] == "The dataset has more than 2 rows; at most 2 are allowed"
+    await _nothing_stored(client, alice, ports)
+
+
+async def test_parse_time_limits(
+    client: httpx.AsyncClient, alice: Account, container: Container, ports: LocalPorts
+) -> None:
+    # GIVEN an inline time budget that any parse outruns (0 s has passed by the first check)
+    policy = container.datasets.policy = replace(container.datasets.policy, inline_parse_s=0)
+    # WHEN a small file is uploaded THEN the request hands it to the worker instead of failing it
+    slow_inline = await _upload(client, alice, "sales.csv", SALES_CSV)
+    assert slow_inline.status_code == 201 and slow_inline.json()["status"] == "processing"
+    # AND a worker parse past its own limit fails the dataset with the reason and removes the bytes
+    container.datasets.policy = replace(policy, limits=replace(policy.limits, max_parse_s=0))
+    await ports.queue.start(container.messages.handle)
+    try:
+        await ports.queue.join()
+    finally:
+        await ports.queue.stop()
+    failed = (await client.get(f"/api/datasets/{slow_inline.json()['_id']}", headers=alice.headers)).json()
+    assert failed["status"] == "failed"
+    assert "took more than 0 s to parse" in failed["error"] and "at most 0 s is allowed" in failed["error"]
+    assert _stored_objects(ports) == []
 
 
 async def test_presigned_upload_flow(
@@ -246,9 +339,7 @@ async def test_a_dataset_stuck_in_processing_is_retried_then_failed(
     client: httpx.AsyncClient, alice: Account, container: Container, ports: LocalPorts
 ) -> None:
     # GIVEN a large upload whose processing message was lost (the local queue is not consuming)
-    container.datasets.policy = type(container.datasets.policy)(
-        max_upload_bytes=container.datasets.policy.max_upload_bytes, inline_parse_bytes=10
-    )
+    container.datasets.policy = replace(container.datasets.policy, inline_parse_bytes=10)
     dataset_id = (await _upload(client, alice, "sales.csv", SALES_CSV)).json()["_id"]
     stale = {"$set": {"updated_at": datetime.now(UTC) - timedelta(hours=1)}}
     await container.dataset_repo.collection.update_one({"_id": ObjectId(dataset_id)}, stale)

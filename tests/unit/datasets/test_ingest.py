@@ -402,3 +402,58 @@ def test_zip_member_with_bad_crc(tmp_path: Path) -> None:
         archive.writestr("a.csv", b"x,y\n1,2\n")
     path = write(tmp_path, "x.zip", buffer.getvalue().replace(b"1,2", b"1,3"))
     assert "Bad CRC-32" in invalid_message(path, DatasetFormat.ZIP)
+
+
+# --- row and time bounds -----------------------------------------------------------------------------
+
+
+def csv_rows(n: int) -> str:
+    return "a,b\n" + "".join(f"{i},{i * 2}\n" for i in range(n))
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "data"),
+    [
+        ("x.csv", DatasetFormat.CSV, csv_rows(1000)),
+        ("x.jsonl", DatasetFormat.JSONL, "".join(f'{{"a": {i}}}\n' for i in range(1000))),
+        ("x.json", DatasetFormat.JSON, json.dumps([{"a": i} for i in range(1000)])),
+    ],
+)
+def test_row_limit_is_413_naming_the_limit(tmp_path: Path, name: str, fmt: DatasetFormat, data: str) -> None:
+    path = write(tmp_path, name, data)
+    assert analyse(path, fmt, limits=IngestLimits(max_rows=1000)).row_count == 1000
+    with pytest.raises(PayloadTooLarge) as caught:
+        analyse(path, fmt, limits=IngestLimits(max_rows=999))
+    assert caught.value.code == "TOO_MANY_ROWS"
+    assert caught.value.message == "The dataset has more than 999 rows; at most 999 are allowed"
+
+
+def test_row_limit_counts_every_member_of_a_zip(tmp_path: Path) -> None:
+    path = make_zip(tmp_path, {"a.csv": csv_rows(600).encode(), "b.csv": csv_rows(600).encode()})
+    with pytest.raises(PayloadTooLarge, match="more than 1000 rows"):
+        analyse(path, DatasetFormat.ZIP, limits=IngestLimits(max_rows=1000))
+    images = make_zip(tmp_path, {f"cats/{i}.png": PNG for i in range(3)}, "images.zip")
+    with pytest.raises(PayloadTooLarge, match="more than 2 rows"):
+        analyse(images, DatasetFormat.ZIP, limits=IngestLimits(max_rows=2))
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "data"),
+    [
+        ("x.csv", DatasetFormat.CSV, csv_rows(10).encode()),
+        ("x.jsonl", DatasetFormat.JSONL, b'{"a": 1}\n'),
+        ("x.json", DatasetFormat.JSON, b'[{"a": 1}]'),
+        ("x.zip", DatasetFormat.ZIP, None),
+    ],
+)
+def test_parse_time_limit_names_the_limit(
+    tmp_path: Path, name: str, fmt: DatasetFormat, data: bytes | None
+) -> None:
+    # A limit of 0 s has passed by the first check, whatever the machine's speed.
+    path = make_zip(tmp_path, {"cats/1.png": PNG}) if data is None else write(tmp_path, name, data)
+    with pytest.raises(ingest.ParseTooSlow) as caught:
+        analyse(path, fmt, limits=IngestLimits(max_parse_s=0))
+    assert isinstance(caught.value, PayloadTooLarge) and caught.value.code == "PARSE_TIME_LIMIT"
+    assert "took more than 0 s to parse" in caught.value.message
+    assert "at most 0 s is allowed" in caught.value.message
+    assert analyse(path, fmt, limits=IngestLimits(max_parse_s=3600)).row_count >= 1

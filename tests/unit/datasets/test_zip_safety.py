@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import struct
 import zipfile
 from pathlib import Path
@@ -164,3 +165,57 @@ def test_small_compressible_members_are_not_bombs(tmp_path: Path) -> None:
 def test_safe_archive_lists_its_entries(tmp_path: Path) -> None:
     path = make_zip(tmp_path / "ok.zip", {"cats/": b"", "cats/1.png": b"\x89PNG\r\n\x1a\n"})
     assert [i.filename for i in validate_zip(path, IngestLimits())] == ["cats/", "cats/1.png"]
+
+
+def report_archive(path: Path) -> Path:
+    """The archive from the reliability report: 500 members of 1,000,000 bytes of repeated CSV rows."""
+    member = (b"a,b\n" + b"1,2\n" * 250_000)[:1_000_000]
+    return make_zip(path, {f"part{i:03}.csv": member for i in range(500)})
+
+
+def test_many_members_just_under_the_ratio_size_are_judged_as_one_archive(
+    tmp_path: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN ~0.5 MB that expands to 500 MB, in members each too small for the per-member ratio check
+    path = report_archive(tmp_path / "bomb.zip")
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+    assert all(i.file_size < IngestLimits().ratio_min_bytes for i in infos)
+    packed = sum(i.compress_size for i in infos)
+    assert path.stat().st_size < 600 * 1024
+
+    def no_reading(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a bomb must be refused before a member is opened")
+
+    # WHEN it is checked, analysed or read THEN it is refused from the central directory alone
+    monkeypatch.setattr(zipfile.ZipFile, "open", no_reading)
+    assert refusal(path) == (
+        f"it expands {500_000_000 / packed:.0f} times (500000000 bytes from {packed}); "
+        "at most 100 is allowed (a decompression bomb?)"
+    )
+    assert_nothing_written(tmp_path, path)
+
+
+def test_the_archive_ratio_is_only_judged_once_it_expands_past_the_ratio_size(tmp_path: Path) -> None:
+    # GIVEN 200 small members of repeated rows: 1000:1 each, but under 1 MiB in all
+    member = b"a,b\n" + b"1,2\n" * 1000
+    path = make_zip(tmp_path / "small.zip", {f"{i:03}.csv": member for i in range(200)})
+    infos = validate_zip(path, IngestLimits())
+    assert sum(i.file_size for i in infos) / sum(i.compress_size for i in infos) > 100
+    assert analyse(path, DatasetFormat.ZIP).row_count == 200 * 1000
+
+
+def test_a_large_legitimate_multi_file_archive_is_not_a_bomb(tmp_path: Path) -> None:
+    # GIVEN three CSVs of varied values, 3 MB in all: they compress a few times, as real data does
+    rng = random.Random(6)
+    members = {
+        f"part{m}.csv": (
+            "id,score,region\n"
+            + "".join(f"{m * 40_000 + i},{rng.random():.6f},{rng.choice('NSEW')}\n" for i in range(40_000))
+        ).encode()
+        for m in range(3)
+    }
+    path = make_zip(tmp_path / "ok.zip", members)
+    assert sum(map(len, members.values())) > IngestLimits().ratio_min_bytes
+    summary = analyse(path, DatasetFormat.ZIP)
+    assert (summary.row_count, summary.entries, summary.headers) == (120_000, 3, ["id", "score", "region"])

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,15 @@ from typing import Any
 from bson import ObjectId
 
 from stratus.datasets.formats import DatasetFormat, detect_format
-from stratus.datasets.ingest import DatasetSummary, IngestLimits, analyse, read_rows, validate_zip
+from stratus.datasets.ingest import (
+    DatasetSummary,
+    IngestLimits,
+    ParseTooSlow,
+    analyse,
+    expanded_size,
+    read_rows,
+    validate_zip,
+)
 from stratus.db.repositories.datasets import DatasetRepository
 from stratus.db.repositories.jobs import JobRepository
 from stratus.db.repositories.users import UserRepository
@@ -49,11 +57,15 @@ CONTENT_TYPES = {
 
 @dataclass(frozen=True)
 class DatasetPolicy:
+    """From the settings (STRATUS_MAX_PRESIGNED_UPLOAD_BYTES, STRATUS_INLINE_PARSE_*, the dataset limits)."""
+
     max_upload_bytes: int
-    # Uploads up to this size are parsed in the request; larger ones are parsed by a worker.
-    inline_parse_bytes: int = 5 * 1024 * 1024
+    # Uploads that expand to at most this many bytes are parsed in the request, within
+    # `inline_parse_s`; larger ones, and slower ones, are parsed by a worker under `limits`.
+    inline_parse_bytes: int
+    inline_parse_s: float
+    limits: IngestLimits
     presign_ttl_s: int = 900
-    limits: IngestLimits = field(default_factory=IngestLimits)
 
 
 def summary_fields(summary: DatasetSummary) -> dict[str, Any]:
@@ -118,16 +130,13 @@ class DatasetService:
         description: str | None,
         dataset_type: str | None,
     ) -> dict[str, Any]:
-        fmt = await asyncio.to_thread(
+        fmt, expanded = await asyncio.to_thread(
             self._check_file, upload.path, upload.size, upload.filename, upload.content_type
         )
-        inline = upload.size <= self.policy.inline_parse_bytes
         summary = None
-        if inline:
-            # A bad file fails here, before a byte is stored.
-            summary = await asyncio.to_thread(
-                analyse, upload.path, fmt, dataset_type=dataset_type, limits=self.policy.limits
-            )
+        # Judged on what the parse has to read: a small ZIP can expand to far more than its size.
+        if expanded <= self.policy.inline_parse_bytes:
+            summary = await self._parse_inline(upload.path, fmt, dataset_type)
         dataset_id = ObjectId()
         key = self.object_key(user_id, dataset_id, upload.filename)
         await self._storage.put_file(key, upload.path, content_type=CONTENT_TYPES[fmt])
@@ -145,7 +154,22 @@ class DatasetService:
             await self._publish_processed(created)
         return created
 
-    def _check_file(self, path: Path, size: int, filename: str, content_type: str | None) -> DatasetFormat:
+    async def _parse_inline(
+        self, path: Path, fmt: DatasetFormat, dataset_type: str | None
+    ) -> DatasetSummary | None:
+        """The summary, or None when the parse outgrew the request's time budget (a worker does it).
+        A bad file, or one over the row limit, fails here, before a byte is stored."""
+        limits = replace(self.policy.limits, max_parse_s=self.policy.inline_parse_s)
+        try:
+            return await asyncio.to_thread(analyse, path, fmt, dataset_type=dataset_type, limits=limits)
+        except ParseTooSlow:
+            log.info("inline parse of %s passed %s s; handing it to a worker", fmt, limits.max_parse_s)
+            return None
+
+    def _check_file(
+        self, path: Path, size: int, filename: str, content_type: str | None
+    ) -> tuple[DatasetFormat, int]:
+        """The format, and the bytes a parse reads (a ZIP's members, decompressed); refuses a bad file."""
         if size == 0:
             raise InvalidInput("Dataset file is empty", code="EMPTY_FILE")
         if size > self.policy.max_upload_bytes:
@@ -156,8 +180,9 @@ class DatasetService:
             head = f.read(HEAD_BYTES)
         fmt = detect_format(filename, head, content_type)
         if fmt is DatasetFormat.ZIP:
-            validate_zip(path, self.policy.limits)  # central directory only: cheap, and before storing
-        return fmt
+            # Central directory only: cheap, and before storing.
+            return fmt, expanded_size(validate_zip(path, self.policy.limits))
+        return fmt, size
 
     def _new_record(
         self,
@@ -308,7 +333,7 @@ class DatasetService:
             await self._publish_processed(done)
 
     def _parse_stored(self, path: Path, doc: dict[str, Any]) -> DatasetSummary:
-        fmt = self._check_file(path, path.stat().st_size, str(doc["file_name"]), None)
+        fmt, _ = self._check_file(path, path.stat().st_size, str(doc["file_name"]), None)
         return analyse(path, fmt, dataset_type=doc.get("dataset_type"), limits=self.policy.limits)
 
     async def _fail(self, doc: dict[str, Any], reason: str) -> None:
