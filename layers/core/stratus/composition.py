@@ -133,7 +133,11 @@ class Container:
             session_ttl_s=settings.refresh_token_ttl_s,
         )
         self.models = ModelService(
-            self.model_repo, api_keys=self.api_key_repo, jobs=self.job_repo, storage=ports.storage
+            self.model_repo,
+            datasets=self.dataset_repo,
+            api_keys=self.api_key_repo,
+            jobs=self.job_repo,
+            storage=ports.storage,
         )
         self.datasets = DatasetService(
             datasets=self.dataset_repo,
