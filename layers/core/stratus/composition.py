@@ -160,7 +160,11 @@ class Container:
     @cached_property
     def models(self) -> ModelService:
         return ModelService(
-            self.model_repo, api_keys=self.api_key_repo, jobs=self.job_repo, storage=self.ports.storage
+            self.model_repo,
+            datasets=self.dataset_repo,
+            api_keys=self.api_key_repo,
+            jobs=self.job_repo,
+            storage=self.ports.storage,
         )
 
     @cached_property

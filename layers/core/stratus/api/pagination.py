@@ -7,7 +7,16 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Response
 
+from stratus.schemas.common import INT64_MAX
+
 MAX_PAGE_SIZE = 1000
+# A skip reaches MongoDB as an int64; the page bound keeps (page - 1) * limit within one for any limit.
+MAX_OFFSET = INT64_MAX
+MAX_PAGE = MAX_OFFSET // MAX_PAGE_SIZE + 1
+
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Items per page")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip")]
+PageNumber = Annotated[int, Query(ge=1, le=MAX_PAGE, description="1-based page number")]
 
 
 @dataclass(frozen=True)
@@ -21,9 +30,11 @@ class PageParams:
 
 
 def _page_params(
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Items per page")] = 100,
-    offset: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
-    page: Annotated[int | None, Query(ge=1, description="1-based page number; overrides offset")] = None,
+    limit: PageSize = 100,
+    offset: Offset = 0,
+    page: Annotated[
+        int | None, Query(ge=1, le=MAX_PAGE, description="1-based page number; overrides offset")
+    ] = None,
 ) -> PageParams:
     return PageParams(limit=limit, offset=(page - 1) * limit if page is not None else offset)
 

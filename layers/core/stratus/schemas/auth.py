@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
-from stratus.schemas.common import PublicModel, UtcDateTime
+from stratus.schemas.common import PublicModel, UpdateModel, UtcDateTime
 
 
 def _normalise_email(value: Any) -> Any:
@@ -90,9 +90,7 @@ class UserPublic(PublicModel):
         return data
 
 
-class UserUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class UserUpdate(UpdateModel):
     name: str | None = Field(
         default=None, min_length=1, max_length=120, validation_alias=AliasChoices("name", "full_name")
     )

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
 from stratus.db.ids import IdOut
-from stratus.schemas.common import PublicModel, UtcDateTime
+from stratus.schemas.common import PositiveInt64, PublicModel, UtcDateTime
 
 DatasetType = Literal[
     "classification", "regression", "text", "image", "instruction", "chat", "tabular", "timeseries", "other"
@@ -93,7 +93,7 @@ class UploadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     filename: str = Field(min_length=1, max_length=255)
-    size: int = Field(gt=0, description="Exact size in bytes of the file to upload")
+    size: PositiveInt64 = Field(description="Exact size in bytes of the file to upload")
     content_type: str | None = Field(default=None, max_length=100)
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)

@@ -7,7 +7,7 @@ from typing import Literal, get_args
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from stratus.db.ids import IdOut, ObjectIdStr
-from stratus.schemas.common import PublicModel, UtcDateTime
+from stratus.schemas.common import Clearable, PublicModel, UpdateModel, UtcDateTime
 
 # The statuses seed 003 documents (preparing, training, completed) plus `failed`. None of them is a
 # status the job pipeline acts on (queued, starting, running, stopping): see services/finetune.py.
@@ -31,18 +31,18 @@ class FineTuneCreate(BaseModel):
     logs: str | None = Field(default=None, max_length=MAX_LOG_CHARS)
 
 
-class FineTuneStatusPatch(BaseModel):
+class FineTuneStatusPatch(UpdateModel):
     """The JSON-body form of PATCH /api/finetune/{id}/status; seed 003 sends the same as query parameters."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(protected_namespaces=())
 
     status: FineTuneStatus | None = Field(
         default=None, validation_alias=AliasChoices("status", "status_update")
     )
     progress: int | None = Field(default=None, ge=0, le=100)
-    current_step: str | None = Field(default=None, max_length=MAX_STEP_CHARS)
-    logs: str | None = Field(default=None, max_length=MAX_LOG_CHARS)
-    model_id: ObjectIdStr | None = None
+    current_step: Clearable[str] = Field(default=None, max_length=MAX_STEP_CHARS)
+    logs: Clearable[str] = Field(default=None, max_length=MAX_LOG_CHARS)
+    model_id: Clearable[ObjectIdStr] = None
 
 
 class FineTuneStatusUpdate(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from stratus.db.ids import IdOut, ObjectIdStr
-from stratus.schemas.common import PublicModel, UtcDateTime
+from stratus.schemas.common import Clearable, PublicModel, UpdateModel, UtcDateTime
 
 
 def _metric(value: Any) -> Any:
@@ -18,6 +18,8 @@ def _metric(value: Any) -> Any:
         return float(value)
     except (TypeError, ValueError) as e:
         raise ValueError("must be a number") from e
+    except OverflowError as e:  # an integer beyond any float (10**400)
+        raise ValueError("must be a finite number") from e
 
 
 class ModelCreate(BaseModel):
@@ -36,14 +38,14 @@ class ModelCreate(BaseModel):
     _metrics = field_validator("accuracy", "f1_score", "loss", mode="before")(_metric)
 
 
-class ModelUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+class ModelUpdate(UpdateModel):
+    model_config = ConfigDict(protected_namespaces=())
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     version: str | None = Field(default=None, min_length=1, max_length=50)
-    accuracy: float | None = None
-    f1_score: float | None = None
-    loss: float | None = None
+    accuracy: Clearable[float] = None
+    f1_score: Clearable[float] = None
+    loss: Clearable[float] = None
     status: str | None = Field(default=None, max_length=40)
 
     _metrics = field_validator("accuracy", "f1_score", "loss", mode="before")(_metric)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from stratus.db.ids import IdOut, ObjectIdStr
-from stratus.schemas.common import PublicModel, UtcDateTime
+from stratus.schemas.common import PositiveInt64, PublicModel, UtcDateTime
 
 Optimizer = Literal["adam", "adamw", "sgd", "rmsprop"]
 Monitor = Literal["val_loss", "val_accuracy", "loss"]
@@ -52,7 +52,8 @@ class TrainingStart(BaseModel):
     name: str | None = Field(
         default=None, min_length=1, max_length=200, description="Name of the trained model"
     )
-    seed: int = Field(default=42, ge=0)
+    # The worker's bound (stratus_worker.params): a larger seed would only fail once the job ran.
+    seed: int = Field(default=42, ge=0, lt=2**32)
 
 
 class TrainingStarted(BaseModel):
@@ -146,7 +147,7 @@ class Seed002TrainingStart(BaseModel):
     epochs: int = Field(default=10, ge=1, le=1000)
     batch_size: int = Field(default=8, ge=1, le=4096)
     learning_rate: float = Field(default=0.0001, gt=0, lt=1, description="Must be between 0 and 1")
-    save_steps: int | None = Field(default=None, ge=1, description="Checkpoints are written every epoch")
+    save_steps: PositiveInt64 | None = Field(default=None, description="Checkpoints are written every epoch")
     target: str | None = Field(default=None, min_length=1, max_length=200)
     validation_split: float = Field(default=0.2, gt=0, le=0.5)
 

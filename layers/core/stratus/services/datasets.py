@@ -390,10 +390,7 @@ class DatasetService:
     # --- reading and deleting --------------------------------------------------------------------
 
     async def _owned(self, user_id: ObjectId, dataset_id: ObjectId) -> dict[str, Any]:
-        doc = await self._datasets.get_owned(user_id, dataset_id)
-        if doc is None:
-            raise NotFound("Dataset not found")
-        return doc
+        return await self._datasets.require_owned(user_id, dataset_id)
 
     async def get(self, user_id: ObjectId, dataset_id: ObjectId) -> dict[str, Any]:
         return await self._owned(user_id, dataset_id)

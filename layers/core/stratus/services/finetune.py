@@ -72,9 +72,7 @@ class FineTuneRecordService:
 
     async def create(self, user_id: ObjectId, request: FineTuneCreate) -> dict[str, Any]:
         """Record a fine-tune job on one of the user's datasets; counts in the user's `fine_tune_jobs`."""
-        dataset = await self._datasets.get_owned(user_id, oid(request.dataset_id, what="Dataset"))
-        if dataset is None:
-            raise NotFound("Dataset not found")
+        dataset = await self._datasets.require_owned(user_id, oid(request.dataset_id, what="Dataset"))
         model_id = await self._owned_model(user_id, request.model_id) if request.model_id else None
         doc: dict[str, Any] = {
             "user_id": user_id,

@@ -79,9 +79,7 @@ class JobService:
         self, user_id: ObjectId, request: TrainingStart, *, idempotency_key: str | None
     ) -> tuple[dict[str, Any], bool]:
         """Returns the job and whether it was created now (False: the Idempotency-Key was seen before)."""
-        dataset = await self._datasets.get_owned(user_id, ObjectId(request.dataset_id))
-        if dataset is None:
-            raise NotFound("Dataset not found")
+        dataset = await self._datasets.require_owned(user_id, ObjectId(request.dataset_id))
         if dataset["status"] != "ready":
             raise Conflict(f"Dataset is not ready (status: {dataset['status']})", code="DATASET_NOT_READY")
         if dataset.get("kind") == "images":

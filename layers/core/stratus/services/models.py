@@ -8,6 +8,7 @@ from typing import Any
 from bson import ObjectId
 
 from stratus.db.repositories.api_keys import ApiKeyRepository
+from stratus.db.repositories.datasets import DatasetRepository
 from stratus.db.repositories.jobs import JobRepository
 from stratus.db.repositories.models import ModelRepository
 from stratus.errors import DomainError, InvalidInput, NotFound
@@ -19,16 +20,21 @@ class ModelService:
         self,
         models: ModelRepository,
         *,
+        datasets: DatasetRepository,
         api_keys: ApiKeyRepository | None = None,
         jobs: JobRepository | None = None,
         storage: ObjectStorage | None = None,
     ) -> None:
         self._models = models
+        self._datasets = datasets
         self._api_keys = api_keys
         self._jobs = jobs
         self._storage = storage
 
     async def register(self, user_id: ObjectId, fields: dict[str, Any]) -> dict[str, Any]:
+        """A record registered by hand. The dataset it names must be the user's: the same 404 as training."""
+        if fields.get("dataset_id") is not None:
+            await self._datasets.require_owned(user_id, fields["dataset_id"])
         return await self._models.create(user_id, {"source": "user", **fields})
 
     async def get(self, user_id: ObjectId, model_id: ObjectId) -> dict[str, Any]:

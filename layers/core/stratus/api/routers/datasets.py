@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 
 from stratus.api.deps import AppSettings, Datasets
-from stratus.api.pagination import MAX_PAGE_SIZE, Pagination, set_total
+from stratus.api.pagination import MAX_PAGE_SIZE, Offset, PageNumber, Pagination, set_total
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
 from stratus.api.uploads import spool
@@ -128,7 +128,7 @@ async def list_datasets(
 async def list_datasets_paged(
     user: CurrentUser,
     datasets: Datasets,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: PageNumber = 1,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10,
     sort_by: SortField = "created_at",
     order: OrderField = "desc",
@@ -152,7 +152,7 @@ async def dataset_rows(
     dataset_id: ObjectIdStr,
     user: CurrentUser,
     datasets: Datasets,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
 ) -> dict[str, Any]:
     """A page of parsed rows, as objects keyed by column name."""

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Response, status
 
 from stratus.api.deps import Downloads, Models, Predictions
-from stratus.api.pagination import MAX_PAGE_SIZE
+from stratus.api.pagination import MAX_PAGE_SIZE, PageNumber
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentPrincipal, CurrentUser, RateLimit
 from stratus.db.ids import ObjectIdStr, oid
@@ -25,7 +25,7 @@ SORT_FIELDS = {"created_at": "created_at", "accuracy": "accuracy", "name": "name
 async def list_models(
     user: CurrentUser,
     models: Models,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: PageNumber = 1,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10,
     model_type: Annotated[str | None, Query(max_length=60)] = None,
     source: Annotated[str | None, Query(max_length=40, description="trained, user, or builtin")] = None,

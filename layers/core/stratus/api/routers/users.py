@@ -21,7 +21,7 @@ async def read_me(principal: CurrentUser, auth: Auth) -> dict[str, object]:
 @router.put("/me", response_model=UserPublic)
 async def update_me(body: UserUpdate, principal: CurrentUser, auth: Auth) -> dict[str, object]:
     """Change name and/or email; an email already in use by another account is refused (400)."""
-    changes = body.model_dump(exclude_none=True)
+    changes = body.model_dump(exclude_unset=True)
     if "email" in changes:
         changes["email"] = str(changes["email"])
     return await auth.update_profile(principal.user_id, changes)

@@ -9,6 +9,7 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 
 from stratus.db.repository import Repository
+from stratus.errors import NotFound
 from stratus.schemas.common import utcnow
 
 # How the API's sort keys map to stored fields.
@@ -39,6 +40,13 @@ class DatasetRepository(Repository):
 
     async def get_owned(self, user_id: ObjectId, dataset_id: ObjectId) -> dict[str, Any] | None:
         return await self.collection.find_one({"_id": dataset_id, "user_id": user_id})
+
+    async def require_owned(self, user_id: ObjectId, dataset_id: ObjectId) -> dict[str, Any]:
+        """The user's dataset. Another user's is answered exactly as a missing one, so ids reveal nothing."""
+        doc = await self.get_owned(user_id, dataset_id)
+        if doc is None:
+            raise NotFound("Dataset not found")
+        return doc
 
     async def find_by_name(self, user_id: ObjectId, name: str) -> dict[str, Any] | None:
         """The newest of the user's datasets with this name (or file name)."""
