@@ -188,6 +188,9 @@ class LocalProcessBackend:
             job.state, job.reason = "completed", None
         else:
             tail = await asyncio.to_thread(_tail, logs.stderr_path, logs.stderr_start)
+            if returncode < 0:
+                # Killed from outside (the OOM killer, a user): its stderr does not say so, this does.
+                tail = "\n".join(filter(None, (tail, _exit_description(returncode))))
             job.state, job.reason = "failed", tail or _exit_description(returncode)
 
     async def _supervise(self, job: _Job, process: asyncio.subprocess.Process) -> tuple[int, str]:
