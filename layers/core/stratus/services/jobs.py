@@ -21,7 +21,13 @@ from bson import ObjectId
 
 from stratus.adapters.job_env import MAX_INLINE_PARAMS, encode_params, params_key
 from stratus.db.repositories.datasets import DatasetRepository
-from stratus.db.repositories.jobs import ACTIVE_STATES, TERMINAL_STATES, JobEventRepository, JobRepository
+from stratus.db.repositories.jobs import (
+    ACTIVE_STATES,
+    RUNNING_STATES,
+    TERMINAL_STATES,
+    JobEventRepository,
+    JobRepository,
+)
 from stratus.errors import Conflict, DomainError, InvalidInput, NotFound, ServiceUnavailable, ValidationFailed
 from stratus.ports.jobs import JobBackend, JobHandle, JobSpec
 from stratus.ports.queue import MessageQueue
@@ -33,6 +39,7 @@ log = logging.getLogger(__name__)
 
 START_MESSAGE = "job.start"
 TRAINING = "training"
+SERVER_RESTARTED = "The server restarted while the job was running"
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,12 @@ class JobPolicy:
     max_runtime_s: int = 6 * 3600
     requeue_after_s: int = 120  # a job still `queued` after this without a claim gets its message again
     heartbeat_timeout_s: int = 600  # a running job silent for this long is asked about, then failed
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    ended: list[dict[str, Any]]  # the jobs it ended, as they are now (failed, or stopped if asked to)
+    requeued: int  # queued jobs whose start message was sent again
 
 
 class JobService:
@@ -322,6 +335,35 @@ class JobService:
                 )
         return len(stale)
 
+    # --- restarting -----------------------------------------------------------------------------
+
+    async def reconcile_after_restart(self, *, reason: str = SERVER_RESTARTED) -> Reconciled:
+        """For a runtime whose workers and queue lived in the process that just restarted (the local
+        one): end its jobs that were starting or running, at once, with `reason` (a job being stopped
+        ends `stopped`, as asked), and send the start messages of queued jobs again. Run it before the
+        new process consumes its queue, so a job it starts itself is never taken for a lost one; the
+        caller announces the ended jobs (event log, live updates, webhooks)."""
+        ended = []
+        lost = await self._jobs.in_states(RUNNING_STATES, backends=(self._backend.name, None))
+        for job in lost:
+            error = None if job["status"] == "stopping" else reason
+            updated = await self._jobs.transition(
+                job["_id"],
+                from_status=(job["status"],),
+                changes={
+                    "status": "failed" if error else "stopped",
+                    "error": error,
+                    "completed_at": utcnow(),
+                },
+            )
+            if updated is not None:
+                ended.append(updated)
+        queued = await self._jobs.in_states(("queued",))
+        for job in queued:
+            with contextlib.suppress(DomainError):  # the sweeper sends it later
+                await self._queue.send({"type": START_MESSAGE, "job_id": str(job["_id"])})
+        return Reconciled(ended=ended, requeued=len(queued))
+
 
 def _default_task(dataset: dict[str, Any], target_type: str) -> str:
     declared = dataset.get("dataset_type")
@@ -330,4 +372,4 @@ def _default_task(dataset: dict[str, Any], target_type: str) -> str:
     return "regression" if target_type == "float" else "classification"
 
 
-__all__ = ["ACTIVE_STATES", "START_MESSAGE", "JobPolicy", "JobService"]
+__all__ = ["ACTIVE_STATES", "SERVER_RESTARTED", "START_MESSAGE", "JobPolicy", "JobService", "Reconciled"]
