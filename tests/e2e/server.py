@@ -73,16 +73,45 @@ class ServeProcess:
         self.process.kill()
         raise RuntimeError("stratus serve did not become ready")
 
-    def stop(self, timeout_s: float = 30) -> tuple[int, str]:
-        """Ctrl-C, as a user would; returns the exit code and everything it printed."""
+    def stop(self, timeout_s: float = 30, sig: signal.Signals = signal.SIGINT) -> tuple[int, str]:
+        """Ctrl-C (or `sig`: SIGTERM as a process manager sends, SIGKILL for a crash); returns the exit
+        code and everything it printed."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGINT)
+        self.process.send_signal(sig)
         try:
             output, _ = self.process.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             self.process.kill()
             raise
         return self.process.returncode, output
+
+    def children(self) -> dict[int, list[str]]:
+        """Its child processes now: pid -> argv (read from /proc, so Linux only)."""
+        assert self.process is not None
+        found = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                argv = (entry / "cmdline").read_bytes().decode().split("\0")[:-1]
+            except (OSError, IndexError, ValueError):
+                continue  # it exited meanwhile
+            if ppid == self.process.pid:
+                found[int(entry.name)] = argv
+        return found
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie waiting for its new parent to reap it counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 async def messages_until_done(ws: ClientConnection) -> list[dict[str, Any]]:

@@ -37,6 +37,7 @@ GRACEFUL = PRELUDE + (
 STUBBORN = PRELUDE + (
     "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n(work / 'ready').write_text('')\ntime.sleep(30)\n"
 )
+KILLED = PRELUDE + "print('loading the dataset', file=sys.stderr, flush=True)\nos.kill(os.getpid(), 9)\n"
 SLEEP = PRELUDE + "time.sleep(float(json.loads(os.environ['STRATUS_JOB_PARAMS']).get('sleep', 30)))\n"
 ORPHAN = PRELUDE + (
     "import subprocess\n"
@@ -158,6 +159,16 @@ async def test_a_silent_failure_reports_the_exit_code(
     backend = make_backend(FAIL_SILENTLY)
     status = await backend.wait(await backend.submit(spec()))
     assert (status.state, status.reason) == ("failed", "Worker exited with code 4")
+
+
+async def test_a_worker_killed_by_a_signal_says_so_after_its_stderr(
+    make_backend: Callable[..., LocalProcessBackend],
+) -> None:
+    # GIVEN a worker that logged something, then was killed from outside (as by the OOM killer)
+    backend = make_backend(KILLED)
+    status = await backend.wait(await backend.submit(spec()))
+    assert status.state == "failed"
+    assert status.reason == "loading the dataset\nWorker killed by SIGKILL"
 
 
 async def test_a_retry_reports_only_its_own_stderr(

@@ -23,11 +23,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.command == "serve":
+        from stratus.local.embedded_db import EmbeddedDatabaseError
         from stratus.local.runtime import run
+        from stratus.local.state_dir import StateDirInUse
 
         if args.state_dir is not None:
             os.environ["STRATUS_STATE_DIR"] = str(args.state_dir)
-        run(Settings(), host=args.host, port=args.port)
+        try:
+            run(Settings(), host=args.host, port=args.port)
+        except (StateDirInUse, EmbeddedDatabaseError) as e:
+            parser.exit(1, f"stratus serve: {e}\n")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import uvicorn
@@ -22,6 +23,7 @@ from stratus.api.routers import storage_local
 from stratus.composition import Container, Ports, build_container
 from stratus.local import websocket
 from stratus.local.embedded_db import EmbeddedMongo
+from stratus.local.state_dir import StateDirLock
 from stratus.services.job_events import EVENT_PATTERN
 from stratus.settings import Settings
 
@@ -113,6 +115,19 @@ def build_local_app(container: Container, ports: LocalPorts) -> FastAPI:
     )
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, minus its signal handling: it re-raises SIGTERM once it has stopped serving, which kills
+    the process before the runtime stops the database and the workers (LocalRuntime handles signals)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+# What a terminal (Ctrl-C, closing it), a process manager, a container runtime or `timeout` send.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 class LocalRuntime:
     def __init__(self, settings: Settings, *, host: str, port: int) -> None:
         self.host = host
@@ -125,47 +140,76 @@ class LocalRuntime:
         )
         self.embedded: EmbeddedMongo | None = None
         self.warming: asyncio.Task[None] | None = None
+        self._server: _Server | None = None
+        self._stop_requested = False
 
-    def _start_database(self) -> Settings:
+    async def _start_database(self) -> Settings:
         if self.settings.mongodb_uri:
             return self.settings
         self.embedded = EmbeddedMongo(self.settings.state_dir / "db")
-        uri = self.embedded.start()
+        await asyncio.to_thread(self.embedded.stop_leftovers)
+        self.embedded.spawn()  # from the event loop's thread, which lives as long as the server
+        uri = await asyncio.to_thread(self.embedded.wait_ready)
         return self.settings.model_copy(update={"mongodb_uri": uri})
 
+    def _on_stop_signal(self) -> None:
+        """The first signal stops the server gracefully; a second one also cuts uvicorn's wait for open
+        connections (the database and the workers are still stopped in order)."""
+        self._stop_requested = True
+        if self._server is not None:
+            self._server.force_exit = self._server.should_exit
+            self._server.should_exit = True
+
     async def serve(self) -> None:
-        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
-        settings = await asyncio.to_thread(self._start_database)
-        ports = build_local_ports(settings)
-        container = build_container(settings, ports)
-        app = build_local_app(container, ports)
-        consumers = LocalConsumers(container, ports)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host=self.host,
-                port=self.port,
-                lifespan="off",
-                log_level="warning",
-                ws="websockets-sansio",
-            )
-        )
+        with StateDirLock(self.settings.state_dir):
+            loop = asyncio.get_running_loop()
+            for sig in STOP_SIGNALS:
+                if signal.getsignal(sig) is not signal.SIG_IGN:  # `nohup stratus serve` keeps running
+                    loop.add_signal_handler(sig, self._on_stop_signal)
+            try:
+                await self._serve()
+            finally:
+                for sig in STOP_SIGNALS:
+                    loop.remove_signal_handler(sig)
+
+    async def _serve(self) -> None:
         try:
-            await container.bootstrap()
-            await consumers.start()
-            if settings.local_warm_inference:
-                # Import torch and the models while the user reads the banner, not on their first request.
-                self.warming = asyncio.create_task(ports.inference.warm())
-            print(self._banner(settings), flush=True)
-            await server.serve()
+            settings = await self._start_database()
+            ports = build_local_ports(settings)
+            container = build_container(settings, ports)
+            app = build_local_app(container, ports)
+            consumers = LocalConsumers(container, ports)
+            self._server = _Server(
+                uvicorn.Config(
+                    app,
+                    host=self.host,
+                    port=self.port,
+                    lifespan="off",
+                    log_level="warning",
+                    ws="websockets-sansio",
+                )
+            )
+            self._server.should_exit = self._stop_requested
+            try:
+                await container.bootstrap()
+                # Before anything consumes the queue: a job this process starts is never taken for lost.
+                await recover_jobs(container)
+                await consumers.start()
+                if settings.local_warm_inference:
+                    # Import torch and the models while the user reads the banner, not on their first request.
+                    self.warming = asyncio.create_task(ports.inference.warm())
+                print(self._banner(settings), flush=True)
+                if not self._server.should_exit:
+                    await self._server.serve()
+            finally:
+                await consumers.stop()
+                await ports.jobs.shutdown()
+                await ports.inference.stop()
+                await container.close()
         finally:
-            await consumers.stop()
-            await ports.jobs.shutdown()
-            await ports.inference.stop()
-            await container.close()
             if self.embedded is not None:
                 await asyncio.to_thread(self.embedded.stop)
-            print("Stratus stopped; data kept in", settings.state_dir, flush=True)
+            print("Stratus stopped; data kept in", self.settings.state_dir, flush=True)
 
     def _banner(self, settings: Settings) -> str:
         database = "embedded SecantusDB" if self.embedded else "MONGODB_URI"
@@ -173,6 +217,20 @@ class LocalRuntime:
             f"Stratus listening on http://{self.host}:{self.port} "
             f"(docs /docs, WebSocket ws://{self.host}:{self.port}/ws); "
             f"database: {database}; state: {settings.state_dir}"
+        )
+
+
+async def recover_jobs(container: Container) -> None:
+    """The previous process's workers died with it and its queue was in its memory: end the jobs that
+    were running there and send the queued ones again (a restart's reconcile, see JobService)."""
+    recovered = await container.jobs.reconcile_after_restart()
+    for job in recovered.ended:
+        await container.job_events.announce_ended(job)
+    if recovered.ended or recovered.requeued:
+        print(
+            f"Recovered from the previous run: {len(recovered.ended)} interrupted job(s) ended, "
+            f"{recovered.requeued} queued job(s) sent again",
+            flush=True,
         )
 
 

@@ -273,6 +273,13 @@ class JobEventsService:
 
     # --- fan-out --------------------------------------------------------------------------------
 
+    async def announce_ended(self, job: Mapping[str, Any]) -> None:
+        """Tell everyone a job ended that no backend event reported (e.g. a restart's reconcile): the
+        event log, live subscribers and, for a failure, the owner's webhooks."""
+        await self._announce_status(job)
+        if job["status"] == "failed":
+            await self._webhook(job, "failed", {"job_id": str(job["_id"]), "error": job.get("error")})
+
     async def _announce_status(self, job: Mapping[str, Any]) -> None:
         data = {"job_id": str(job["_id"]), "status": job["status"], "error": job.get("error")}
         if job.get("model_id"):

@@ -24,7 +24,7 @@ from stratus.db.repositories.datasets import DatasetRepository
 from stratus.db.repositories.jobs import JobEventRepository, JobRepository
 from stratus.errors import Conflict, DomainError, InvalidInput, NotFound, ServiceUnavailable, ValidationFailed
 from stratus.jobs.kinds import JobKinds
-from stratus.jobs.lifecycle import ACTIVE, JobEvent, is_terminal
+from stratus.jobs.lifecycle import ACTIVE, RUNNING, JobEvent, is_terminal
 from stratus.jobs.store import JobStore
 from stratus.ports.jobs import JobBackend, JobHandle, JobSpec
 from stratus.ports.queue import MessageQueue
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 START_MESSAGE = "job.start"
 TRAINING = "training"
+SERVER_RESTARTED = "The server restarted while the job was running"
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,12 @@ class JobPolicy:
     cap_retry_delay_s: int = 30
     requeue_after_s: int = 120  # a job still `queued` after this without a claim gets its message again
     heartbeat_timeout_s: int = 600  # a running job silent for this long is asked about, then failed
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    ended: list[dict[str, Any]]  # the jobs it ended, as they are now (failed, or stopped if asked to)
+    requeued: int  # queued jobs whose start message was sent again
 
 
 class JobService:
@@ -308,6 +315,32 @@ class JobService:
                 await self._store.apply(job["_id"], JobEvent.WAIT, changes={"requeued_at": utcnow()})
         return len(stale)
 
+    # --- restarting -----------------------------------------------------------------------------
+
+    async def reconcile_after_restart(self, *, reason: str = SERVER_RESTARTED) -> Reconciled:
+        """For a runtime whose workers and queue lived in the process that just restarted (the local
+        one): end its jobs that were starting or running, at once, with `reason` (a job being stopped
+        ends `stopped`, as asked), and send the start messages of queued jobs again. Run it before the
+        new process consumes its queue, so a job it starts itself is never taken for a lost one; the
+        caller announces the ended jobs (event log, live updates, webhooks)."""
+        ended: list[dict[str, Any]] = []
+        lost = await self._jobs.in_states(RUNNING, backends=(self._backend.name, None))
+        for job in lost:
+            stopping = job["status"] == "stopping"
+            updated = await self._store.apply(
+                job["_id"],
+                JobEvent.STOPPED if stopping else JobEvent.SERVER_RESTARTED,
+                changes={"error": None if stopping else reason, "completed_at": utcnow()},
+                where={"status": job["status"]},
+            )
+            if updated is not None:
+                ended.append(dict(updated))
+        queued = await self._jobs.in_states(("queued",))
+        for job in queued:
+            with contextlib.suppress(DomainError):  # the sweeper sends it later
+                await self._queue.send({"type": START_MESSAGE, "job_id": str(job["_id"])})
+        return Reconciled(ended=ended, requeued=len(queued))
+
 
 def _default_task(dataset: dict[str, Any], target_type: str) -> str:
     declared = dataset.get("dataset_type")
@@ -316,4 +349,4 @@ def _default_task(dataset: dict[str, Any], target_type: str) -> str:
     return "regression" if target_type == "float" else "classification"
 
 
-__all__ = ["ACTIVE", "START_MESSAGE", "JobPolicy", "JobService"]
+__all__ = ["ACTIVE", "SERVER_RESTARTED", "START_MESSAGE", "JobPolicy", "JobService", "Reconciled"]

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from stratus.adapters.local.lifetime import die_with_parent
 from stratus.errors import NotFound, ServiceUnavailable
 from stratus.ports.inference import InferencePending, InferenceRequest, InferenceResult, worker_error
 
@@ -60,6 +61,7 @@ class LocalInferenceServer:
                     self._python, "-m", SERVER_MODULE, "--host", "127.0.0.1", "--port", str(port),
                     stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
                     env={**os.environ, **self._extra_env},
+                    preexec_fn=die_with_parent(),  # its models are reloaded on demand: nothing to save
                 )  # fmt: skip
             self._base_url = f"http://127.0.0.1:{port}"
             client = httpx.AsyncClient(base_url=self._base_url, timeout=httpx.Timeout(600.0, connect=2.0))

@@ -6,7 +6,8 @@ Each job runs `command` with the same STRATUS_JOB_* environment the containers g
 failure's reason is the end of the worker's stderr. Its output is kept in `stdout.log` and `stderr.log`
 in its work dir (`STRATUS_JOB_WORKDIR`, `<work_dir>/<job_id>`). Like
 `docker stop`, stopping sends SIGTERM to the worker, then SIGKILL to its whole process group after
-`grace_s`; the process group also ends with the worker, so no helper it started outlives the job.
+`grace_s`; the process group also ends with the worker, so no helper it started outlives the job. A
+worker also dies with the process that started it (see lifetime.py): no job outlives `stratus serve`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import IO
 
 from stratus.adapters.job_env import JOB_STATE_CHANGE, job_environment
+from stratus.adapters.local.lifetime import die_with_parent
 from stratus.errors import InvalidInput, NotFound, ServiceUnavailable
 from stratus.ports.events import Event
 from stratus.ports.jobs import BackendState, BackendStatus, JobHandle, JobSpec
@@ -158,6 +160,9 @@ class LocalProcessBackend:
                     stdout=logs.stdout,
                     stderr=logs.stderr,
                     start_new_session=True,  # its own process group, so stop can end all of it
+                    # If the server dies, so does the worker: a restart fails the job (nobody would
+                    # collect its events any more).
+                    preexec_fn=die_with_parent(),
                 )
         except OSError as e:
             job.state, job.reason = "failed", f"could not start the worker: {e}"
@@ -183,6 +188,9 @@ class LocalProcessBackend:
             job.state, job.reason = "completed", None
         else:
             tail = await asyncio.to_thread(_tail, logs.stderr_path, logs.stderr_start)
+            if returncode < 0:
+                # Killed from outside (the OOM killer, a user): its stderr does not say so, this does.
+                tail = "\n".join(filter(None, (tail, _exit_description(returncode))))
             job.state, job.reason = "failed", tail or _exit_description(returncode)
 
     async def _supervise(self, job: _Job, process: asyncio.subprocess.Process) -> tuple[int, str]:

@@ -120,6 +120,15 @@ class JobRepository(Repository):
         query = {"status": {"$in": list(statuses)}, "updated_at": {"$lt": older_than}}
         return await self.collection.find(query).limit(limit).to_list()
 
+    async def in_states(
+        self, statuses: tuple[str, ...], *, backends: tuple[str | None, ...] | None = None
+    ) -> list[dict[str, Any]]:
+        """Every job in one of `statuses` (run by one of `backends`, if given; None: not handed to any)."""
+        query: dict[str, Any] = {"status": {"$in": list(statuses)}}
+        if backends is not None:
+            query["backend"] = {"$in": list(backends)}
+        return await self.collection.find(query).sort("_id", ASCENDING).to_list()
+
     async def forget_model(self, job_id: ObjectId) -> None:
         """The job's trained model was deleted; its results stay."""
         await self.collection.update_one({"_id": job_id}, {"$set": {"model_id": None}})
