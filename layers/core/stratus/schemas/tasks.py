@@ -6,9 +6,10 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from stratus.capabilities.nlp import spec
+from stratus.capabilities.nlp.spec import MAX_TEXT_CHARS
 from stratus.schemas.common import UtcDateTime
 
-MAX_TEXT_CHARS = 100_000
 ModelName = Field(
     default=None, min_length=1, max_length=200, description="Defaults to the task's built-in model"
 )
@@ -44,14 +45,17 @@ class ClassificationRequest(TaskRequest):
     task = "classification"
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     candidate_labels: list[str] | None = Field(
-        default=None, min_length=2, max_length=50, description="Zero-shot labels; sentiment when omitted"
+        default=None,
+        min_length=spec.CANDIDATE_LABELS.min,
+        max_length=spec.CANDIDATE_LABELS.max,
+        description="Zero-shot labels; sentiment when omitted",
     )
     _text = field_validator("text")(_not_blank)
 
 
 class QARequest(TaskRequest):
     task = "qa"
-    question: str = Field(min_length=1, max_length=2_000)
+    question: str = Field(min_length=1, max_length=spec.MAX_QUESTION_CHARS)
     context: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     _blank = field_validator("question", "context")(_not_blank)
 
@@ -65,8 +69,12 @@ class NERRequest(TaskRequest):
 class SummarizationRequest(TaskRequest):
     task = "summarization"
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
-    max_length: int = Field(default=150, ge=5, le=1024)
-    min_length: int = Field(default=30, ge=0, le=1024)
+    max_length: int = Field(
+        default=spec.SUMMARY_MAX_LENGTH.default, ge=spec.SUMMARY_MAX_LENGTH.ge, le=spec.SUMMARY_MAX_LENGTH.le
+    )
+    min_length: int = Field(
+        default=spec.SUMMARY_MIN_LENGTH.default, ge=spec.SUMMARY_MIN_LENGTH.ge, le=spec.SUMMARY_MIN_LENGTH.le
+    )
     _text = field_validator("text")(_not_blank)
 
     @field_validator("min_length")
@@ -79,8 +87,8 @@ class SummarizationRequest(TaskRequest):
 
 class EmbeddingsRequest(TaskRequest):
     task = "embeddings"
-    text: str | list[str] = Field(description="One text or a list of up to 256 texts")
-    normalize: bool = False
+    text: str | list[str] = Field(description=f"One text or a list of up to {spec.EMBEDDING_TEXTS.max} texts")
+    normalize: bool = spec.NORMALIZE_DEFAULT
 
     def inputs(self) -> list[dict[str, Any]]:
         return [{"text": text} for text in ([self.text] if isinstance(self.text, str) else self.text)]
@@ -96,8 +104,8 @@ class EmbeddingsRequest(TaskRequest):
     @classmethod
     def _texts(cls, value: str | list[str]) -> str | list[str]:
         texts = [value] if isinstance(value, str) else value
-        if not texts or len(texts) > 256:
-            raise ValueError("give 1 to 256 texts")
+        if not spec.EMBEDDING_TEXTS.min <= len(texts) <= spec.EMBEDDING_TEXTS.max:
+            raise ValueError(f"give {spec.EMBEDDING_TEXTS.min} to {spec.EMBEDDING_TEXTS.max} texts")
         for text in texts:
             if not text.strip():
                 raise ValueError("texts must not be empty")
@@ -109,8 +117,10 @@ class EmbeddingsRequest(TaskRequest):
 class GenerationRequest(TaskRequest):
     task = "generation"
     prompt: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
-    max_tokens: int = Field(default=128, ge=1, le=1024)
-    temperature: float = Field(default=0.7, ge=0, le=2)
+    max_tokens: int = Field(default=spec.MAX_TOKENS.default, ge=spec.MAX_TOKENS.ge, le=spec.MAX_TOKENS.le)
+    temperature: float = Field(
+        default=spec.TEMPERATURE.default, ge=spec.TEMPERATURE.ge, le=spec.TEMPERATURE.le
+    )
     _prompt = field_validator("prompt")(_not_blank)
 
 

@@ -25,9 +25,19 @@ from stratus.services.quota import QuotaService
 
 log = logging.getLogger(__name__)
 
-TASKS = ("embeddings", "classification", "ner", "generation", "qa", "summarization")
-# Each task's default: the first built-in model that serves it.
-DEFAULT_MODELS = {task: catalogue.for_task(task)[0].name for task in TASKS}
+
+def default_model(task: str) -> str:
+    """The task's default: the first built-in model that serves it. Looked up per request, so a task
+    with no built-in model answers a clear 422 instead of breaking the API's import."""
+    builtin = catalogue.for_task(task)
+    if not builtin:
+        raise ValidationFailed(
+            f"There is no built-in model for {task}; name one in model_name (POST /models/download "
+            "fetches one from the hub)",
+            code="MODEL_REQUIRED",
+            details=[{"field": "model_name", "message": f"required for {task}"}],
+        )
+    return builtin[0].name
 
 
 class Push(Protocol):
@@ -234,7 +244,7 @@ def resolve_model(task: str, model_name: str | None, *, downloaded: Sequence[str
     (listing the built-in and `downloaded` models that serve it), 422 if it does another task.
     Checked here so a bad request never reaches (or wakes) a worker."""
     if model_name is None:
-        return DEFAULT_MODELS[task]
+        return default_model(task)
     entry = catalogue.find(model_name)
     if entry is None:
         available = [m.name for m in catalogue.for_task(task)] + list(downloaded)
