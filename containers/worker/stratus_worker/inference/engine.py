@@ -1,7 +1,8 @@
 """`InferenceEngine`: the catalogue's models, each loaded once on first use and kept.
 
 `run(task, model_name, items, options)` is synchronous and thread-safe: loading a model happens once
-even when several threads ask at the same time, and batches for one model run one at a time (a fast
+even when several threads ask at the same time (and one load at a time in the process, see
+`loading`; a failed load is not kept, so the next call tries again), and batches for one model run one at a time (a fast
 tokenizer refuses concurrent use; the CPU gains nothing from two forward passes of the same model at
 once); different models run in parallel. Each call takes all its items through one forward pass.
 """

@@ -34,6 +34,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from stratus.ml import catalogue
+from stratus_worker.inference import loading
 from stratus_worker.inference.errors import ModelNotFound, ModelUnavailable
 
 TASKS = ("embeddings", "classification", "ner", "generation", "qa", "summarization")
@@ -252,15 +253,22 @@ def reachable(endpoint: str, timeout: float) -> bool:
 
 
 def _from_pretrained(repo_id: str, local_dir: Path, model_class: Any) -> HubModel:
+    """No check for missing weights here: a caller may want a new head on a base checkpoint (to train
+    it); the serving backends refuse such a model (`loading.from_pretrained`)."""
+    loading.prepare()
     import transformers
 
     cls = model_class or transformers.AutoModel
+    has_tokenizer = any(
+        (local_dir / f).exists() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
+    )
     try:
-        model = cls.from_pretrained(local_dir, local_files_only=True)
-        model.eval()
-        tokenizer = None
-        if any((local_dir / f).exists() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt")):
-            tokenizer = transformers.AutoTokenizer.from_pretrained(local_dir, local_files_only=True)
+        with loading.LOAD_LOCK:  # from_pretrained is not thread-safe, see `loading`
+            model = cls.from_pretrained(local_dir, local_files_only=True)
+            model.eval()
+            tokenizer = None
+            if has_tokenizer:
+                tokenizer = transformers.AutoTokenizer.from_pretrained(local_dir, local_files_only=True)
     except (OSError, ValueError) as e:
         raise ModelUnavailable(f"Model '{repo_id}' could not be loaded from {local_dir}: {e}") from e
     return HubModel(repo_id=repo_id, path=local_dir, model=model, tokenizer=tokenizer)

@@ -46,7 +46,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from stratus_worker.inference import downloaded
+from stratus_worker.inference import downloaded, loading
 from stratus_worker.inference.batching import MicroBatcher
 from stratus_worker.inference.engine import InferenceEngine
 from stratus_worker.inference.errors import InferenceError
@@ -201,10 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         else [n for n in args.preload.split(",") if n]
     )
     try:
+        loading.prepare()  # before any request thread can race on transformers' lazy names
         for name in names:
             engine.load(name)
     except InferenceError as e:
-        print(f"Cannot preload: {e.message}", file=sys.stderr)
+        print(f"Cannot start: {e.message}", file=sys.stderr)
         return 1
     app = create_app(engine, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
     server = uvicorn.Server(
