@@ -43,6 +43,7 @@ def test_a_paraphrase_is_closer_than_an_unrelated_sentence(engine: InferenceEngi
             {"text": "Someone is strumming a guitar."},
             {"text": "The stock market fell sharply today."},
         ],
+        {"normalize": True},
     )
     assert [o["dimension"] for o in out] == [384] * 3
     assert all(len(o["embedding"]) == 384 and o["truncated"] is False for o in out)
@@ -62,7 +63,7 @@ def test_embeddings_match_sentence_transformers(engine: InferenceEngine) -> None
         "a somewhat longer sentence about packing sequences " * 3,
         "Paris is in France.",
     ] * 5
-    ours = engine.run("embeddings", EMBEDDER, [{"text": t} for t in texts])
+    ours = engine.run("embeddings", EMBEDDER, [{"text": t} for t in texts], {"normalize": True})
     reference = SentenceTransformer(str(registry.get(EMBEDDER).local_path()), device="cpu")
     theirs = reference.encode(texts, normalize_embeddings=True)
     assert (
@@ -179,7 +180,10 @@ def test_summarization_respects_max_and_min_length(engine: InferenceEngine) -> N
     out = engine.run(
         "summarization",
         LLM,
-        [{"text": text, "max_length": 12}, {"text": text, "max_length": 14, "min_length": 14}],
+        [
+            {"text": text, "max_length": 12, "min_length": 0},
+            {"text": text, "max_length": 14, "min_length": 14},
+        ],
     )
     assert out[0]["usage"]["completion_tokens"] <= 12
     assert out[1]["usage"]["completion_tokens"] == 14
@@ -193,9 +197,11 @@ def test_a_prompt_over_the_context_is_cut_to_fit(
     backend = engine.load(LLM)
     assert isinstance(backend, CausalLMBackend)
     monkeypatch.setattr(backend, "max_length", 80)
-    [out] = engine.run("summarization", LLM, [{"text": "The sea is blue and wide. " * 40, "max_length": 4}])
+    [out] = engine.run(
+        "summarization", LLM, [{"text": "The sea is blue and wide. " * 40, "max_length": 5, "min_length": 0}]
+    )
     assert out["truncated"] is True
-    assert out["usage"]["prompt_tokens"] + 4 <= 80
+    assert out["usage"]["prompt_tokens"] + 5 <= 80
 
 
 # --- catalogue and errors ----------------------------------------------------------------------------
@@ -251,7 +257,7 @@ def test_errors_name_what_is_available(engine: InferenceEngine) -> None:
         ("classification", EMBEDDER, [{"text": "x", "candidate_labels": []}], {}, "candidate_labels"),
         ("classification", EMBEDDER, [{"text": "x"}], {"hypothesis_template": "about {}"}, "{label}"),
         ("generation", LLM, [{"prompt": "hi", "temperature": 3}], {}, "temperature must be between 0 and 2"),
-        ("generation", LLM, [{"prompt": "hi", "max_tokens": 0}], {}, "max_tokens must be between 1 and 2048"),
+        ("generation", LLM, [{"prompt": "hi", "max_tokens": 0}], {}, "max_tokens must be between 1 and 1024"),
         ("qa", LLM, [{"question": "Why?"}], {}, "inputs[0].context must be a non-empty string"),
         ("summarization", LLM, [{"text": "x", "max_length": 5, "min_length": 9}], {}, "exceeds max_length"),
     ],

@@ -37,8 +37,6 @@ from stratus.ml import catalogue
 from stratus_worker.inference import loading
 from stratus_worker.inference.errors import ModelNotFound, ModelUnavailable
 
-TASKS = ("embeddings", "classification", "ner", "generation", "qa", "summarization")
-
 Loader = Literal[
     "sentence-transformer",
     "spacy",

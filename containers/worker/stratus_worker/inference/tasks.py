@@ -4,8 +4,9 @@ Every run takes all of a call's items through ONE forward pass (one `generate` c
 model tasks) and returns one output per item, in order. Every output carries `truncated`: true when
 the item's text was cut to fit the model (the cut keeps the beginning of the text).
 
-- embeddings: {text} -> {embedding, dimension}. Option `normalize` (default true: L2-normalised, as
-  all-MiniLM-L6-v2's sentence-transformers pipeline does).
+Limits and defaults are the API's, from stratus.capabilities.nlp.spec.
+
+- embeddings: {text} -> {embedding, dimension}. Option `normalize` (L2-normalised; default off).
 - classification: {text, candidate_labels?} -> {labels: [{label, score}] best first, method}. Zero-shot
   by embedding similarity: the text and one hypothesis per label ("This text is about {label}.") are
   embedded in the same forward pass; scores are softmax(cosine / temperature) over the labels
@@ -14,7 +15,7 @@ the item's text was cut to fit the model (the cut keeps the beginning of the tex
   "The sentiment of this text is {label}.".
 - ner: {text} -> {entities: [{type, text, start, end, score}]}; `text == input[start:end]`. spaCy's
   NER gives no confidence, so `score` is always null.
-- generation: {prompt, max_tokens=64, temperature=0.7} -> {text, usage, finish_reason}; the prompt is
+- generation: {prompt, max_tokens, temperature} -> {text, usage, finish_reason}; the prompt is
   the user turn of the model's chat template; temperature 0 is greedy. Options `seed` (a row's sample
   then depends only on its prompt, settings and the seed), `top_p` (default 1).
   `usage.completion_tokens` counts the returned text's tokens (not the end-of-turn token);
@@ -29,7 +30,7 @@ the item's text was cut to fit the model (the cut keeps the beginning of the tex
   temperature 1) times the match quality (1 for exact and case-insensitive matches, the F1 for an
   overlap span); `match` says which. Option `max_answer_tokens` (default 32). The context is what
   gets truncated when the prompt is too long.
-- summarization: {text, max_length=150, min_length=0} -> {summary_text, usage, finish_reason}; lengths
+- summarization: {text, max_length, min_length} -> {summary_text, usage, finish_reason}; lengths
   are in generated tokens (`max_new_tokens` / a minimum before the end of turn is allowed).
 """
 
@@ -43,6 +44,8 @@ from typing import Any, cast
 
 import torch
 
+from stratus.capabilities.nlp import spec as nlp
+from stratus.capabilities.nlp.spec import TASKS
 from stratus_worker.inference.backends import (
     Backend,
     CausalLMBackend,
@@ -56,7 +59,6 @@ from stratus_worker.inference.backends import (
     TokenClassifierBackend,
 )
 from stratus_worker.inference.errors import InvalidInput
-from stratus_worker.inference.registry import TASKS
 
 Item = dict[str, Any]
 
@@ -68,8 +70,6 @@ QA_SYSTEM = (
     "the question, copied word for word, and nothing else."
 )
 SUMMARY_SYSTEM = "You are a helpful assistant that writes short, faithful summaries."
-MAX_NEW_TOKENS = 2048
-MAX_LABELS = 100
 
 
 # ----------------------------------------------------------------------------------------- validation
@@ -84,7 +84,7 @@ class Option:
 
 
 OPTIONS: dict[str, dict[str, Option]] = {
-    "embeddings": {"normalize": Option(bool, True)},
+    "embeddings": {"normalize": Option(bool, nlp.NORMALIZE_DEFAULT)},
     "classification": {
         "temperature": Option(float, 0.05, lambda v: v > 0, "> 0"),
         "hypothesis_template": Option(str, None, lambda v: "{label}" in v, "containing {label}"),
@@ -166,13 +166,13 @@ def _text(item: Mapping[str, Any], key: str, where: str, *, required: bool = Tru
     return value
 
 
-def _int(item: Mapping[str, Any], key: str, where: str, default: int, low: int, high: int) -> int:
-    value = item.get(key, default)
+def _int(item: Mapping[str, Any], key: str, where: str, limit: nlp.IntOption) -> int:
+    value = item.get(key, limit.default)
     if value is None:
-        value = default
+        value = limit.default
     value = _typed(value, int, f"{where}.{key}")
-    if not low <= value <= high:
-        raise InvalidInput(f"{where}.{key} must be between {low} and {high}")
+    if not limit.ge <= value <= limit.le:
+        raise InvalidInput(f"{where}.{key} must be between {limit.ge} and {limit.le}")
     return int(value)
 
 
@@ -182,26 +182,27 @@ def _text_item(item: Mapping[str, Any], where: str) -> Item:
 
 def _classification_item(item: Mapping[str, Any], where: str) -> Item:
     labels = item.get("candidate_labels")
+    count = nlp.CANDIDATE_LABELS
     if labels is not None and (
         not isinstance(labels, list)
-        or not labels
-        or len(labels) > MAX_LABELS
+        or not count.min <= len(labels) <= count.max
         or not all(isinstance(label, str) and label.strip() for label in labels)
         or len(set(labels)) != len(labels)
     ):
         raise InvalidInput(
-            f"{where}.candidate_labels must be a list of 1 to {MAX_LABELS} distinct non-empty strings"
+            f"{where}.candidate_labels must be a list of {count.min} to {count.max} distinct non-empty strings"
         )
     return {"text": _text(item, "text", where, required=False), "candidate_labels": labels}
 
 
 def _generation_item(item: Mapping[str, Any], where: str) -> Item:
-    temperature = _typed(item.get("temperature", 0.7), float, f"{where}.temperature")
-    if not 0 <= temperature <= 2:
-        raise InvalidInput(f"{where}.temperature must be between 0 and 2")
+    limit = nlp.TEMPERATURE
+    temperature = _typed(item.get("temperature", limit.default), float, f"{where}.temperature")
+    if not limit.ge <= temperature <= limit.le:
+        raise InvalidInput(f"{where}.temperature must be between {limit.ge:g} and {limit.le:g}")
     return {
         "prompt": _text(item, "prompt", where),
-        "max_tokens": _int(item, "max_tokens", where, 64, 1, MAX_NEW_TOKENS),
+        "max_tokens": _int(item, "max_tokens", where, nlp.MAX_TOKENS),
         "temperature": temperature,
     }
 
@@ -211,8 +212,8 @@ def _qa_item(item: Mapping[str, Any], where: str) -> Item:
 
 
 def _summary_item(item: Mapping[str, Any], where: str) -> Item:
-    max_length = _int(item, "max_length", where, 150, 1, MAX_NEW_TOKENS)
-    min_length = _int(item, "min_length", where, 0, 0, MAX_NEW_TOKENS)
+    max_length = _int(item, "max_length", where, nlp.SUMMARY_MAX_LENGTH)
+    min_length = _int(item, "min_length", where, nlp.SUMMARY_MIN_LENGTH)
     if min_length > max_length:
         raise InvalidInput(f"{where}.min_length ({min_length}) exceeds max_length ({max_length})")
     return {"text": _text(item, "text", where), "max_length": max_length, "min_length": min_length}
