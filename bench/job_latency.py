@@ -45,8 +45,8 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 from stratus.adapters.local.worker_pool import EVENT_POLL_S
+from stratus.jobs.events import PROGRESS
 from stratus.ports.events import Event
-from stratus.services.job_events import PROGRESS
 
 TERMINAL = ("completed", "failed", "stopped")
 SYNTHETIC_SEQ = 1_000_000  # far above any seq the worker itself reaches

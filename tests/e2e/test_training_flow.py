@@ -11,7 +11,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from stratus.services.webhooks import WebhookService
+from stratus.capabilities.webhooks.service import WebhookService
 from tests.e2e.server import ServeProcess, messages_until_done
 from tests.integration.webhooks.receiver import Receiver
 

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from stratus.capabilities.nlp import spec
-from stratus.schemas import tasks as schemas
+from stratus.capabilities.nlp import schemas, spec
 from stratus_worker.inference import tasks as worker
 from stratus_worker.inference.errors import InvalidInput
 

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stratus.services.job_events import EVENT_PATTERN
+from stratus.jobs.events import EVENT_PATTERN
 from stratus.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -520,7 +520,7 @@ def test_event_consumers_dead_letter_their_failed_invocations(
 
 
 def test_job_event_rules_match_the_job_events_service_pattern(functions: dict[str, dict[str, Any]]) -> None:
-    """The rules subscribe JobEventsFunction to exactly stratus.services.job_events.EVENT_PATTERN: our own events
+    """The rules subscribe JobEventsFunction to exactly stratus.jobs.events.EVENT_PATTERN: our own events
     on the custom bus (EventBus), SageMaker's and Batch's state changes on the default bus."""
     rules = {
         name: event["Properties"]

@@ -8,6 +8,17 @@ from functools import cached_property
 from bson import ObjectId
 
 from stratus import capabilities
+from stratus.capabilities.api_keys.service import ApiKeyService
+from stratus.capabilities.datasets.service import PROCESS_MESSAGE, DatasetPolicy, DatasetService
+from stratus.capabilities.downloads.service import DownloadPolicy, DownloadService
+from stratus.capabilities.files.service import FileService
+from stratus.capabilities.finetune.service import FineTuneRecordService
+from stratus.capabilities.health.service import HealthService
+from stratus.capabilities.identity.service import AuthService, LoginLimits
+from stratus.capabilities.models.predictions import PredictionService
+from stratus.capabilities.models.service import ModelService
+from stratus.capabilities.nlp.service import TaskService
+from stratus.capabilities.webhooks.service import DELIVER_MESSAGE, WebhookService
 from stratus.datasets.ingest import IngestLimits
 from stratus.db.database import Database
 from stratus.db.repositories.api_keys import ApiKeyRepository
@@ -22,6 +33,8 @@ from stratus.db.repositories.tasks import TaskRepository
 from stratus.db.repositories.users import UserRepository
 from stratus.db.repositories.webhooks import WebhookDeliveryRepository, WebhookRepository
 from stratus.db.repository import Repository
+from stratus.jobs.events import JobEventsService
+from stratus.jobs.service import START_MESSAGE, JobPolicy, JobService
 from stratus.jobs.store import JobStore
 from stratus.observability.logging import get_logger
 from stratus.observability.metrics import Metrics
@@ -33,23 +46,10 @@ from stratus.ports.queue import MessageQueue
 from stratus.ports.storage import ObjectStorage
 from stratus.security.passwords import PasswordHasher
 from stratus.security.tokens import TokenCodec
-from stratus.services.api_keys import ApiKeyService
-from stratus.services.auth import AuthService, LoginLimits
-from stratus.services.datasets import PROCESS_MESSAGE, DatasetPolicy, DatasetService
-from stratus.services.downloads import DownloadPolicy, DownloadService
-from stratus.services.files import FileService
-from stratus.services.finetune import FineTuneRecordService
-from stratus.services.health import HealthService
-from stratus.services.job_events import JobEventsService
-from stratus.services.jobs import START_MESSAGE, JobPolicy, JobService
 from stratus.services.live import LiveUpdates
 from stratus.services.messages import MessageRouter
-from stratus.services.models import ModelService
-from stratus.services.predictions import PredictionService
 from stratus.services.quota import QuotaService
 from stratus.services.rate_limit import Limit, RateLimiter
-from stratus.services.tasks import TaskService
-from stratus.services.webhooks import DELIVER_MESSAGE, WebhookService
 from stratus.settings import Settings
 
 

@@ -10,10 +10,10 @@ import httpx
 import pytest
 from bson import ObjectId
 
+from stratus.capabilities.finetune.schemas import FINETUNE_STATUSES
 from stratus.composition import Container
 from stratus.jobs.lifecycle import ACTIVE as ACTIVE_STATES
 from stratus.schemas.common import utcnow
-from stratus.schemas.finetune import FINETUNE_STATUSES
 from tests.integration.api.accounts import Account
 
 CSV = b"x1,x2,label\n" + b"".join(

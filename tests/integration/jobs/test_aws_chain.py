@@ -24,8 +24,8 @@ from stratus.api.app import create_app
 from stratus.composition import Container, Ports, build_container
 from stratus.handlers.eventbridge import build_eventbridge_handler
 from stratus.handlers.sqs_dispatch import build_sqs_handler
+from stratus.jobs.events import RESULT, SAGEMAKER_STATE
 from stratus.ports.events import Event
-from stratus.services.job_events import RESULT, SAGEMAKER_STATE
 from stratus.settings import Settings
 from tests.integration.api.accounts import register
 

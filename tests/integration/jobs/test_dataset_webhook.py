@@ -8,9 +8,9 @@ import json
 
 import httpx
 
+from stratus.capabilities.webhooks.service import WebhookService
 from stratus.composition import Container
 from stratus.local.runtime import LocalConsumers, LocalPorts
-from stratus.services.webhooks import WebhookService
 from tests.integration.api.accounts import Account
 from tests.integration.webhooks.receiver import Receiver
 

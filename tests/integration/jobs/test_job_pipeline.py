@@ -21,11 +21,11 @@ from stratus.adapters.local.worker_pool import LocalProcessBackend
 from stratus.api.deps import get_jobs
 from stratus.composition import Container
 from stratus.errors import ServiceUnavailable
+from stratus.jobs.events import PROGRESS, RESULT, SAGEMAKER_STATE
+from stratus.jobs.service import JobPolicy, JobService
 from stratus.local.runtime import LocalPorts
 from stratus.ports.events import Event
 from stratus.schemas.common import utcnow
-from stratus.services.job_events import PROGRESS, RESULT, SAGEMAKER_STATE
-from stratus.services.jobs import JobPolicy, JobService
 from tests.integration.api.accounts import Account
 
 CSV = b"x1,x2,color,label\n" + b"".join(

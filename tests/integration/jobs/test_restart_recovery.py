@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 from bson import ObjectId
 
+from stratus.capabilities.webhooks.service import DELIVER_MESSAGE
 from stratus.composition import Container
+from stratus.jobs.service import SERVER_RESTARTED, START_MESSAGE
 from stratus.local.runtime import LocalPorts, recover_jobs
-from stratus.services.jobs import SERVER_RESTARTED, START_MESSAGE
-from stratus.services.webhooks import DELIVER_MESSAGE
 from tests.integration.api.accounts import Account
 
 

@@ -13,11 +13,11 @@ from fastapi import FastAPI
 
 from stratus.api.app import create_app
 from stratus.api.deps import get_webhooks
+from stratus.capabilities.webhooks.service import DELIVER_MESSAGE, WebhookService
 from stratus.composition import Container
 from stratus.db.repositories.webhooks import WebhookDeliveryRepository, WebhookRepository
 from stratus.local.runtime import LocalPorts
 from stratus.services.messages import MessageRouter
-from stratus.services.webhooks import DELIVER_MESSAGE, WebhookService
 from tests.integration.api.accounts import Account, register
 from tests.integration.webhooks.receiver import Receiver
 

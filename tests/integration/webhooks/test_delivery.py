@@ -13,9 +13,9 @@ import pytest
 from bson import ObjectId
 
 from stratus.adapters.local.queue import LocalQueue
+from stratus.capabilities.webhooks.service import DELIVER_MESSAGE, WebhookService
 from stratus.db.repositories.webhooks import WebhookDeliveryRepository, WebhookRepository
 from stratus.errors import InvalidInput, ServiceUnavailable, ValidationFailed
-from stratus.services.webhooks import DELIVER_MESSAGE, WebhookService
 from tests.integration.webhooks.conftest import Clock, RecordingQueue
 from tests.integration.webhooks.receiver import Receiver
 

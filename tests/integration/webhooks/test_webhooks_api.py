@@ -9,8 +9,8 @@ import httpx
 import pytest
 from bson import ObjectId
 
+from stratus.capabilities.webhooks.service import WebhookService
 from stratus.local.runtime import LocalPorts
-from stratus.services.webhooks import WebhookService
 from tests.integration.api.accounts import Account
 from tests.integration.webhooks.receiver import Receiver
 

@@ -1,7 +1,7 @@
 """Downloaded (hub) models: copied from object storage into the model cache on first use, then served by
 the same backends as the built-in ones.
 
-A request for a downloaded model carries its `source` (see `stratus.services.tasks`): the snapshot's
+A request for a downloaded model carries its `source` (see `stratus.capabilities.nlp.service`): the snapshot's
 storage prefix, its file names, architecture, model type, maximum sequence length and the commit. The
 files are copied once into `<cache>/downloaded/<hash of the prefix>/`; a copy is written to a temporary
 directory and renamed into place, so a crash never leaves a partial directory that looks complete.

@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from stratus import __version__
+from stratus import __version__, capabilities
 from stratus.api.errors import install_error_handlers
 from stratus.api.middleware import RequestContextMiddleware
-from stratus.api.routers import (
-    api_keys,
-    auth,
-    datasets,
-    files,
-    finetune,
-    health,
-    jobs,
-    meta,
-    model_records,
-    registry,
-    tasks,
-    training,
-    users,
-    webhooks,
-)
 from stratus.composition import Container
 
 DESCRIPTION = """
@@ -36,41 +21,25 @@ over your data, and API keys. Every error has one shape: `detail`, `error`, `mes
 """
 
 
-def create_app(container: Container, *, extra_routers: Iterable[APIRouter] = ()) -> FastAPI:
-    app = FastAPI(
-        title="Stratus",
-        version=__version__,
-        description=DESCRIPTION,
-        docs_url="/docs",
-        redoc_url="/redoc",
-        openapi_url="/openapi.json",
-    )
+def create_app(
+    container: Container,
+    *,
+    groups: Iterable[str] | None = None,
+    extra_routers: Iterable[APIRouter] = (),
+) -> FastAPI:
+    """The API with the routes of the capabilities in `groups` (every capability for None: the local
+    runtime and the tests). One HTTP Lambda serves one group; each serves the whole API's document."""
+    app = _shell(capabilities.in_groups(groups))
     app.state.container = container
-    install_error_handlers(app)
-    for router in (
-        meta.router,
-        health.router,
-        users.router,
-        api_keys.router,
-        model_records.router,
-        datasets.router,
-        datasets.seed001,
-        files.router,
-        training.router,
-        training.seed002,
-        jobs.router,
-        finetune.router,
-        registry.router,
-    ):
-        app.include_router(router)
-    app.include_router(auth.build_router("/api/auth"))
-    # Seeds 000 and 001 call the same handlers without the /api prefix.
-    app.include_router(auth.build_router("/auth", include_in_schema=False))
-    app.include_router(webhooks.build_router("/api/webhooks"))
-    app.include_router(webhooks.build_router("/webhooks", include_in_schema=False))
-    app.include_router(tasks.build_router("/api/tasks"))
-    app.include_router(tasks.build_router("/tasks", include_in_schema=False))
-    app.include_router(tasks.results)
+    if groups is not None:
+        # A group's Lambda still serves the whole API's document (/openapi.json, /docs): built from every
+        # capability's routers on the first request for it, not at cold start.
+        def whole_document() -> dict[str, Any]:
+            if app.openapi_schema is None:
+                app.openapi_schema = _shell(capabilities.CAPABILITIES).openapi()
+            return app.openapi_schema
+
+        app.openapi = whole_document  # type: ignore[method-assign]
     for router in extra_routers:
         app.include_router(router)
     app.add_middleware(
@@ -87,4 +56,20 @@ def create_app(container: Container, *, extra_routers: Iterable[APIRouter] = ())
         logger=container.logger,
         bootstrap=container.bootstrap,
     )
+    return app
+
+
+def _shell(mounted: Iterable[capabilities.Capability]) -> FastAPI:
+    """The FastAPI app with the routes of `mounted` and the one error shape, before any middleware."""
+    app = FastAPI(
+        title="Stratus",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url="/docs",
+        redoc_url="/redoc",
+        openapi_url="/openapi.json",
+    )
+    install_error_handlers(app)
+    for router in capabilities.routes_of(mounted):
+        app.include_router(router)
     return app

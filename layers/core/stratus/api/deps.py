@@ -9,21 +9,21 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Request
 
+from stratus.capabilities.api_keys.service import ApiKeyService
+from stratus.capabilities.datasets.service import DatasetService
+from stratus.capabilities.downloads.service import DownloadService
+from stratus.capabilities.files.service import FileService
+from stratus.capabilities.finetune.service import FineTuneRecordService
+from stratus.capabilities.health.service import HealthService
+from stratus.capabilities.identity.service import AuthService
+from stratus.capabilities.models.predictions import PredictionService
+from stratus.capabilities.models.service import ModelService
+from stratus.capabilities.nlp.service import TaskService
+from stratus.capabilities.webhooks.service import WebhookService
 from stratus.composition import Container
+from stratus.jobs.service import JobService
 from stratus.observability.metrics import Metrics
-from stratus.services.api_keys import ApiKeyService
-from stratus.services.auth import AuthService
-from stratus.services.datasets import DatasetService
-from stratus.services.downloads import DownloadService
-from stratus.services.files import FileService
-from stratus.services.finetune import FineTuneRecordService
-from stratus.services.health import HealthService
-from stratus.services.jobs import JobService
-from stratus.services.models import ModelService
-from stratus.services.predictions import PredictionService
 from stratus.services.rate_limit import RateLimiter
-from stratus.services.tasks import TaskService
-from stratus.services.webhooks import WebhookService
 from stratus.settings import Settings
 
 

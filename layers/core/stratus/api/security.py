@@ -13,10 +13,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from stratus.api.deps import AppSettings, Auth, Limiter
+from stratus.capabilities.identity.service import Principal
 from stratus.errors import Unauthenticated
 from stratus.observability.context import user_id_var
 from stratus.security import api_keys
-from stratus.services.auth import Principal
 from stratus.services.rate_limit import Limit, RateLimiter
 from stratus.settings import Settings
 

@@ -1,17 +1,75 @@
-"""The capabilities: the one list the composition root, the queue and event handlers and the worker
-read. Adding a job kind is its spec module plus one line here."""
+"""The capabilities: the one list that the HTTP apps, the composition root, the queue and event handlers
+and the worker read. A capability is a package (routes, schemas, service, spec); adding one is its
+package plus one line in CAPABILITIES.
+
+Routes are named by module and imported only by the HTTP apps that serve them (`routes_of`), so the
+worker and the event handlers read job kinds without importing FastAPI routers, and each HTTP Lambda
+imports only its own group's routers.
+"""
 
 from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from stratus.capabilities.downloads import spec as downloads
 from stratus.capabilities.training import spec as training
 from stratus.jobs.kinds import JobKind, JobKinds
 
-JOB_KINDS: tuple[JobKind, ...] = (
-    training.KIND,
-    downloads.KIND,
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+# The HTTP Lambdas (template.yaml: one function per group, functions/<group>/app.py).
+GROUPS = ("platform", "data", "jobs", "models")
+
+
+@dataclass(frozen=True)
+class Capability:
+    name: str
+    group: str  # the HTTP Lambda that serves its routes
+    routes: str | None = None  # module whose routers() lists its APIRouters, in mount order
+    job_kinds: tuple[JobKind, ...] = ()
+
+
+# Mount order matters where paths overlap (a literal path before a parameterised one).
+CAPABILITIES: tuple[Capability, ...] = (
+    Capability("meta", "platform", "stratus.capabilities.meta.routes"),
+    Capability("health", "platform", "stratus.capabilities.health.routes"),
+    Capability("identity", "platform", "stratus.capabilities.identity.routes"),
+    Capability("api_keys", "platform", "stratus.capabilities.api_keys.routes"),
+    Capability("models", "models", "stratus.capabilities.models.routes"),
+    Capability("datasets", "data", "stratus.capabilities.datasets.routes"),
+    Capability("files", "data", "stratus.capabilities.files.routes"),
+    Capability("training", "jobs", "stratus.capabilities.training.routes", (training.KIND,)),
+    Capability("jobs", "jobs", "stratus.capabilities.jobs.routes"),
+    Capability("finetune", "jobs", "stratus.capabilities.finetune.routes"),
+    Capability("registry", "models", "stratus.capabilities.registry.routes"),
+    Capability("downloads", "models", None, (downloads.KIND,)),
+    Capability("webhooks", "jobs", "stratus.capabilities.webhooks.routes"),
+    Capability("nlp", "models", "stratus.capabilities.nlp.routes"),
 )
 
 
+def in_groups(groups: Iterable[str] | None) -> tuple[Capability, ...]:
+    """The capabilities served by these HTTP groups (all of them for None)."""
+    if groups is None:
+        return CAPABILITIES
+    wanted = set(groups)
+    unknown = wanted - set(GROUPS)
+    if unknown:
+        raise ValueError(f"unknown HTTP groups {sorted(unknown)}; known: {', '.join(GROUPS)}")
+    return tuple(c for c in CAPABILITIES if c.group in wanted)
+
+
+def routes_of(capabilities: Iterable[Capability]) -> list[APIRouter]:
+    routers: list[APIRouter] = []
+    for capability in capabilities:
+        if capability.routes:
+            routers.extend(importlib.import_module(capability.routes).routers())
+    return routers
+
+
 def job_kinds() -> JobKinds:
-    return JobKinds(JOB_KINDS)
+    return JobKinds(kind for capability in CAPABILITIES for kind in capability.job_kinds)

@@ -18,8 +18,8 @@ import logging
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Protocol, TypeVar
 
+from stratus.capabilities.identity.service import AuthService
 from stratus.errors import DomainError
-from stratus.services.auth import AuthService
 from stratus.services.live import LiveUpdates, error_message
 
 T = TypeVar("T")

@@ -21,10 +21,10 @@ from stratus.adapters.local.ws_hub import LocalWebSocketHub
 from stratus.api.app import create_app
 from stratus.api.routers import storage_local
 from stratus.composition import Container, Ports, build_container
+from stratus.jobs.events import EVENT_PATTERN
 from stratus.local import websocket
 from stratus.local.embedded_db import EmbeddedMongo
 from stratus.local.state_dir import StateDirLock
-from stratus.services.job_events import EVENT_PATTERN
 from stratus.settings import Settings
 
 WORKER_COMMAND = [sys.executable, "-m", "stratus_worker"]

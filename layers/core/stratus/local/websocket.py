@@ -22,8 +22,8 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
 from stratus.adapters.local.ws_hub import LocalWebSocketHub
+from stratus.capabilities.identity.service import AuthService, Principal
 from stratus.errors import DomainError
-from stratus.services.auth import AuthService, Principal
 from stratus.services.live import LiveUpdates, error_message
 
 BEARER_SUBPROTOCOL = "bearer"

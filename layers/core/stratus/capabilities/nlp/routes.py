@@ -1,0 +1,169 @@
+"""Seed 000's NLP tasks at /tasks/* (and /api/tasks/*), answered inline or as a 202 with a task id."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Response, status
+
+from stratus.api.deps import Tasks
+from stratus.api.routing import StratusRoute
+from stratus.api.security import CurrentUser, RateLimit
+from stratus.capabilities.identity.service import Principal
+from stratus.capabilities.nlp.schemas import (
+    ClassificationRequest,
+    EmbeddingsRequest,
+    GenerationRequest,
+    NERRequest,
+    QARequest,
+    SummarizationRequest,
+    TaskRequest,
+    TaskResponse,
+)
+from stratus.capabilities.nlp.service import TaskService
+from stratus.db.ids import ObjectIdStr, oid
+
+_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+(?:\.\d+)?)")
+PreferHeader = Annotated[
+    str | None,
+    Header(
+        alias="Prefer", max_length=200, description="`wait=N` to wait up to N seconds, or `respond-async`"
+    ),
+]
+
+
+def _wait(prefer: str | None) -> float | None:
+    if not prefer:
+        return None
+    if "respond-async" in prefer:
+        return 0.0
+    match = _WAIT.search(prefer)
+    return float(match.group(1)) if match else None
+
+
+def _body(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "task_id": str(record["_id"]),
+        "task": record["task"],
+        "status": record["status"],
+        "model": record["model"],
+        "result": record.get("result"),
+        "error": record.get("error"),
+        "created_at": record["created_at"],
+        "completed_at": record.get("completed_at"),
+    }
+
+
+def _respond(record: dict[str, Any], response: Response) -> dict[str, Any]:
+    """A task still running when the wait ended is 202, pointing at where its result will be."""
+    if record["status"] == "pending":
+        response.status_code = status.HTTP_202_ACCEPTED
+        response.headers["Location"] = f"/api/tasks/{record['_id']}"
+    return _body(record)
+
+
+async def _run(
+    body: TaskRequest, user: Principal, tasks: TaskService, response: Response, prefer: str | None
+) -> dict[str, Any]:
+    record = await tasks.run(
+        user.user_id, body.task, body.model_name, body.inputs(), body.options(),
+        wait_s=_wait(prefer), single=body.single,
+    )  # fmt: skip
+    return _respond(record, response)
+
+
+def build_router(prefix: str, *, include_in_schema: bool = True) -> APIRouter:
+    router = APIRouter(
+        prefix=prefix,
+        tags=["tasks"],
+        route_class=StratusRoute,
+        dependencies=[RateLimit],
+        include_in_schema=include_in_schema,
+    )
+    responses: dict[int | str, dict[str, Any]] = {
+        202: {"model": TaskResponse, "description": "Still running"}
+    }
+
+    @router.post("/classification", response_model=TaskResponse, responses=responses)
+    async def classification(
+        body: ClassificationRequest,
+        user: CurrentUser,
+        tasks: Tasks,
+        response: Response,
+        prefer: PreferHeader = None,
+    ) -> dict[str, Any]:
+        """Labels with scores. Without a fine-tuned classifier this is zero-shot classification over
+        `candidate_labels` with the embedding model; `method` says which answered."""
+        return await _run(body, user, tasks, response, prefer)
+
+    @router.post("/qa", response_model=TaskResponse, responses=responses)
+    async def question_answering(
+        body: QARequest,
+        user: CurrentUser,
+        tasks: Tasks,
+        response: Response,
+        prefer: PreferHeader = None,
+    ) -> dict[str, Any]:
+        """The answer, its score and its character span in `context` (context[start:end] == answer)."""
+        return await _run(body, user, tasks, response, prefer)
+
+    @router.post("/ner", response_model=TaskResponse, responses=responses)
+    async def named_entities(
+        body: NERRequest,
+        user: CurrentUser,
+        tasks: Tasks,
+        response: Response,
+        prefer: PreferHeader = None,
+    ) -> dict[str, Any]:
+        """Entities with type, text and character span."""
+        return await _run(body, user, tasks, response, prefer)
+
+    @router.post("/summarization", response_model=TaskResponse, responses=responses)
+    async def summarization(
+        body: SummarizationRequest,
+        user: CurrentUser,
+        tasks: Tasks,
+        response: Response,
+        prefer: PreferHeader = None,
+    ) -> dict[str, Any]:
+        """A summary between `min_length` and `max_length` tokens."""
+        return await _run(body, user, tasks, response, prefer)
+
+    @router.post("/embeddings", response_model=TaskResponse, responses=responses)
+    async def embeddings(
+        body: EmbeddingsRequest,
+        user: CurrentUser,
+        tasks: Tasks,
+        response: Response,
+        prefer: PreferHeader = None,
+    ) -> dict[str, Any]:
+        """One vector per text, with its dimension; `normalize` for unit length."""
+        return await _run(body, user, tasks, response, prefer)
+
+    @router.post("/generation", response_model=TaskResponse, responses=responses)
+    async def generation(
+        body: GenerationRequest,
+        user: CurrentUser,
+        tasks: Tasks,
+        response: Response,
+        prefer: PreferHeader = None,
+    ) -> dict[str, Any]:
+        """Generated text with token usage."""
+        return await _run(body, user, tasks, response, prefer)
+
+    return router
+
+
+results = APIRouter(prefix="/api/tasks", tags=["tasks"], route_class=StratusRoute, dependencies=[RateLimit])
+
+
+@results.get("/{task_id}", response_model=TaskResponse)
+async def get_task(task_id: ObjectIdStr, user: CurrentUser, tasks: Tasks) -> dict[str, Any]:
+    """A task's status and, once finished, its result."""
+    return _body(await tasks.get(user.user_id, oid(task_id, what="Task")))
+
+
+def routers() -> list[APIRouter]:
+    """What this capability mounts, in order (seed path aliases included)."""
+    return [build_router("/api/tasks"), build_router("/tasks", include_in_schema=False), results]
