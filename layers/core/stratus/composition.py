@@ -18,6 +18,7 @@ from stratus.capabilities.identity.service import AuthService, LoginLimits
 from stratus.capabilities.models.predictions import PredictionService
 from stratus.capabilities.models.service import ModelService
 from stratus.capabilities.nlp.service import TaskService
+from stratus.capabilities.training.service import TrainingService
 from stratus.capabilities.webhooks.service import DELIVER_MESSAGE, WebhookService
 from stratus.datasets.ingest import IngestLimits
 from stratus.db.database import Database
@@ -210,6 +211,10 @@ class Container:
                 heartbeat_timeout_s=self.settings.job_heartbeat_timeout_s,
             ),
         )
+
+    @cached_property
+    def training(self) -> TrainingService:
+        return TrainingService(jobs=self.jobs, datasets=self.dataset_repo)
 
     @cached_property
     def downloads(self) -> DownloadService:

@@ -19,6 +19,7 @@ from stratus.capabilities.identity.service import AuthService
 from stratus.capabilities.models.predictions import PredictionService
 from stratus.capabilities.models.service import ModelService
 from stratus.capabilities.nlp.service import TaskService
+from stratus.capabilities.training.service import TrainingService
 from stratus.capabilities.webhooks.service import WebhookService
 from stratus.composition import Container
 from stratus.jobs.service import JobService
@@ -70,6 +71,10 @@ def get_jobs(container: _Container) -> JobService:
     return container.jobs
 
 
+def get_training(container: _Container) -> TrainingService:
+    return container.training
+
+
 def get_finetune(container: _Container) -> FineTuneRecordService:
     return container.finetune
 
@@ -103,6 +108,7 @@ ApiKeys = Annotated[ApiKeyService, Depends(get_api_keys)]
 Datasets = Annotated[DatasetService, Depends(get_datasets)]
 Files = Annotated[FileService, Depends(get_files)]
 Jobs = Annotated[JobService, Depends(get_jobs)]
+Training = Annotated[TrainingService, Depends(get_training)]
 FineTunes = Annotated[FineTuneRecordService, Depends(get_finetune)]
 Models = Annotated[ModelService, Depends(get_models)]
 Downloads = Annotated[DownloadService, Depends(get_downloads)]

@@ -20,10 +20,9 @@ from typing import Any
 from bson import ObjectId
 
 from stratus.adapters.job_env import MAX_INLINE_PARAMS, encode_params, params_key
-from stratus.capabilities.training.schemas import TrainingStart
 from stratus.db.repositories.datasets import DatasetRepository
 from stratus.db.repositories.jobs import JobEventRepository, JobRepository
-from stratus.errors import Conflict, DomainError, InvalidInput, NotFound, ServiceUnavailable, ValidationFailed
+from stratus.errors import Conflict, DomainError, InvalidInput, NotFound, ServiceUnavailable
 from stratus.jobs.kinds import JobKinds
 from stratus.jobs.lifecycle import ACTIVE, RUNNING, JobEvent, is_terminal
 from stratus.jobs.store import JobStore
@@ -35,7 +34,6 @@ from stratus.schemas.common import utcnow
 log = logging.getLogger(__name__)
 
 START_MESSAGE = "job.start"
-TRAINING = "training"
 SERVER_RESTARTED = "The server restarted while the job was running"
 
 
@@ -82,64 +80,6 @@ class JobService:
 
     # --- creating -------------------------------------------------------------------------------
 
-    async def start_training(
-        self, user_id: ObjectId, request: TrainingStart, *, idempotency_key: str | None
-    ) -> tuple[dict[str, Any], bool]:
-        """Returns the job and whether it was created now (False: the Idempotency-Key was seen before)."""
-        dataset = await self._datasets.require_owned(user_id, ObjectId(request.dataset_id))
-        if dataset["status"] != "ready":
-            raise Conflict(f"Dataset is not ready (status: {dataset['status']})", code="DATASET_NOT_READY")
-        if dataset.get("kind") == "images":
-            raise ValidationFailed(
-                "Training on image datasets is not available yet; tabular datasets (CSV, JSON) are",
-                code="UNSUPPORTED_DATASET",
-                details=[{"field": "dataset_id", "message": "image datasets cannot be trained on yet"}],
-            )
-        columns = {c["name"]: c["type"] for c in dataset.get("columns") or []}
-        target = request.target or (dataset.get("metadata") or {}).get("target")
-        if not target or target not in columns:
-            raise InvalidInput(
-                f"Target column '{target}' not found; columns: {', '.join(columns)}",
-                code="TARGET_NOT_FOUND",
-                details=[{"field": "target", "message": "not a column of the dataset"}],
-            )
-        task = request.task or _default_task(dataset, columns[target])
-        if task == "regression" and columns[target] not in ("integer", "float"):
-            raise InvalidInput(
-                f"Target column '{target}' must be numeric for regression (it is {columns[target]})",
-                code="TARGET_NOT_NUMERIC",
-                details=[{"field": "target", "message": "must be numeric for regression"}],
-            )
-        hp = request.hyperparameters
-        params = {
-            "dataset_key": dataset["object_key"],
-            "dataset_format": dataset["format"],
-            "target": target,
-            "task": task,
-            "model_type": request.model_type,
-            "hyperparameters": hp.model_dump(),
-            "validation_split": request.validation_split,
-            "early_stopping": request.early_stopping.model_dump(),
-            "seed": request.seed,
-        }
-        rows = int(dataset.get("row_count") or 0)
-        doc: dict[str, Any] = {
-            "user_id": user_id,
-            "kind": TRAINING,
-            "dataset_id": dataset["_id"],
-            "model_type": request.model_type,
-            "model_name": request.name or f"{request.model_type} on {dataset['name']}",
-            "task": task,
-            "target": target,
-            "params": params,
-            "progress": 0.0,
-            "current_epoch": 0,
-            "total_epochs": hp.epochs,
-            "metrics": {},
-            "estimated_time": max(10, rows * hp.epochs // 20_000),
-        }
-        return await self.create(doc, idempotency_key=idempotency_key)
-
     async def create(
         self, doc: dict[str, Any], *, idempotency_key: str | None
     ) -> tuple[dict[str, Any], bool]:
@@ -162,20 +102,6 @@ class JobService:
                 with contextlib.suppress(DomainError):
                     await self._jobs.delete(job["_id"])
                 raise ServiceUnavailable("Could not queue the job; nothing was created, please retry") from e
-
-    async def resolve_dataset(self, user_id: ObjectId, reference: str) -> str:
-        """Seed 002 names a dataset by `dataset_path`: accept a dataset id, a name, or a path ending in one."""
-        candidates = [reference, reference.rstrip("/").rsplit("/", 1)[-1]]
-        for candidate in candidates:
-            if ObjectId.is_valid(candidate) and await self._datasets.get_owned(user_id, ObjectId(candidate)):
-                return candidate
-            found = await self._datasets.find_by_name(user_id, candidate)
-            if found is not None:
-                return str(found["_id"])
-        raise NotFound(
-            "Dataset not found",
-            details=[{"field": "dataset_path", "message": "no dataset with this id or name"}],
-        )
 
     # --- dispatching (queue consumer) -----------------------------------------------------------
 
@@ -340,13 +266,6 @@ class JobService:
             with contextlib.suppress(DomainError):  # the sweeper sends it later
                 await self._queue.send({"type": START_MESSAGE, "job_id": str(job["_id"])})
         return Reconciled(ended=ended, requeued=len(queued))
-
-
-def _default_task(dataset: dict[str, Any], target_type: str) -> str:
-    declared = dataset.get("dataset_type")
-    if declared in ("classification", "regression"):
-        return str(declared)
-    return "regression" if target_type == "float" else "classification"
 
 
 __all__ = ["ACTIVE", "SERVER_RESTARTED", "START_MESSAGE", "JobPolicy", "JobService", "Reconciled"]

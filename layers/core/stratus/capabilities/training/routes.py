@@ -6,11 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response, status
 
-from stratus.api.deps import Jobs
+from stratus.api.deps import Jobs, Training
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
 from stratus.capabilities.training.schemas import (
-    Hyperparameters,
     Seed002TrainingStart,
     Seed002TrainingStarted,
     Seed002TrainingStatus,
@@ -21,7 +20,7 @@ from stratus.capabilities.training.schemas import (
     TrainingStopped,
 )
 from stratus.db.ids import ObjectIdStr, oid
-from stratus.errors import Conflict, ValidationFailed
+from stratus.errors import Conflict
 from stratus.schemas.common import utcnow
 
 router = APIRouter(prefix="/training", tags=["training"], route_class=StratusRoute, dependencies=[RateLimit])
@@ -33,13 +32,13 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 async def start_training(
     body: TrainingStart,
     user: CurrentUser,
-    jobs: Jobs,
+    training: Training,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Queue a training job on a ready dataset. Repeat the request with the same `Idempotency-Key` to get
     the same job back instead of a second one."""
-    job, created = await jobs.start_training(user.user_id, body, idempotency_key=idempotency_key)
+    job, created = await training.start_training(user.user_id, body, idempotency_key=idempotency_key)
     if not created:
         response.status_code = status.HTTP_200_OK
     return {
@@ -112,27 +111,12 @@ seed002 = APIRouter(
 async def start_training_seed002(
     body: Seed002TrainingStart,
     user: CurrentUser,
-    jobs: Jobs,
+    training: Training,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Start training on one of your datasets (`dataset_id`, or `dataset_path` as its id or name)."""
-    if body.dataset_id is None and body.dataset_path is None:
-        raise ValidationFailed(
-            "dataset_id or dataset_path is required",
-            details=[{"field": "dataset_path", "message": "dataset_id or dataset_path is required"}],
-        )
-    dataset_id = body.dataset_id or await jobs.resolve_dataset(user.user_id, body.dataset_path or "")
-    request = TrainingStart(
-        dataset_id=dataset_id,
-        model_type=body.model_type,
-        hyperparameters=Hyperparameters(
-            epochs=body.epochs, batch_size=body.batch_size, learning_rate=body.learning_rate
-        ),
-        validation_split=body.validation_split,
-        target=body.target,
-    )
-    job, created = await jobs.start_training(user.user_id, request, idempotency_key=idempotency_key)
+    job, created = await training.start_seed002(user.user_id, body, idempotency_key=idempotency_key)
     if not created:
         response.status_code = status.HTTP_200_OK
     return {"task_id": str(job["_id"]), "status": job["status"]}
