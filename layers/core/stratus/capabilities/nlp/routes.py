@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response, status
@@ -73,6 +74,36 @@ async def _run(
     return _respond(record, response)
 
 
+# path, request schema (which knows its task, inputs and options), operation name, description
+TASK_ROUTES: tuple[tuple[str, type[TaskRequest], str, str], ...] = (
+    ("/classification", ClassificationRequest, "classification",
+     "Labels with scores. Without a fine-tuned classifier this is zero-shot classification over\n"
+     "`candidate_labels` with the embedding model; `method` says which answered."),
+    ("/qa", QARequest, "question_answering",
+     "The answer, its score and its character span in `context` (context[start:end] == answer)."),
+    ("/ner", NERRequest, "named_entities", "Entities with type, text and character span."),
+    ("/summarization", SummarizationRequest, "summarization",
+     "A summary between `min_length` and `max_length` tokens."),
+    ("/embeddings", EmbeddingsRequest, "embeddings",
+     "One vector per text, with its dimension; `normalize` for unit length."),
+    ("/generation", GenerationRequest, "generation", "Generated text with token usage."),
+)  # fmt: skip
+
+
+def _task_endpoint(schema: type[TaskRequest], doc: str) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """One handler for every task: the request schema it validates is the only difference."""
+
+    async def endpoint(
+        body: TaskRequest, user: CurrentUser, tasks: Tasks, response: Response, prefer: PreferHeader = None
+    ) -> dict[str, Any]:
+        return await _run(body, user, tasks, response, prefer)
+
+    # The annotation FastAPI reads is the task's own schema (this module's annotations are strings).
+    endpoint.__annotations__["body"] = schema
+    endpoint.__doc__ = doc
+    return endpoint
+
+
 def build_router(prefix: str, *, include_in_schema: bool = True) -> APIRouter:
     router = APIRouter(
         prefix=prefix,
@@ -85,73 +116,15 @@ def build_router(prefix: str, *, include_in_schema: bool = True) -> APIRouter:
         202: {"model": TaskResponse, "description": "Still running"}
     }
 
-    @router.post("/classification", response_model=TaskResponse, responses=responses)
-    async def classification(
-        body: ClassificationRequest,
-        user: CurrentUser,
-        tasks: Tasks,
-        response: Response,
-        prefer: PreferHeader = None,
-    ) -> dict[str, Any]:
-        """Labels with scores. Without a fine-tuned classifier this is zero-shot classification over
-        `candidate_labels` with the embedding model; `method` says which answered."""
-        return await _run(body, user, tasks, response, prefer)
-
-    @router.post("/qa", response_model=TaskResponse, responses=responses)
-    async def question_answering(
-        body: QARequest,
-        user: CurrentUser,
-        tasks: Tasks,
-        response: Response,
-        prefer: PreferHeader = None,
-    ) -> dict[str, Any]:
-        """The answer, its score and its character span in `context` (context[start:end] == answer)."""
-        return await _run(body, user, tasks, response, prefer)
-
-    @router.post("/ner", response_model=TaskResponse, responses=responses)
-    async def named_entities(
-        body: NERRequest,
-        user: CurrentUser,
-        tasks: Tasks,
-        response: Response,
-        prefer: PreferHeader = None,
-    ) -> dict[str, Any]:
-        """Entities with type, text and character span."""
-        return await _run(body, user, tasks, response, prefer)
-
-    @router.post("/summarization", response_model=TaskResponse, responses=responses)
-    async def summarization(
-        body: SummarizationRequest,
-        user: CurrentUser,
-        tasks: Tasks,
-        response: Response,
-        prefer: PreferHeader = None,
-    ) -> dict[str, Any]:
-        """A summary between `min_length` and `max_length` tokens."""
-        return await _run(body, user, tasks, response, prefer)
-
-    @router.post("/embeddings", response_model=TaskResponse, responses=responses)
-    async def embeddings(
-        body: EmbeddingsRequest,
-        user: CurrentUser,
-        tasks: Tasks,
-        response: Response,
-        prefer: PreferHeader = None,
-    ) -> dict[str, Any]:
-        """One vector per text, with its dimension; `normalize` for unit length."""
-        return await _run(body, user, tasks, response, prefer)
-
-    @router.post("/generation", response_model=TaskResponse, responses=responses)
-    async def generation(
-        body: GenerationRequest,
-        user: CurrentUser,
-        tasks: Tasks,
-        response: Response,
-        prefer: PreferHeader = None,
-    ) -> dict[str, Any]:
-        """Generated text with token usage."""
-        return await _run(body, user, tasks, response, prefer)
-
+    for path, schema, name, doc in TASK_ROUTES:
+        router.add_api_route(
+            path,
+            _task_endpoint(schema, doc),
+            methods=["POST"],
+            name=name,
+            response_model=TaskResponse,
+            responses=responses,
+        )
     return router
 
 
