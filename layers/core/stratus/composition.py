@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from bson import ObjectId
 
 from stratus import capabilities
 from stratus.capabilities.api_keys.service import ApiKeyService
-from stratus.capabilities.datasets.service import PROCESS_MESSAGE, DatasetPolicy, DatasetService
+from stratus.capabilities.datasets.service import DatasetPolicy, DatasetService
 from stratus.capabilities.downloads.service import DownloadPolicy, DownloadService
 from stratus.capabilities.files.service import FileService
 from stratus.capabilities.finetune.service import FineTuneRecordService
@@ -19,7 +22,7 @@ from stratus.capabilities.models.predictions import PredictionService
 from stratus.capabilities.models.service import ModelService
 from stratus.capabilities.nlp.service import TaskService
 from stratus.capabilities.training.service import TrainingService
-from stratus.capabilities.webhooks.service import DELIVER_MESSAGE, WebhookService
+from stratus.capabilities.webhooks.service import WebhookService
 from stratus.datasets.ingest import IngestLimits
 from stratus.db.database import Database
 from stratus.db.repositories.api_keys import ApiKeyRepository
@@ -35,7 +38,7 @@ from stratus.db.repositories.users import UserRepository
 from stratus.db.repositories.webhooks import WebhookDeliveryRepository, WebhookRepository
 from stratus.db.repository import Repository
 from stratus.jobs.events import JobEventsService
-from stratus.jobs.service import START_MESSAGE, JobPolicy, JobService
+from stratus.jobs.service import JobPolicy, JobService
 from stratus.jobs.store import JobStore
 from stratus.observability.logging import get_logger
 from stratus.observability.metrics import Metrics
@@ -284,10 +287,13 @@ class Container:
         """Queue messages, by type: the SQS dispatcher and the local queue both hand bodies here. Each
         handler's service is built when its first message arrives."""
         messages = MessageRouter()
-        messages.register(PROCESS_MESSAGE, lambda body: self.datasets.handle_message(body))
-        messages.register(START_MESSAGE, lambda body: self.jobs.handle_message(body))
-        messages.register(DELIVER_MESSAGE, lambda body: self.webhooks.handle_message(body))
+        for capability in capabilities.CAPABILITIES:
+            for message_type, service in capability.messages:
+                messages.register(message_type, functools.partial(self._handle_message, service))
         return messages
+
+    async def _handle_message(self, service: str, body: Mapping[str, Any]) -> None:
+        await getattr(self, service).handle_message(body)
 
     async def _owns_job_or_task(self, user_id: ObjectId, reference: str) -> bool:
         """WebSocket subscriptions follow jobs (training, downloads) and inference tasks alike."""

@@ -14,9 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from stratus.capabilities.datasets.spec import PROCESS_MESSAGE
 from stratus.capabilities.downloads import spec as downloads
 from stratus.capabilities.training import spec as training
-from stratus.jobs.kinds import JobKind, JobKinds
+from stratus.capabilities.webhooks.spec import DELIVER_MESSAGE
+from stratus.jobs.kinds import START_MESSAGE, JobKind, JobKinds
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -31,6 +33,8 @@ class Capability:
     group: str  # the HTTP Lambda that serves its routes
     routes: str | None = None  # module whose routers() lists its APIRouters, in mount order
     job_kinds: tuple[JobKind, ...] = ()
+    # Queue messages it consumes: (message type, the container's service whose handle_message takes it).
+    messages: tuple[tuple[str, str], ...] = ()
 
 
 # Mount order matters where paths overlap (a literal path before a parameterised one).
@@ -40,14 +44,18 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("identity", "platform", "stratus.capabilities.identity.routes"),
     Capability("api_keys", "platform", "stratus.capabilities.api_keys.routes"),
     Capability("models", "models", "stratus.capabilities.models.routes"),
-    Capability("datasets", "data", "stratus.capabilities.datasets.routes"),
+    Capability(
+        "datasets", "data", "stratus.capabilities.datasets.routes", messages=((PROCESS_MESSAGE, "datasets"),)
+    ),
     Capability("files", "data", "stratus.capabilities.files.routes"),
     Capability("training", "jobs", "stratus.capabilities.training.routes", (training.KIND,)),
-    Capability("jobs", "jobs", "stratus.capabilities.jobs.routes"),
+    Capability("jobs", "jobs", "stratus.capabilities.jobs.routes", messages=((START_MESSAGE, "jobs"),)),
     Capability("finetune", "jobs", "stratus.capabilities.finetune.routes"),
     Capability("registry", "models", "stratus.capabilities.registry.routes"),
     Capability("downloads", "models", None, (downloads.KIND,)),
-    Capability("webhooks", "jobs", "stratus.capabilities.webhooks.routes"),
+    Capability(
+        "webhooks", "jobs", "stratus.capabilities.webhooks.routes", messages=((DELIVER_MESSAGE, "webhooks"),)
+    ),
     Capability("nlp", "models", "stratus.capabilities.nlp.routes"),
 )
 

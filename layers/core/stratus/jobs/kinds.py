@@ -12,6 +12,9 @@ from typing import Any
 
 from stratus.errors import InvalidInput
 
+# The queue message that asks the dispatcher to start a job of any kind.
+START_MESSAGE = "job.start"
+
 
 @dataclass(frozen=True)
 class Resources:

@@ -23,7 +23,7 @@ from stratus.adapters.job_env import MAX_INLINE_PARAMS, encode_params, params_ke
 from stratus.db.repositories.datasets import DatasetRepository
 from stratus.db.repositories.jobs import JobEventRepository, JobRepository
 from stratus.errors import Conflict, DomainError, InvalidInput, NotFound, ServiceUnavailable
-from stratus.jobs.kinds import JobKinds
+from stratus.jobs.kinds import START_MESSAGE, JobKinds
 from stratus.jobs.lifecycle import ACTIVE, RUNNING, JobEvent, is_terminal
 from stratus.jobs.store import JobStore
 from stratus.ports.jobs import JobBackend, JobHandle, JobSpec
@@ -33,7 +33,6 @@ from stratus.schemas.common import utcnow
 
 log = logging.getLogger(__name__)
 
-START_MESSAGE = "job.start"
 SERVER_RESTARTED = "The server restarted while the job was running"
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from bson import ObjectId
 
+from stratus.capabilities.datasets.spec import PROCESS_MESSAGE
 from stratus.datasets.formats import DatasetFormat, detect_format
 from stratus.datasets.ingest import (
     DatasetSummary,
@@ -43,7 +44,6 @@ from stratus.services.uploads import SpooledUpload, safe_filename
 
 log = logging.getLogger(__name__)
 
-PROCESS_MESSAGE = "dataset.process"
 PROCESSED_EVENT = "dataset.processed"
 EVENT_SOURCE = "stratus.datasets"
 HEAD_BYTES = 8192

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, get_args
 from bson import ObjectId
 
 from stratus.capabilities.webhooks.schemas import WebhookEvent
+from stratus.capabilities.webhooks.spec import DELIVER_MESSAGE
 from stratus.capabilities.webhooks.urls import UnsafeUrl, check_url
 from stratus.db.repositories.webhooks import WebhookDeliveryRepository, WebhookRepository
 from stratus.errors import DomainError, InvalidInput, NotFound, ServiceUnavailable, ValidationFailed
@@ -35,7 +36,6 @@ from stratus.schemas.common import iso_utc, utcnow
 
 log = logging.getLogger(__name__)
 
-DELIVER_MESSAGE = "webhook.deliver"
 TEST_EVENT = "webhook.test"
 EVENTS = frozenset(get_args(WebhookEvent))
 SECRET_PREFIX = "whsec_"
