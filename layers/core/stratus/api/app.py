@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from stratus import __version__
 from stratus.api.errors import install_error_handlers
 from stratus.api.middleware import RequestContextMiddleware
+from stratus.api.problem import error_responses
 from stratus.api.routers import (
     api_keys,
     auth,
@@ -28,6 +29,16 @@ from stratus.api.routers import (
 )
 from stratus.composition import Container
 
+# The errors each operation may answer, all in the one shape (stratus.api.problem), declared here once for
+# the OpenAPI document; an operation's own declaration of a status (e.g. /ready's 503 body) wins. The
+# 422 entry also replaces FastAPI's default HTTPValidationError, which is not what the API sends.
+# Any operation can fail unexpectedly (500).
+PUBLIC_ERRORS = error_responses(500)
+# The API proper: every operation is rate-limited (429) and authenticated or an auth flow (401, 403),
+# takes input (400, 404, 413, 415, 422), reads or writes state (409, 402 when it counts against a quota)
+# and reaches the database, storage, queue or inference (502, 503).
+API_ERRORS = error_responses(400, 401, 402, 403, 404, 409, 413, 415, 422, 429, 500, 502, 503)
+
 DESCRIPTION = """
 Stratus is a serverless machine-learning platform: NLP tasks and custom code, datasets and files,
 training and fine-tuning jobs with live progress, generative and recognition media tasks, chats
@@ -44,12 +55,13 @@ def create_app(container: Container, *, extra_routers: Iterable[APIRouter] = ())
         docs_url="/docs",
         redoc_url="/redoc",
         openapi_url="/openapi.json",
+        responses=PUBLIC_ERRORS,
     )
     app.state.container = container
     install_error_handlers(app)
+    app.include_router(meta.router)
+    app.include_router(health.router)
     for router in (
-        meta.router,
-        health.router,
         users.router,
         api_keys.router,
         model_records.router,
@@ -61,16 +73,16 @@ def create_app(container: Container, *, extra_routers: Iterable[APIRouter] = ())
         jobs.router,
         finetune.router,
         registry.router,
+        auth.build_router("/api/auth"),
+        # Seeds 000 and 001 call the same handlers without the /api prefix.
+        auth.build_router("/auth", include_in_schema=False),
+        webhooks.build_router("/api/webhooks"),
+        webhooks.build_router("/webhooks", include_in_schema=False),
+        tasks.build_router("/api/tasks"),
+        tasks.build_router("/tasks", include_in_schema=False),
+        tasks.results,
     ):
-        app.include_router(router)
-    app.include_router(auth.build_router("/api/auth"))
-    # Seeds 000 and 001 call the same handlers without the /api prefix.
-    app.include_router(auth.build_router("/auth", include_in_schema=False))
-    app.include_router(webhooks.build_router("/api/webhooks"))
-    app.include_router(webhooks.build_router("/webhooks", include_in_schema=False))
-    app.include_router(tasks.build_router("/api/tasks"))
-    app.include_router(tasks.build_router("/tasks", include_in_schema=False))
-    app.include_router(tasks.results)
+        app.include_router(router, responses=API_ERRORS)
     for router in extra_routers:
         app.include_router(router)
     app.add_middleware(
