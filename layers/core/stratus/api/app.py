@@ -42,8 +42,9 @@ API_ERRORS = error_responses(400, 401, 402, 403, 404, 409, 413, 415, 422, 429, 5
 DESCRIPTION = """
 Stratus is a serverless machine-learning platform: NLP tasks and custom code, datasets and files,
 training and fine-tuning jobs with live progress, generative and recognition media tasks, chats
-over your data, and API keys. Every error has one shape: `detail`, `error`, `message`, `code`,
-`status_code` and `request_id` (also sent as the `X-Request-ID` header).
+over your data, and API keys. Every error has one shape (`ErrorResponse`): `detail`, `error`, `message`,
+`code`, `status_code` and `request_id` (also sent as the `X-Request-ID` header); in a 422, `detail` lists
+the fields that failed.
 """
 
 
