@@ -11,13 +11,25 @@ from fastapi.middleware.cors import CORSMiddleware
 from stratus import __version__, capabilities
 from stratus.api.errors import install_error_handlers
 from stratus.api.middleware import RequestContextMiddleware
+from stratus.api.problem import error_responses
 from stratus.composition import Container
+
+# The errors each operation may answer, all in the one shape (stratus.api.problem), declared here once for
+# the OpenAPI document; an operation's own declaration of a status (e.g. /ready's 503 body) wins. The
+# 422 entry also replaces FastAPI's default HTTPValidationError, which is not what the API sends.
+# Any operation can fail unexpectedly (500).
+PUBLIC_ERRORS = error_responses(500)
+# The API proper: every operation is rate-limited (429) and authenticated or an auth flow (401, 403),
+# takes input (400, 404, 413, 415, 422), reads or writes state (409, 402 when it counts against a quota)
+# and reaches the database, storage, queue or inference (502, 503).
+API_ERRORS = error_responses(400, 401, 402, 403, 404, 409, 413, 415, 422, 429, 500, 502, 503)
 
 DESCRIPTION = """
 Stratus is a serverless machine-learning platform: NLP tasks and custom code, datasets and files,
 training and fine-tuning jobs with live progress, generative and recognition media tasks, chats
-over your data, and API keys. Every error has one shape: `detail`, `error`, `message`, `code`,
-`status_code` and `request_id` (also sent as the `X-Request-ID` header).
+over your data, and API keys. Every error has one shape (`ErrorResponse`): `detail`, `error`, `message`,
+`code`, `status_code` and `request_id` (also sent as the `X-Request-ID` header); in a 422, `detail` lists
+the fields that failed.
 """
 
 
@@ -68,8 +80,10 @@ def _shell(mounted: Iterable[capabilities.Capability]) -> FastAPI:
         docs_url="/docs",
         redoc_url="/redoc",
         openapi_url="/openapi.json",
+        responses=PUBLIC_ERRORS,
     )
     install_error_handlers(app)
-    for router in capabilities.routes_of(mounted):
-        app.include_router(router)
+    for capability in mounted:
+        for router in capabilities.routes_of([capability]):
+            app.include_router(router, responses=API_ERRORS if capability.api_errors else None)
     return app

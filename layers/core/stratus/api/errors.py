@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stratus import errors
-from stratus.api.problem import error_response
+from stratus.api.problem import error_response, validation_issues
 
 STATUS_BY_ERROR: dict[type[errors.DomainError], int] = {
     errors.InvalidInput: 400,
@@ -43,6 +43,17 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or ".".join(str(p) for p in loc)
 
 
+def _is_field_list(details: Any) -> bool:
+    return (
+        isinstance(details, list)
+        and bool(details)
+        and all(
+            isinstance(d, dict) and isinstance(d.get("field"), str) and isinstance(d.get("message"), str)
+            for d in details
+        )
+    )
+
+
 async def domain_error_handler(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.DomainError)
     status = status_for(exc)
@@ -55,6 +66,11 @@ async def domain_error_handler(_: Request, exc: Exception) -> JSONResponse:
         headers["WWW-Authenticate"] = "Bearer"
     if isinstance(exc, errors.ServiceUnavailable):
         headers["Retry-After"] = "5"
+    if status == 422:
+        # Every 422 carries the same `detail` list, whether FastAPI or the domain found the bad value.
+        kind = exc.code.lower()
+        fields = exc.details if _is_field_list(exc.details) else []
+        extra["detail"] = validation_issues(fields, kind) or [{"loc": [], "msg": exc.message, "type": kind}]
     return error_response(status, exc.message, code=exc.code, details=exc.details, headers=headers, **extra)
 
 

@@ -33,14 +33,17 @@ class Capability:
     group: str  # the HTTP Lambda that serves its routes
     routes: str | None = None  # module whose routers() lists its APIRouters, in mount order
     job_kinds: tuple[JobKind, ...] = ()
+    # Whether its operations answer the API's full set of errors (authenticated, rate-limited, taking
+    # input), or only the unexpected 500 (the welcome page, health, metrics).
+    api_errors: bool = True
     # Queue messages it consumes: (message type, the container's service whose handle_message takes it).
     messages: tuple[tuple[str, str], ...] = ()
 
 
 # Mount order matters where paths overlap (a literal path before a parameterised one).
 CAPABILITIES: tuple[Capability, ...] = (
-    Capability("meta", "platform", "stratus.capabilities.meta.routes"),
-    Capability("health", "platform", "stratus.capabilities.health.routes"),
+    Capability("meta", "platform", "stratus.capabilities.meta.routes", api_errors=False),
+    Capability("health", "platform", "stratus.capabilities.health.routes", api_errors=False),
     Capability("identity", "platform", "stratus.capabilities.identity.routes"),
     Capability("api_keys", "platform", "stratus.capabilities.api_keys.routes"),
     Capability("models", "models", "stratus.capabilities.models.routes"),
