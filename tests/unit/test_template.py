@@ -6,10 +6,13 @@ each function the way SAM does, and then assert: every environment variable a fu
 Settings reads; every queue dead-letters, every EventBridge rule target and asynchronous event consumer
 dead-letters, and every dead-letter queue has an alarm; the bucket is private, encrypted and TLS-only; no IAM
 statement grants a wildcard action, and Resource "*" only for the few actions IAM offers no resource for;
-SageMaker jobs get their own role, passed only to SageMaker; the WebSocket API routes $connect, $disconnect
-and $default to its function; the job-events rules match the job-events service's pattern; every handler and
-the layer exist on disk; the optional NLP inference endpoint is asynchronous, scales to zero, runs the worker
-image with a role of its own, and is what the API invokes when it is deployed.
+SageMaker jobs get their own role, passed only to SageMaker; each HTTP capability group has its own function,
+and API Gateway's route selection sends every path of each group's app to that group's function and to no
+other; webhook deliveries have their own queue, dead-letter queue and consumer, and whoever sends them may;
+the WebSocket API routes $connect, $disconnect and $default to its function; the job-events rules match the
+job-events service's pattern; every handler and the layer exist on disk; the optional NLP inference endpoint
+is asynchronous, scales to zero, runs the worker image with a role of its own, and is what the models
+function invokes when it is deployed.
 """
 
 from __future__ import annotations
@@ -27,7 +30,13 @@ from typing import Any
 
 import pytest
 import yaml
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute, Match
 
+from stratus import capabilities
+from stratus.api.app import create_app
+from stratus.composition import Container
 from stratus.jobs.events import EVENT_PATTERN
 from stratus.settings import Settings
 
@@ -76,10 +85,13 @@ RESOURCE_STAR_ACTIONS = {
 }
 # Resource "*" actions that must still be narrowed by a condition key: action -> the key.
 RESOURCE_STAR_CONDITIONS = {"cloudwatch:PutMetricData": "cloudwatch:namespace"}
+# The HTTP API's functions: one per capability group (functions/<group>/app.py), by logical id.
+HTTP_FUNCTIONS = {group: f"{group.capitalize()}Function" for group in capabilities.GROUPS}
 # Every function the platform deploys, by logical id.
 EXPECTED_FUNCTIONS = {
-    "ApiFunction",
+    *HTTP_FUNCTIONS.values(),
     "DispatcherFunction",
+    "WebhooksFunction",
     "JobEventsFunction",
     "SweeperFunction",
     "WebSocketFunction",
@@ -158,7 +170,7 @@ def functions(template: dict[str, Any], resources: dict[str, Any]) -> dict[str, 
         for name, resource in resources.items()
         if resource["Type"] == "AWS::Serverless::Function"
     }
-    assert "ApiFunction" in merged
+    assert set(HTTP_FUNCTIONS.values()) <= set(merged)
     return merged
 
 
@@ -231,11 +243,9 @@ def test_is_a_sam_template_with_the_documented_outputs(template: dict[str, Any])
         "EventBusName",
         "CoreLayerArn",
         "WebSocketUrl",
-        "ApiFunctionName",
-        "DispatcherFunctionName",
-        "JobEventsFunctionName",
-        "SweeperFunctionName",
-        "WebSocketFunctionName",
+        "WebhooksQueueUrl",
+        "WebhooksDeadLetterQueueUrl",
+        *(f"{name}Name" for name in sorted(EXPECTED_FUNCTIONS)),
     ):
         assert output in template["Outputs"], output
     for parameter in (
@@ -243,38 +253,193 @@ def test_is_a_sam_template_with_the_documented_outputs(template: dict[str, Any])
         "MongoDbUriSecretArn",
         "WorkerImageUri",
         "JobBackend",
+        "SageMakerGpuInstanceType",
+        "SageMakerCpuInstanceType",
         "BatchJobQueueArn",
+        "BatchGpuJobQueueArn",
         "BatchJobDefinitionArn",
     ):
         assert parameter in template["Parameters"], parameter
+    # Settings(runtime="aws") refuses the local backend.
     assert set(template["Parameters"]["JobBackend"]["AllowedValues"]) == {"sagemaker", "batch"}
-    for parameter in ("BatchJobQueueArn", "BatchJobDefinitionArn"):
+    for parameter in ("BatchJobQueueArn", "BatchGpuJobQueueArn", "BatchJobDefinitionArn"):
         assert template["Parameters"][parameter]["Default"] == "", f"{parameter} must be optional"
     assert template["Outputs"]["WebSocketUrl"]["Value"]["Fn::Sub"].startswith("wss://")
 
 
-def test_api_function_serves_every_route_through_the_http_api(
+def test_each_capability_group_has_its_own_http_function(
     resources: dict[str, Any], functions: dict[str, dict[str, Any]]
 ) -> None:
-    api = functions["ApiFunction"]
-    assert api["Handler"] == "app.handler"
-    assert api["Runtime"] == "python3.12"
-    assert api["Architectures"] == ["arm64"]
-    assert [_ref_name(layer) for layer in api["Layers"]] == ["CoreLayer"]
-    routes = {
-        (event["Properties"]["Path"], event["Properties"]["Method"].upper())
-        for event in api["Events"].values()
-        if event["Type"] == "HttpApi"
-    }
-    assert {("/{proxy+}", "ANY"), ("/", "ANY")} <= routes
-    for event in api["Events"].values():
-        assert _ref_name(event["Properties"]["ApiId"]) == "HttpApi"
+    """functions/<group>/app.py serves exactly its group (`http_lambda("<group>")`), inside API Gateway's
+    30 s integration limit, with the request-body cap Lambda's 6 MB payload limit allows."""
+    assert set(HTTP_FUNCTIONS) == {"platform", "data", "jobs", "models"}
+    for group, name in HTTP_FUNCTIONS.items():
+        props = functions[name]
+        assert props["CodeUri"] == f"functions/{group}/", name
+        assert props["Handler"] == "app.handler", name
+        assert props["Architectures"] == ["arm64"], name
+        assert props["Timeout"] == 29, name
+        # Base64 makes a body 4/3 larger; Lambda refuses synchronous payloads over 6 MB.
+        max_upload = int(props["Environment"]["Variables"]["STRATUS_MAX_UPLOAD_BYTES"])
+        assert max_upload * 4 / 3 < 6 * 1024 * 1024, name
+        tree = ast.parse((ROOT / "functions" / group / "app.py").read_text())
+        calls = [
+            node
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "http_lambda"
+        ]
+        assert [[ast.literal_eval(arg) for arg in call.args] for call in calls] == [[group]], name
+        events = props["Events"].values()
+        assert events and all(e["Type"] == "HttpApi" for e in events), name
+        assert all(_ref_name(e["Properties"]["ApiId"]) == "HttpApi" for e in events), name
+    for name, props in functions.items():
+        if name not in HTTP_FUNCTIONS.values():
+            assert not any(e["Type"] == "HttpApi" for e in props.get("Events", {}).values()), name
+    assert not (ROOT / "functions/api").exists(), (
+        "the single API function was replaced by the group functions"
+    )
     http_api = resources["HttpApi"]
     assert http_api["Type"] == "AWS::Serverless::HttpApi"
     props = http_api["Properties"]
     assert props["AccessLogSettings"]["DestinationArn"]
     cors = props.get("CorsConfiguration") or props["DefinitionBody"]["x-amazon-apigateway-cors"]
     assert cors
+
+
+def test_every_function_logs_to_its_own_log_group(
+    resources: dict[str, Any], functions: dict[str, dict[str, Any]]
+) -> None:
+    groups = {name: _ref_name(props["LoggingConfig"]["LogGroup"]) for name, props in functions.items()}
+    assert len(set(groups.values())) == len(groups), groups
+    for name, group in groups.items():
+        log_group = resources[group or ""]
+        assert log_group["Type"] == "AWS::Logs::LogGroup", name
+        assert log_group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+
+
+# --- HTTP routes ----------------------------------------------------------------------------------
+
+
+def _route_keys(functions: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Every HTTP API route key ("ANY /path" or "$default") -> the function it invokes."""
+    keys: dict[str, str] = {}
+    for name, props in functions.items():
+        for event_name, event in props.get("Events", {}).items():
+            if event["Type"] != "HttpApi":
+                continue
+            properties = event.get("Properties", {})
+            path, method = properties.get("Path"), properties.get("Method")
+            # SAM makes an HttpApi event without Path and Method the $default route.
+            if not path and not method:
+                key = "$default"
+            else:
+                # The app answers 405 for a wrong method; per-method keys would only multiply routes.
+                assert str(method).upper() == "ANY", f"{name}.{event_name}: {method} {path}"
+                key = f"ANY {path}"
+            assert key not in keys, f"{key} is routed to both {keys[key]} and {name}"
+            keys[key] = name
+    return keys
+
+
+def _specificity(route_key: str, path: str) -> tuple[int, int, int] | None:
+    """How specifically `route_key` matches a request for `path` (None: it does not), ordered the way HTTP
+    APIs choose: a route without path variables that matches exactly, then routes with path variables, then
+    greedy ones ({proxy+}: one or more segments), each preferring more literal segments; $default last."""
+    if route_key == "$default":
+        return (0, 0, 0)
+    route = [s for s in route_key.split(" ", 1)[1].split("/") if s]
+    segments = [s for s in path.split("/") if s]
+    greedy = bool(route) and route[-1].endswith("+}")
+    fixed = route[:-1] if greedy else route
+    if len(segments) <= len(fixed) if greedy else len(segments) != len(fixed):
+        return None
+    for expected, actual in zip(fixed, segments, strict=False):
+        if not expected.startswith("{") and expected != actual:
+            return None
+    literals = sum(not s.startswith("{") for s in fixed)
+    tier = 1 if greedy else 3 if literals == len(fixed) else 2
+    return (tier, literals, len(fixed))
+
+
+def _selected(keys: dict[str, str], path: str) -> dict[str, str]:
+    """The route keys API Gateway ranks first for `path` -> their functions (one entry unless ambiguous)."""
+    ranked = {key: rank for key in keys if (rank := _specificity(key, path)) is not None}
+    best = max(ranked.values())
+    return {key: keys[key] for key, rank in ranked.items() if rank == best}
+
+
+def _request_path(route_path: str) -> str:
+    """A concrete request path for a Starlette route path ({name:path} spans segments)."""
+    return re.sub(r"\{[^}]+\}", "x1", re.sub(r"\{[^}:]+:path\}", "a/b", route_path))
+
+
+def test_route_selection_model_matches_api_gateway() -> None:
+    """The model above on API Gateway's documented examples (HTTP API route selection)."""
+    keys = {
+        "ANY /pets/dog/1": "exact",
+        "ANY /pets/dog/{id}": "variable",
+        "ANY /pets/{proxy+}": "greedy",
+        "ANY /{proxy+}": "root greedy",
+        "$default": "default",
+    }
+    assert _selected(keys, "/pets/dog/1") == {"ANY /pets/dog/1": "exact"}
+    assert _selected(keys, "/pets/dog/2") == {"ANY /pets/dog/{id}": "variable"}
+    assert _selected(keys, "/pets/cat/1") == {"ANY /pets/{proxy+}": "greedy"}
+    assert _selected(keys, "/birds") == {"ANY /{proxy+}": "root greedy"}
+    # {proxy+} needs at least one segment; nothing else matches "/".
+    assert _selected(keys, "/") == {"$default": "default"}
+    assert _selected({"ANY /pets": "a", "ANY /pets/{proxy+}": "b"}, "/pets") == {"ANY /pets": "a"}
+
+
+def _serves(app: FastAPI, path: str) -> bool:
+    """Whether one of the app's routes matches a request for `path` (any method)."""
+    scope = {"type": "http", "path": path, "method": "GET", "root_path": "", "path_params": {}, "headers": []}
+    return any(route.matches(scope)[0] != Match.NONE for route in app.routes)
+
+
+async def test_every_route_of_each_group_reaches_its_own_function(
+    container: Container, functions: dict[str, dict[str, Any]]
+) -> None:
+    """Each group's app, built as its Lambda builds it: a request for every one of its capability routes
+    (which the app serves) is sent by API Gateway to that group's function and to no other, and its
+    document and docs (served by every group's app) go to the platform function. A new capability route
+    outside the routed prefixes, or one that a more specific key of another group would capture, fails
+    here instead of silently hitting the wrong Lambda. Every route key is used by a route of its own
+    function's app, and every capability belongs to a group that has a function."""
+    assert {c.group for c in capabilities.CAPABILITIES} <= set(HTTP_FUNCTIONS)
+    keys = _route_keys(functions)
+    assert set(keys.values()) == set(HTTP_FUNCTIONS.values())
+    assert keys["$default"] == "PlatformFunction", "unknown paths must get the platform app's 404"
+    used: set[str] = {"$default"}
+    for group, function in HTTP_FUNCTIONS.items():
+        app = create_app(container, groups=[group])
+        own = {
+            route.path
+            for router in capabilities.routes_of(capabilities.in_groups([group]))
+            for route in router.routes
+            if isinstance(route, BaseRoute | APIRoute) and hasattr(route, "path")
+        }
+        assert own, group
+        documentation = {app.openapi_url, app.docs_url, app.swagger_ui_oauth2_redirect_url, app.redoc_url}
+        for path in sorted(own) + sorted(p for p in documentation if p):
+            request = _request_path(path)
+            assert _serves(app, request), f"the {group} app does not serve {request} ({path})"
+            expected = function if path in own else "PlatformFunction"
+            selected = _selected(keys, request)
+            assert set(selected.values()) == {expected}, (
+                f"{group} route {path}: a request for {request} selects {selected}, not {expected}"
+            )
+            if expected == function:
+                used |= set(selected)
+    assert set(keys) - used == set(), (
+        f"route keys that no route of their function's app uses: {set(keys) - used}"
+    )
+    for path in ("/", "/openapi.json", "/openapi.yaml", "/docs", "/redoc", "/health", "/metrics", "/ready"):
+        assert set(_selected(keys, path).values()) == {"PlatformFunction"}, path
+    for path in ("/nope", "/api", "/api/nope", "/api/datasetsx"):
+        assert _selected(keys, path) == {"$default": "PlatformFunction"}, path
 
 
 def test_core_layer_builds_from_layers_core(resources: dict[str, Any]) -> None:
@@ -305,12 +470,14 @@ def test_every_handler_exists_on_disk(functions: dict[str, dict[str, Any]]) -> N
         source = ROOT / props["CodeUri"] / (module.replace(".", "/") + ".py")
         assert source.is_file(), f"{name}: {source} is missing"
         tree = ast.parse(source.read_text())
+        # `handler = ...`, `app, handler = http_lambda(...)` or `def handler(...)`.
         defined = {
-            target.id
+            name.id
             for node in tree.body
             if isinstance(node, ast.Assign)
             for target in node.targets
-            if isinstance(target, ast.Name)
+            for name in (target.elts if isinstance(target, ast.Tuple) else [target])
+            if isinstance(name, ast.Name)
         } | {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
         assert attribute in defined, f"{name}: {source} defines no top-level {attribute!r}"
 
@@ -363,11 +530,16 @@ def test_runtime_aws_settings_requirements_are_met(functions: dict[str, dict[str
         assert "MONGODB_URI" in variables or "STRATUS_MONGODB_URI_SECRET_ARN" in variables, name
         assert _ref_name(variables["STRATUS_ARTIFACTS_BUCKET"]) == "ArtifactsBucket", name
         assert _ref_name(variables["STRATUS_JOBS_QUEUE_URL"]) == "JobsQueue", name
+        # Webhook deliveries never share JobsQueue in AWS.
+        assert _ref_name(variables["STRATUS_WEBHOOKS_QUEUE_URL"]) == "WebhooksQueue", name
+        assert variables["STRATUS_JOB_BACKEND"] == {"Ref": "JobBackend"}, name
         assert _ref_name(variables["STRATUS_EVENT_BUS_NAME"]) == "EventBus", name
         assert _ref_name(variables["STRATUS_SAGEMAKER_ROLE_ARN"]) == "SageMakerExecutionRole", name
         for key, parameter in (
             ("STRATUS_BATCH_JOB_QUEUE", "BatchJobQueueArn"),
+            ("STRATUS_BATCH_GPU_JOB_QUEUE", "BatchGpuJobQueueArn"),
             ("STRATUS_BATCH_JOB_DEFINITION", "BatchJobDefinitionArn"),
+            ("STRATUS_SAGEMAKER_INSTANCE_TYPES", "SageMakerInstanceTypes"),
         ):
             # Only when the parameter is set: an empty value would not read as "unset" in Settings.
             _, when_set, otherwise = variables[key]["Fn::If"]
@@ -376,6 +548,102 @@ def test_runtime_aws_settings_requirements_are_met(functions: dict[str, dict[str
         # The Management API endpoint (https, with the stage path), not the wss:// client URL.
         assert endpoint.startswith("https://${WebSocketApi}.execute-api."), (name, endpoint)
         assert endpoint.endswith("/${Stage}"), (name, endpoint)
+
+
+def test_functions_name_the_websocket_client_url(
+    template: dict[str, Any], functions: dict[str, dict[str, Any]]
+) -> None:
+    """STRATUS_WEBSOCKET_URL is the wss:// URL clients open (the WebSocketUrl output): the same API and stage
+    as the Management API endpoint the functions push through, and what `?follow=` URLs are built on."""
+    expected = "wss://${WebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${Stage}"
+    for name, props in functions.items():
+        variables = props["Environment"]["Variables"]
+        url = variables["STRATUS_WEBSOCKET_URL"]["Fn::Sub"]
+        assert url == expected, name
+        endpoint = variables["STRATUS_WEBSOCKET_ENDPOINT"]["Fn::Sub"]
+        assert url.removeprefix("wss://") == endpoint.removeprefix("https://"), name
+    # The output names the stage resource, whose name is the Stage parameter.
+    output = template["Outputs"]["WebSocketUrl"]["Value"]["Fn::Sub"]
+    assert output.replace("${WebSocketStage}", "${Stage}") == expected
+    deployed = _substitute(expected, {"WebSocketApi": "abc123", "AWS::Region": "us-east-1"})
+    deployed = _substitute(deployed, {"AWS::URLSuffix": "amazonaws.com", "Stage": "dev"})
+    settings = Settings(websocket_url=deployed)
+    assert settings.follow_url("j1") == "wss://abc123.execute-api.us-east-1.amazonaws.com/dev?follow=j1"
+
+
+def test_gpu_and_cpu_job_placement_parameters(
+    template: dict[str, Any],
+    resources: dict[str, Any],
+    functions: dict[str, dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SageMaker: a GPU and a CPU instance type (defaults as in Settings) plus optional per-kind overrides;
+    Batch: an optional GPU job queue, which the dispatcher may submit to only when it is given."""
+    parameters = template["Parameters"]
+    assert "SageMakerInstanceType" not in parameters
+    fields = Settings.model_fields
+    for parameter, variable, field, default in (
+        (
+            "SageMakerGpuInstanceType",
+            "STRATUS_SAGEMAKER_GPU_INSTANCE_TYPE",
+            "sagemaker_gpu_instance_type",
+            "ml.g5.xlarge",
+        ),
+        (
+            "SageMakerCpuInstanceType",
+            "STRATUS_SAGEMAKER_CPU_INSTANCE_TYPE",
+            "sagemaker_cpu_instance_type",
+            "ml.m5.large",
+        ),
+    ):
+        assert parameters[parameter]["Default"] == default == fields[field].default, parameter
+        assert re.fullmatch(parameters[parameter]["AllowedPattern"], default), parameter
+        for name, props in functions.items():
+            assert props["Environment"]["Variables"][variable] == {"Ref": parameter}, (name, variable)
+    overrides = parameters["SageMakerInstanceTypes"]
+    assert overrides["Default"] == ""
+    example = '{"training":"ml.g5.2xlarge","download":"ml.c5.large"}'
+    assert re.fullmatch(overrides["AllowedPattern"], example)
+    assert not re.fullmatch(overrides["AllowedPattern"], "ml.g5.2xlarge")
+    # What the parameter carries is what Settings reads from STRATUS_SAGEMAKER_INSTANCE_TYPES.
+    monkeypatch.setenv("STRATUS_SAGEMAKER_INSTANCE_TYPES", example)
+    assert Settings().sagemaker_instance_types == {"training": "ml.g5.2xlarge", "download": "ml.c5.large"}
+    gpu_queue = parameters["BatchGpuJobQueueArn"]
+    assert gpu_queue["AllowedPattern"] == parameters["BatchJobQueueArn"]["AllowedPattern"]
+    grouped = {
+        name
+        for group in template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+        for name in group["Parameters"]
+    }
+    assert {
+        "SageMakerGpuInstanceType",
+        "SageMakerCpuInstanceType",
+        "SageMakerInstanceTypes",
+        "BatchGpuJobQueueArn",
+    } <= grouped
+
+    submit = next(
+        s
+        for s in _function_statements(resources, functions["DispatcherFunction"])
+        if "batch:SubmitJob" in _as_list(s["Action"])
+    )
+    arn = "arn:aws:batch:us-east-1:123456789012:job-queue/"
+    for gpu, expected in (("", [f"{arn}cpu"]), (f"{arn}gpu", [f"{arn}cpu", f"{arn}gpu"])):
+        values = _inference_parameters(
+            template,
+            BatchJobQueueArn=f"{arn}cpu",
+            BatchGpuJobQueueArn=gpu,
+            BatchJobDefinitionArn="arn:aws:batch:us-east-1:123456789012:job-definition/worker",
+        )
+        queues = [
+            chosen
+            for resource in submit["Resource"]
+            if (chosen := _choose(template, resource, values)) is not None
+            and isinstance(chosen, dict)
+            and "Ref" in chosen
+            and "Queue" in chosen["Ref"]
+        ]
+        assert [values[q["Ref"]] for q in queues] == expected, gpu
 
 
 # --- messaging ------------------------------------------------------------------------------------
@@ -462,7 +730,11 @@ def test_every_dead_letter_queue_has_a_depth_alarm(
     resources: dict[str, Any], functions: dict[str, dict[str, Any]]
 ) -> None:
     dead_letter_queues = _dead_letter_queues(resources, functions)
-    assert {"JobsDeadLetterQueue", "JobEventsDeadLetterQueue"} <= dead_letter_queues
+    assert {
+        "JobsDeadLetterQueue",
+        "WebhooksDeadLetterQueue",
+        "JobEventsDeadLetterQueue",
+    } <= dead_letter_queues
     missing = dead_letter_queues - _alarmed_queues(resources)
     assert not missing, f"dead-letter queues without a depth alarm: {missing}"
 
@@ -566,6 +838,90 @@ def test_sqs_consumers_report_partial_failures_and_fit_the_visibility_timeout(
             assert "ReportBatchItemFailures" in event["Properties"].get("FunctionResponseTypes", []), name
 
 
+def test_webhook_deliveries_have_their_own_queue_dead_letter_queue_and_consumer(
+    resources: dict[str, Any], functions: dict[str, dict[str, Any]]
+) -> None:
+    queue = resources["WebhooksQueue"]["Properties"]
+    dead_letter = resources["WebhooksDeadLetterQueue"]["Properties"]
+    assert _ref_name(queue["RedrivePolicy"]["deadLetterTargetArn"]) == "WebhooksDeadLetterQueue"
+    assert queue["SqsManagedSseEnabled"] is True and dead_letter["SqsManagedSseEnabled"] is True
+    assert "WebhooksDeadLetterQueue" in _alarmed_queues(resources)
+    # Both are TLS-only.
+    policies = [
+        p["Properties"]
+        for p in _of_type(resources, "AWS::SQS::QueuePolicy").values()
+        if {"WebhooksQueue", "WebhooksDeadLetterQueue"} <= {_ref_name(q) for q in p["Properties"]["Queues"]}
+    ]
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+        for p in policies
+        for s in p["PolicyDocument"]["Statement"]
+    )
+    # Exactly one consumer, WebhooksFunction, reporting partial failures.
+    consumers = {
+        name: event["Properties"]
+        for name, props in functions.items()
+        for event in props.get("Events", {}).values()
+        if event["Type"] == "SQS" and _ref_name(event["Properties"]["Queue"]) == "WebhooksQueue"
+    }
+    assert list(consumers) == ["WebhooksFunction"]
+    assert "ReportBatchItemFailures" in consumers["WebhooksFunction"]["FunctionResponseTypes"]
+    assert [e["Type"] for e in functions["WebhooksFunction"]["Events"].values()] == ["SQS"]
+    # It hands each body to the message router, like the dispatcher.
+    tree = ast.parse((ROOT / "functions/webhooks/app.py").read_text())
+    [call] = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "build_sqs_handler"
+    ]
+    assert ast.unparse(call.args[0]) == "container.messages"
+
+
+async def test_the_message_router_delivers_webhooks(container: Container) -> None:
+    """WebhooksFunction's router (container.messages) handles webhook.deliver."""
+    from stratus.capabilities.webhooks.service import DELIVER_MESSAGE
+
+    assert DELIVER_MESSAGE in container.messages.types
+
+
+# Which functions' code sends to which queue: JobsQueue carries dataset.process (data uploads, sweeper) and
+# job.start (jobs, model downloads, the dispatcher's delayed re-sends, sweeper); WebhooksQueue carries
+# webhook.deliver (test deliveries from the jobs group, job and dataset events, the sweeper's failed jobs,
+# retries from its consumer, and from the dispatcher for deliveries queued on JobsQueue before).
+QUEUE_SENDERS = {
+    "JobsQueue": {"DataFunction", "JobsFunction", "ModelsFunction", "DispatcherFunction", "SweeperFunction"},
+    "WebhooksQueue": {
+        "JobsFunction",
+        "JobEventsFunction",
+        "SweeperFunction",
+        "WebhooksFunction",
+        "DispatcherFunction",
+    },
+}
+
+
+def test_exactly_the_functions_that_queue_messages_may_send_them(
+    resources: dict[str, Any], functions: dict[str, dict[str, Any]]
+) -> None:
+    for queue, senders in QUEUE_SENDERS.items():
+        granted = {
+            name
+            for name, props in functions.items()
+            for policy in _as_list(props.get("Policies", []))
+            if isinstance(policy, dict)
+            and "SQSSendMessagePolicy" in policy
+            and _ref_name(policy["SQSSendMessagePolicy"]["QueueName"]) == queue
+        }
+        assert granted == senders, queue
+    # No inline statement sends to a queue around the policy templates.
+    for name, props in functions.items():
+        assert not any(a.startswith("sqs:Send") for a in _actions(_function_statements(resources, props))), (
+            name
+        )
+
+
 def test_event_bus_exists(resources: dict[str, Any]) -> None:
     assert resources["EventBus"]["Type"] == "AWS::Events::EventBus"
 
@@ -664,7 +1020,8 @@ def test_function_policies_are_scoped(
     resources: dict[str, Any], functions: dict[str, dict[str, Any]]
 ) -> None:
     """Policies are inline statements, SAM policy templates scoped to one resource, or this stack's policies."""
-    assert "Role" not in functions["ApiFunction"], "the API function must use its own SAM-generated role"
+    for name in EXPECTED_FUNCTIONS:
+        assert "Role" not in functions[name], f"{name} must use its own SAM-generated role"
     for name, props in functions.items():
         for policy in _as_list(props.get("Policies", [])):
             if isinstance(policy, dict) and "Statement" in policy:
@@ -774,22 +1131,102 @@ def test_sagemaker_jobs_run_as_their_own_role_passed_only_to_sagemaker(
 def test_job_backend_permissions_are_where_the_code_needs_them(
     resources: dict[str, Any], functions: dict[str, dict[str, Any]]
 ) -> None:
+    """Stops come from the jobs group's routes (JobService.stop); backend reads (JobEventsService: a job's
+    heartbeat and finish checks) from the job-events function and the sweeper; no HTTP route reads a job's
+    state from its backend."""
     granted = {name: _actions(_function_statements(resources, p)) for name, p in functions.items()}
-    api_needs = {
-        "sagemaker:StopTrainingJob",
-        "sagemaker:DescribeTrainingJob",
-        "batch:TerminateJob",
-        "batch:DescribeJobs",
+    stops = {"sagemaker:StopTrainingJob", "batch:TerminateJob"}
+    reads = {"sagemaker:DescribeTrainingJob", "batch:DescribeJobs"}
+    assert {name for name, actions in granted.items() if stops & actions} == {"JobsFunction"}
+    assert stops <= granted["JobsFunction"]
+    assert {name for name, actions in granted.items() if reads & actions} == {
+        "JobEventsFunction",
+        "SweeperFunction",
     }
-    assert api_needs <= granted["ApiFunction"]
     for name in ("JobEventsFunction", "SweeperFunction"):
-        assert {
-            "sagemaker:DescribeTrainingJob",
-            "batch:DescribeJobs",
-            "template:SQSSendMessagePolicy",
-        } <= granted[name], name
-    # The dispatcher re-queues job.start messages over the per-user cap and webhook.deliver retries.
-    assert "template:SQSSendMessagePolicy" in granted["DispatcherFunction"]
+        assert reads <= granted[name], name
+
+
+SECRETS_ACTIONS = {"secretsmanager:GetSecretValue", "kms:Decrypt"}
+# Exactly what each HTTP function may do beyond reading the secrets (template: = a SAM policy template,
+# its queue or bus checked elsewhere): what its group's services call (see template.yaml).
+HTTP_FUNCTION_ACTIONS = {
+    # GET /ready: HeadBucket and the jobs queue's attributes.
+    "PlatformFunction": {"s3:ListBucket", "sqs:GetQueueAttributes"},
+    "DataFunction": {
+        "template:SQSSendMessagePolicy",
+        "template:EventBridgePutEventsPolicy",
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "s3:AbortMultipartUpload",
+        "s3:ListMultipartUploadParts",
+        "s3:ListBucket",
+        "s3:GetBucketLocation",
+    },
+    "JobsFunction": {"template:SQSSendMessagePolicy", "sagemaker:StopTrainingJob", "batch:TerminateJob"},
+    "ModelsFunction": {
+        "template:SQSSendMessagePolicy",
+        "execute-api:ManageConnections",
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "s3:ListBucket",
+        "s3:GetBucketLocation",
+        "sagemaker:InvokeEndpointAsync",
+    },
+}
+# Object keys each function may touch (prefixes in the artifacts bucket).
+OBJECT_PREFIXES = {
+    "DataFunction": ("users/*/datasets/", "users/*/files/"),
+    "ModelsFunction": ("users/*/jobs/", "inference/inputs/", "inference/outputs/", "inference/failures/"),
+    "SweeperFunction": ("users/*/datasets/",),
+}
+
+
+def _object_arns(statement: dict[str, Any]) -> list[str]:
+    return [
+        r["Fn::Sub"].removeprefix("${ArtifactsBucket.Arn}/")
+        for r in _as_list(statement["Resource"])
+        if isinstance(r, dict)
+        and isinstance(r.get("Fn::Sub"), str)
+        and r["Fn::Sub"].startswith("${ArtifactsBucket.Arn}/")
+    ]
+
+
+def test_http_functions_get_only_what_their_group_needs(
+    resources: dict[str, Any], functions: dict[str, dict[str, Any]]
+) -> None:
+    for name, expected in HTTP_FUNCTION_ACTIONS.items():
+        statements = _function_statements(resources, functions[name])
+        assert _actions(statements) - SECRETS_ACTIONS == expected, name
+    assert "PlatformFunction" not in OBJECT_PREFIXES, "no platform route reads or writes objects"
+    for name, prefixes in OBJECT_PREFIXES.items():
+        for statement in _function_statements(resources, functions[name]):
+            if not any(
+                a.startswith("s3:") and a not in {"s3:ListBucket", "s3:GetBucketLocation"}
+                for a in _as_list(statement["Action"])
+            ):
+                continue
+            arns = _object_arns(statement)
+            assert arns and all(arn.startswith(prefixes) for arn in arns), (name, statement.get("Sid"))
+    # Writes into inference/ are the request inputs only; SageMaker writes the rest.
+    for statement in _function_statements(resources, functions["ModelsFunction"]):
+        if "s3:PutObject" in _as_list(statement["Action"]):
+            assert _object_arns(statement) == ["inference/inputs/*"]
+
+
+def test_the_sweeper_may_finish_what_it_fails(
+    resources: dict[str, Any], functions: dict[str, dict[str, Any]]
+) -> None:
+    """A dataset the sweeper gives up on loses its file and announces dataset.processed (DatasetService._fail),
+    a job it fails queues training.failed webhooks: it may delete dataset objects (only those) and publish."""
+    statements = _function_statements(resources, functions["SweeperFunction"])
+    actions = _actions(statements)
+    assert {"template:EventBridgePutEventsPolicy", "s3:DeleteObject"} <= actions
+    assert not {"s3:PutObject", "s3:GetObject"} & actions
+    deletes = [s for s in statements if "s3:DeleteObject" in _as_list(s["Action"])]
+    assert [_object_arns(s) for s in deletes] == [["users/*/datasets/*"]]
 
 
 def test_websocket_api_routes_connect_disconnect_and_default_to_its_function(
@@ -847,9 +1284,14 @@ def test_websocket_pushes_are_scoped_and_the_websocket_function_gets_nothing_els
     push = resources["WebSocketPushPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert [s["Action"] for s in push] == ["execute-api:ManageConnections"]
     assert push[0]["Resource"]["Fn::Sub"].endswith(":${WebSocketApi}/${Stage}/POST/@connections/*")
-    for name in ("ApiFunction", "JobEventsFunction", "SweeperFunction", "WebSocketFunction"):
-        policies = {_ref_name(p) for p in _as_list(functions[name]["Policies"])}
-        assert "WebSocketPushPolicy" in policies, f"{name} cannot push to WebSocket clients"
+    # Pushers: NLP task completions seen by a waiting request (models), job events, the sweeper's failures,
+    # and the WebSocket function's own replies. Nothing else pushes.
+    pushers = {
+        name
+        for name, props in functions.items()
+        if "WebSocketPushPolicy" in {_ref_name(p) for p in _as_list(props["Policies"])}
+    }
+    assert pushers == {"ModelsFunction", "JobEventsFunction", "SweeperFunction", "WebSocketFunction"}
     websocket = [_ref_name(p) for p in _as_list(functions["WebSocketFunction"]["Policies"])]
     assert sorted(websocket, key=str) == ["SecretsReadPolicy", "WebSocketPushPolicy"]
 
@@ -975,7 +1417,7 @@ def test_inference_parameters_are_optional_and_grouped(template: dict[str, Any])
     assert parameters["InferenceInstanceType"]["Default"] == "ml.g5.xlarge"
     assert (
         parameters["InferenceInstanceType"]["AllowedPattern"]
-        == parameters["SageMakerInstanceType"]["AllowedPattern"]
+        == parameters["SageMakerGpuInstanceType"]["AllowedPattern"]
     )
     maximum = parameters["InferenceMaxInstances"]
     assert (maximum["Type"], maximum["Default"], maximum["MinValue"], maximum["MaxValue"]) == (
@@ -1025,8 +1467,9 @@ def test_api_uses_and_may_invoke_exactly_the_configured_inference_endpoint(
     external: str,
     expected: str | None,
 ) -> None:
-    """STRATUS_INFERENCE_ENDPOINT_NAME and the API's InvokeEndpointAsync grant name the same endpoint: the
-    deployed one when DeployInference holds, else InferenceEndpointName, else none (and no grant)."""
+    """STRATUS_INFERENCE_ENDPOINT_NAME and the models function's InvokeEndpointAsync grant name the same
+    endpoint: the deployed one when DeployInference holds, else InferenceEndpointName, else none (and no
+    grant). No other function may invoke it."""
     parameters = _inference_parameters(
         template, DeployInferenceEndpoint=deploy, WorkerImageUri=image, InferenceEndpointName=external
     )
@@ -1037,7 +1480,13 @@ def test_api_uses_and_may_invoke_exactly_the_configured_inference_endpoint(
         resources["InferenceEndpoint"]["Properties"]["EndpointName"]["Fn::Sub"], parameters
     )
     assert deployed_name == "stratus-dev-nlp"
-    api = functions["ApiFunction"]
+    invokers = {
+        name
+        for name, props in functions.items()
+        if "sagemaker:InvokeEndpointAsync" in _actions(_function_statements(resources, props))
+    }
+    assert invokers == {"ModelsFunction"}
+    api = functions["ModelsFunction"]
     variable = _choose(
         template, api["Environment"]["Variables"]["STRATUS_INFERENCE_ENDPOINT_NAME"], parameters
     )
