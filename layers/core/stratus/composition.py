@@ -77,7 +77,7 @@ class Container:
         db = database.db
         self.users = UserRepository(db)
         self.refresh_tokens = RefreshTokenRepository(db)
-        self.revocations = RevocationRepository(db)
+        self.revocations = RevocationRepository(db, memo_s=settings.revocation_check_cache_s)
         self.api_key_repo = ApiKeyRepository(db)
         self.rate_limit_counters = RateLimitRepository(db)
         self.model_repo = ModelRepository(db)
@@ -106,7 +106,11 @@ class Container:
             self.task_repo,
         ]
 
-        self.rate_limiter = RateLimiter(self.rate_limit_counters)
+        self.rate_limiter = RateLimiter(
+            self.rate_limit_counters,
+            batch=settings.rate_limit_user_batch,
+            sync_s=settings.rate_limit_user_sync_s,
+        )
         self.quota = QuotaService(self.users, settings.plan_quotas)
         window = settings.login_failure_window_s
         self.auth = AuthService(
