@@ -123,7 +123,7 @@ class Settings(BaseSettings):
     # request once fewer than `batch` remain (1 writes every request). Exact within one process; across P
     # processes serving one user at once, at most (P - 1) * (batch - 1) requests beyond the limit per window.
     rate_limit_user_batch: int = Field(default=10, ge=1, le=1000)
-    rate_limit_user_sync_s: float = Field(default=1.0, ge=0, le=60)
+    rate_limit_user_sync_s: float = Field(default=5.0, ge=0, le=60)
     # Failed logins allowed per account and per IP within the window before 429 (brute-force guard).
     login_failures_per_account: int = Field(default=10, ge=1)
     login_failures_per_ip: int = Field(default=50, ge=1)
