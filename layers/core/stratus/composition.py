@@ -85,7 +85,7 @@ class Container:
         db = database.db
         self.users = UserRepository(db)
         self.refresh_tokens = RefreshTokenRepository(db)
-        self.revocations = RevocationRepository(db)
+        self.revocations = RevocationRepository(db, memo_s=settings.revocation_check_cache_s)
         self.api_key_repo = ApiKeyRepository(db)
         self.rate_limit_counters = RateLimitRepository(db)
         self.model_repo = ModelRepository(db)
@@ -124,7 +124,11 @@ class Container:
 
     @cached_property
     def rate_limiter(self) -> RateLimiter:
-        return RateLimiter(self.rate_limit_counters)
+        return RateLimiter(
+            self.rate_limit_counters,
+            batch=self.settings.rate_limit_user_batch,
+            sync_s=self.settings.rate_limit_user_sync_s,
+        )
 
     @cached_property
     def quota(self) -> QuotaService:

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     access_token_ttl_s: int = Field(default=1800, ge=60)
     # Lifetime of a refresh token, seconds.
     refresh_token_ttl_s: int = Field(default=14 * 24 * 3600, ge=300)
+    # How old an access token's revocation check may be (seconds; 0 reads the database on every request).
+    # A logout in the same process is refused at once; one made through another process (another Lambda
+    # container) within this many seconds.
+    revocation_check_cache_s: float = Field(default=5.0, ge=0, le=60)
     # Key for signed local download URLs (the local stand-in for S3 presigned URLs).
     url_signing_secret: SecretStr = SecretStr(DEV_SIGNING_SECRET)
     # Secrets Manager ARNs read once at cold start in AWS; each overrides the plain value above it.
@@ -135,6 +139,11 @@ class Settings(BaseSettings):
     # Requests per window per authenticated user (seed 001: 1,000 per hour per user).
     rate_limit_user: int = Field(default=1000, ge=1)
     rate_limit_user_window_s: int = Field(default=3600, ge=1)
+    # The per-user count is written to the database every `batch` requests or `sync_s` seconds, and on every
+    # request once fewer than `batch` remain (1 writes every request). Exact within one process; across P
+    # processes serving one user at once, at most (P - 1) * (batch - 1) requests beyond the limit per window.
+    rate_limit_user_batch: int = Field(default=10, ge=1, le=1000)
+    rate_limit_user_sync_s: float = Field(default=5.0, ge=0, le=60)
     # Failed logins allowed per account and per IP within the window before 429 (brute-force guard).
     login_failures_per_account: int = Field(default=10, ge=1)
     login_failures_per_ip: int = Field(default=50, ge=1)

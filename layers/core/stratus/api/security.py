@@ -40,10 +40,15 @@ async def _principal(request: Request, auth: Auth) -> Principal:
     credential = bearer_credential(request)
     if credential is None:
         raise Unauthenticated("Authentication required", code="AUTHENTICATION_REQUIRED")
-    cached = getattr(request.state, "api_key_principal", None)
-    if cached is not None and cached[0] == credential:
+    cached_key = getattr(request.state, "api_key_principal", None)
+    cached_claims = getattr(request.state, "access_claims", None)
+    principal: Principal
+    if cached_key is not None and cached_key[0] == credential:
         # The rate-limit dependency already looked this key up for this request.
-        principal: Principal = cached[1]
+        principal = cached_key[1]
+    elif cached_claims is not None and cached_claims[0] == credential:
+        # ... or already decoded and verified this token; its revocation is checked here.
+        principal = await auth.authenticate_claims(cached_claims[1])
     else:
         principal = await auth.authenticate(credential)
     user_id = str(principal.user_id)
@@ -61,14 +66,16 @@ CurrentPrincipal = Annotated[Principal, Depends(_principal)]
 CurrentUser = Annotated[Principal, Depends(_unscoped_principal)]
 
 
-async def _caller_identity(request: Request, auth: Auth, settings: AppSettings) -> tuple[str, Limit]:
+async def _caller_identity(request: Request, auth: Auth, settings: AppSettings) -> tuple[str, Limit, bool]:
     """Who the limit applies to: an API key that exists, the user of a valid access token, or else the IP.
 
     Only a credential that checks out earns its own bucket; anything else (no credential, a made-up `sk-`
     value, an expired or forged token) counts against the caller's IP, so inventing credentials cannot buy
-    more requests. An API key costs one indexed read; the principal it yields is kept on the request for
+    more requests. The last item says whether the bucket is a user's, counted in batches (`hit_batched`);
+    the per-IP bucket, a guard against anonymous abuse, is counted exactly. An API key costs one indexed read; the principal it yields is kept on the request for
     the authentication dependency, so the request reads the key once. Access tokens are checked without a
-    database read (their revocation is checked where they authenticate)."""
+    database read (their revocation is checked where they authenticate); their verified claims are kept
+    on the request the same way, so the token is decoded once."""
     user_limit = Limit(settings.rate_limit_user, settings.rate_limit_user_window_s)
     credential = bearer_credential(request)
     if credential and credential.startswith(api_keys.PREFIX):
@@ -79,22 +86,22 @@ async def _caller_identity(request: Request, auth: Auth, settings: AppSettings) 
                 pass
             else:
                 request.state.api_key_principal = (credential, principal)
-                return f"rl:key:{api_keys.digest(credential)[:24]}", user_limit
+                return f"rl:key:{api_keys.digest(credential)[:24]}", user_limit, True
     elif credential:
-        subject = auth.access_token_subject(credential)
-        if subject:
-            return f"rl:user:{subject}", user_limit
+        claims = auth.access_claims(credential)
+        if claims is not None:
+            request.state.access_claims = (credential, claims)
+            return f"rl:user:{claims.sub}", user_limit, True
     return _ip_identity(request, settings)
 
 
-def _ip_identity(request: Request, settings: Settings) -> tuple[str, Limit]:
-    return f"rl:ip:{client_ip(request)}", Limit(
-        settings.rate_limit_anonymous, settings.rate_limit_anonymous_window_s
-    )
+def _ip_identity(request: Request, settings: Settings) -> tuple[str, Limit, bool]:
+    limit = Limit(settings.rate_limit_anonymous, settings.rate_limit_anonymous_window_s)
+    return f"rl:ip:{client_ip(request)}", limit, False
 
 
-async def _apply(request: Request, limiter: RateLimiter, key: str, limit: Limit) -> None:
-    decision = await limiter.hit(key, limit)
+async def _apply(request: Request, limiter: RateLimiter, key: str, limit: Limit, batched: bool) -> None:
+    decision = await (limiter.hit_batched(key, limit) if batched else limiter.hit(key, limit))
     # The middleware copies these onto the response, whatever its status.
     request.state.rate_limit_headers = decision.headers()
     limiter.enforce(decision)

@@ -234,5 +234,16 @@ async def recover_jobs(container: Container) -> None:
         )
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (it comes with uvicorn[standard], the `local` extra): its C event loop and
+    transports take a measurable share off each request and database round trip (bench/load.py)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def run(settings: Settings, *, host: str, port: int) -> None:
-    asyncio.run(LocalRuntime(settings, host=host, port=port).serve())
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(LocalRuntime(settings, host=host, port=port).serve())

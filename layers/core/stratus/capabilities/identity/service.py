@@ -240,13 +240,15 @@ class AuthService:
         if credential.startswith(api_keys.PREFIX):
             return await self.authenticate_api_key(credential)
         claims = self._codec.decode(credential, "access")
-        return await self._principal_from_claims(claims)
+        return await self.authenticate_claims(claims)
 
     async def _api_key_exists(self, key_id: str) -> bool:
         return ObjectId.is_valid(key_id) and await self._api_keys.exists(ObjectId(key_id))
 
-    async def _principal_from_claims(self, claims: TokenClaims) -> Principal:
-        if await self._revocations.any_revoked(_revocation_keys(claims, with_jti=True)):
+    async def authenticate_claims(self, claims: TokenClaims) -> Principal:
+        """An access token already decoded by `access_claims`: what is left to check is its revocation
+        (answered from the revocation memo, see `RevocationRepository`)."""
+        if await self._revocations.any_revoked(_revocation_keys(claims, with_jti=True), memo=True):
             raise Unauthenticated("Token has been revoked", code="TOKEN_REVOKED")
         return Principal(
             user_id=oid(claims.sub),
@@ -258,11 +260,11 @@ class AuthService:
             model_id=claims.model_id,
         )
 
-    def access_token_subject(self, token: str) -> str | None:
-        """The user a valid access token names (signature, expiry and type checked, revocations not read):
-        enough to choose a rate-limit bucket, never to authorise a request."""
+    def access_claims(self, token: str) -> TokenClaims | None:
+        """The claims of a valid access token (signature, expiry and type checked, revocations not read):
+        enough to choose a rate-limit bucket, and to authorise only after `authenticate_claims`."""
         try:
-            return self._codec.decode(token, "access").sub
+            return self._codec.decode(token, "access")
         except Unauthenticated:
             return None
 
