@@ -221,7 +221,7 @@ class Container:
 
     @cached_property
     def training(self) -> TrainingService:
-        return TrainingService(jobs=self.jobs, datasets=self.dataset_repo)
+        return TrainingService(jobs=self.jobs, datasets=self.dataset_repo, models=self.model_repo)
 
     @cached_property
     def downloads(self) -> DownloadService:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
-import zipfile
-
 import httpx
 
 from stratus.composition import Container
 from tests.integration.api.accounts import Account
+from tests.synthetic_images import shapes_zip
 
 CSV = b"f1,f2,label\n" + b"".join(f"{i % 4},{i % 7},{i % 2}\n".encode() for i in range(30))
 SEED_002_BODY = {
@@ -63,13 +61,10 @@ async def test_dataset_path_must_name_one_of_your_datasets(
     assert missing.status_code == 422 and missing.json()["details"][0]["field"] == "dataset_path"
 
 
-async def test_image_datasets_are_refused_with_a_reason(client: httpx.AsyncClient, alice: Account) -> None:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as z:
-        z.writestr("cats/1.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 32)
-        z.writestr("dogs/1.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 32)
-    await _upload(client, alice, "pets", "pets.zip", buffer.getvalue())
+async def test_a_hub_backbone_must_be_downloaded_first(client: httpx.AsyncClient, alice: Account) -> None:
+    await _upload(client, alice, "pets", "pets.zip", shapes_zip(4))
     response = await client.post(
         "/api/training/start", headers=alice.headers, json={**SEED_002_BODY, "dataset_path": "pets"}
     )
-    assert response.status_code == 422 and response.json()["code"] == "UNSUPPORTED_DATASET"
+    assert response.status_code == 409 and response.json()["code"] == "BACKBONE_NOT_DOWNLOADED"
+    assert "microsoft/resnet-50" in response.json()["detail"]

@@ -51,7 +51,9 @@ CAPABILITIES: tuple[Capability, ...] = (
         "datasets", "data", "stratus.capabilities.datasets.routes", messages=((PROCESS_MESSAGE, "datasets"),)
     ),
     Capability("files", "data", "stratus.capabilities.files.routes"),
-    Capability("training", "jobs", "stratus.capabilities.training.routes", (training.KIND,)),
+    Capability(
+        "training", "jobs", "stratus.capabilities.training.routes", (training.KIND, training.IMAGE_KIND)
+    ),
     Capability("jobs", "jobs", "stratus.capabilities.jobs.routes", messages=((START_MESSAGE, "jobs"),)),
     Capability("finetune", "jobs", "stratus.capabilities.finetune.routes"),
     Capability("registry", "models", "stratus.capabilities.registry.routes"),

@@ -103,6 +103,8 @@ class Performance(BaseModel):
     rmse: float | None = None
     mae: float | None = None
     r2: float | None = None
+    # Image classifiers: {"labels": [...], "matrix": [[count of true row, predicted column]]} held out.
+    confusion_matrix: dict[str, Any] | None = None
 
 
 class RegistryModelDetail(RegistryModelSummary):

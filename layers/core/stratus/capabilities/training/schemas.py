@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from stratus.capabilities.training import images
 from stratus.db.ids import IdOut, ObjectIdStr
 from stratus.schemas.common import PositiveInt64, PublicModel, UtcDateTime
 
@@ -25,6 +26,13 @@ class Hyperparameters(BaseModel):
         default=[64, 32], min_length=1, max_length=8
     )
     dropout: float = Field(default=0.1, ge=0, lt=1)
+    # Image datasets only: the side of the square the backbone sees, how many of its last blocks are
+    # fine-tuned after the head (0: only the new head trains), and random flips and crops.
+    image_size: int = Field(
+        default=images.DEFAULT_IMAGE_SIZE, ge=images.MIN_IMAGE_SIZE, le=images.MAX_IMAGE_SIZE
+    )
+    unfreeze_blocks: int = Field(default=0, ge=0, le=32)
+    augment: bool = True
 
 
 class EarlyStopping(BaseModel):
@@ -49,6 +57,12 @@ class TrainingStart(BaseModel):
         default=None, min_length=1, max_length=200, description="Defaults to the dataset's target"
     )
     task: Literal["classification", "regression"] | None = None
+    base_model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Image datasets: the pretrained backbone (default: the one `model_type` names)",
+    )
     name: str | None = Field(
         default=None, min_length=1, max_length=200, description="Name of the trained model"
     )

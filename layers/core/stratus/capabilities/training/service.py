@@ -1,5 +1,6 @@
 """Training jobs (seeds 001, 002): a training request on a ready tabular dataset becomes a `training` job
-on the pipeline; the job's worker and what its result registers are in this capability's spec."""
+on the pipeline, one on an image dataset an `image_training` job (see `image_jobs`); each kind's worker
+and what its result registers are in this capability's spec."""
 
 from __future__ import annotations
 
@@ -7,17 +8,22 @@ from typing import Any
 
 from bson import ObjectId
 
+from stratus.capabilities.training import image_jobs
 from stratus.capabilities.training.schemas import Hyperparameters, Seed002TrainingStart, TrainingStart
 from stratus.capabilities.training.spec import TRAINING
 from stratus.db.repositories.datasets import DatasetRepository
+from stratus.db.repositories.models import ModelRepository
 from stratus.errors import Conflict, InvalidInput, NotFound, ValidationFailed
 from stratus.jobs.service import JobService
 
 
 class TrainingService:
-    def __init__(self, *, jobs: JobService, datasets: DatasetRepository) -> None:
+    def __init__(
+        self, *, jobs: JobService, datasets: DatasetRepository, models: ModelRepository | None = None
+    ) -> None:
         self._jobs = jobs
         self._datasets = datasets
+        self._models = models  # a Hub backbone for image training is one of the user's downloads
 
     async def start_training(
         self, user_id: ObjectId, request: TrainingStart, *, idempotency_key: str | None
@@ -27,11 +33,12 @@ class TrainingService:
         if dataset["status"] != "ready":
             raise Conflict(f"Dataset is not ready (status: {dataset['status']})", code="DATASET_NOT_READY")
         if dataset.get("kind") == "images":
-            raise ValidationFailed(
-                "Training on image datasets is not available yet; tabular datasets (CSV, JSON) are",
-                code="UNSUPPORTED_DATASET",
-                details=[{"field": "dataset_id", "message": "image datasets cannot be trained on yet"}],
+            image_jobs.check_classes(dataset)
+            backbone, source = await image_jobs.backbone_for(
+                user_id, [request.base_model, request.model_type], self._models
             )
+            image_doc = image_jobs.image_job(user_id, dataset, request, backbone, source)
+            return await self._jobs.create(image_doc, idempotency_key=idempotency_key)
         columns = {c["name"]: c["type"] for c in dataset.get("columns") or []}
         target = request.target or (dataset.get("metadata") or {}).get("target")
         if not target or target not in columns:
@@ -95,6 +102,7 @@ class TrainingService:
             ),
             validation_split=body.validation_split,
             target=body.target,
+            base_model=body.base_model,
         )
         return await self.start_training(user_id, request, idempotency_key=idempotency_key)
 

@@ -1,10 +1,12 @@
-"""The `training` job kind: what the pipeline needs to know to run it and to register its model."""
+"""The training job kinds, `training` (tables) and `image_training` (images): what the pipeline needs to
+know to run them and to register their models."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from stratus.capabilities.training.images import IMAGE_TRAINING
 from stratus.jobs.kinds import JobKind, JobWebhooks, Resources
 
 TRAINING = "training"
@@ -59,6 +61,7 @@ async def register_model(models: Any, job: Mapping[str, Any], detail: Mapping[st
                 "rmse": metrics.get("rmse"),
                 "mae": metrics.get("mae"),
                 "r2": metrics.get("r2"),
+                "confusion_matrix": metrics.get("confusion_matrix"),
             },
             "training_config": {
                 "dataset_id": str(job.get("dataset_id")),
@@ -67,23 +70,39 @@ async def register_model(models: Any, job: Mapping[str, Any], detail: Mapping[st
                 "optimizer": hp.get("optimizer"),
                 "learning_rate": hp.get("learning_rate"),
                 "validation_split": params.get("validation_split"),
+                **({"base_model": params["backbone"]} if params.get("backbone") else {}),
+                **({"image_size": hp["image_size"]} if params.get("backbone") else {}),
             },
         },
     )
     return model
 
 
+WEBHOOKS = JobWebhooks(
+    started="training.started",
+    progress="training.progress",
+    completed="training.completed",
+    failed="training.failed",
+)
+
 KIND = JobKind(
     name=TRAINING,
     worker="stratus_worker.tabular",
     # A tabular MLP trains in minutes on CPU: a GPU instance would cost more and start slower.
     resources=Resources(gpu=False, memory_mb=4096, max_runtime_s=6 * 3600),
-    webhooks=JobWebhooks(
-        started="training.started",
-        progress="training.progress",
-        completed="training.completed",
-        failed="training.failed",
-    ),
+    webhooks=WEBHOOKS,
+    register_result=register_model,
+    progress_view=progress_view,
+    completed_view=lambda job, metrics: {"accuracy": metrics.get("accuracy")},
+)
+
+IMAGE_KIND = JobKind(
+    name=IMAGE_TRAINING,
+    worker="stratus_worker.vision.train",
+    # Convolutions over every image each epoch: a GPU instance pays for itself (the worker also runs,
+    # slower, on a CPU, which is what local runs and the tests use).
+    resources=Resources(gpu=True, memory_mb=16384, max_runtime_s=12 * 3600),
+    webhooks=WEBHOOKS,
     register_result=register_model,
     progress_view=progress_view,
     completed_view=lambda job, metrics: {"accuracy": metrics.get("accuracy")},
