@@ -277,7 +277,13 @@ class Container:
 
     @cached_property
     def predictions(self) -> PredictionService:
-        return PredictionService(self.models, self.ports.storage, self.quota)
+        return PredictionService(
+            self.models,
+            self.ports.storage,
+            self.quota,
+            inference=self.ports.inference,
+            image_wait_s=self.settings.task_max_wait_s,
+        )
 
     @cached_property
     def finetune(self) -> FineTuneRecordService:

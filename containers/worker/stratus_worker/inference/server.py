@@ -23,7 +23,9 @@ SageMaker's contract, for the same server in the `serve` image:
 Errors are {"error": code, "message": text, ...}: 400 invalid_request (body), invalid_input (an input
 or option), unknown_task (+ "tasks"); 404 model_not_found (+ "available"); 422 wrong_task (+ "model",
 "task", "supported_tasks"); 503 model_unavailable; 500 internal_error. The tasks' inputs and outputs
-are described in `stratus_worker.inference.tasks`.
+are described in `stratus_worker.inference.tasks`; the task `trained-image-classification` (the user's
+trained image classifiers, `source: {"descriptor": key}`, inputs `{"image": base64}`) in
+`stratus_worker.vision.serve`.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from stratus_worker.inference.batching import MicroBatcher
 from stratus_worker.inference.engine import InferenceEngine
 from stratus_worker.inference.errors import InferenceError
 from stratus_worker.storage import build_storage
+from stratus_worker.vision import serve as trained_images
 
 MAX_INPUTS = 256  # per request; a request is one forward pass, so this bounds its memory
 
@@ -64,6 +67,7 @@ def _error(code: str, message: str) -> dict[str, Any]:
 def create_app(engine: InferenceEngine, *, max_batch: int = 32, max_wait_ms: float = 10.0) -> Starlette:
     batcher = MicroBatcher(engine, max_batch=max_batch, max_wait_ms=max_wait_ms)
     storage = functools.cache(lambda: build_storage(os.environ))  # only downloaded models need it
+    image_models = trained_images.TrainedImageClassifiers(storage, engine.cache_dir)
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse(
@@ -108,6 +112,14 @@ def create_app(engine: InferenceEngine, *, max_batch: int = 32, max_wait_ms: flo
             return 400, _error("invalid_request", f"'inputs' must be a list of 1 to {MAX_INPUTS} objects")
         if not isinstance(options, dict):
             return 400, _error("invalid_request", "'options' must be an object")
+        if task == trained_images.TASK:  # the user's trained image classifiers: their own module
+            try:
+                outputs = await image_models.run(body.get("source"), inputs)
+            except InferenceError as e:
+                return e.status, e.to_dict()
+            elapsed = round((time.perf_counter() - started) * 1000, 3)
+            return 200, {"outputs": outputs, "model": model, "task": task, "batch_size": len(inputs),
+                         "batched_requests": 1, "engine_ms": elapsed, "duration_ms": elapsed}  # fmt: skip
         try:
             key = model if body.get("source") is None else await served(model, body["source"])
             result = await batcher.submit(task, key, inputs, options)

@@ -2,7 +2,8 @@
 
 Training exports a portable model (plain weights and preprocessing in JSON); evaluating a small MLP on
 a few rows is a few thousand multiply-adds in pure Python, so it runs in the API without torch or numpy
-and without a worker round trip. Larger models (NLP, vision) are served by workers instead.
+and without a worker round trip. Larger models (NLP, vision) are served by workers instead: trained
+image classifiers through `image_predictions`, on the inference worker.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from typing import Any
 
 from bson import ObjectId
 
+from stratus.capabilities.models import image_predictions
 from stratus.capabilities.models.service import ModelService
 from stratus.errors import Conflict, NotFound, ValidationFailed
 from stratus.ml.portable_mlp import PortableMLP, load
+from stratus.ports.inference import InferenceBackend
 from stratus.ports.storage import ObjectStorage
 from stratus.services.quota import QuotaService
 
@@ -25,16 +28,27 @@ MAX_BATCH = 1000
 
 class PredictionService:
     def __init__(
-        self, models: ModelService, storage: ObjectStorage, quota: QuotaService, *, cache_size: int = 32
+        self,
+        models: ModelService,
+        storage: ObjectStorage,
+        quota: QuotaService,
+        *,
+        cache_size: int = 32,
+        inference: InferenceBackend | None = None,
+        image_wait_s: float = 25.0,
     ) -> None:
         self._models = models
         self._storage = storage
         self._quota = quota
+        self._inference = inference  # image models predict on the inference worker
+        self._image_wait_s = image_wait_s
         self._cache: OrderedDict[tuple[str, str], PortableMLP] = OrderedDict()
         self._cache_size = cache_size
 
     async def predict(self, user_id: ObjectId, model_id: ObjectId, inputs: list[Any]) -> list[dict[str, Any]]:
         model = await self._models.get(user_id, model_id)
+        if image_predictions.is_image_model(model):
+            return await self._images(user_id, model, image_predictions.from_base64(inputs))
         key = (model.get("artifacts") or {}).get("model")
         if model.get("source") != "trained" or not key:
             raise Conflict("This model has no trained weights to predict with", code="MODEL_NOT_PREDICTABLE")
@@ -64,6 +78,28 @@ class PredictionService:
             else:
                 out = {"value": prediction.label, "confidence": None}
             predictions.append(out)
+        return predictions
+
+    async def predict_images(
+        self, user_id: ObjectId, model_id: ObjectId, images: list[bytes]
+    ) -> list[dict[str, Any]]:
+        """Uploaded image files (multipart) for an image model."""
+        model = await self._models.get(user_id, model_id)
+        if not image_predictions.is_image_model(model):
+            raise ValidationFailed(
+                "This model takes feature values, not images: send JSON `input`/`inputs`",
+                code="NOT_AN_IMAGE_MODEL",
+                details=[{"field": "image", "message": "the model is not an image classifier"}],
+            )
+        return await self._images(user_id, model, images)
+
+    async def _images(
+        self, user_id: ObjectId, model: dict[str, Any], images: list[bytes]
+    ) -> list[dict[str, Any]]:
+        predictions = await image_predictions.classify(
+            self._inference, model, images, wait_s=self._image_wait_s
+        )
+        await self._quota.consume_query(user_id)
         return predictions
 
     async def _load(self, model_id: str, key: str) -> PortableMLP:

@@ -128,12 +128,13 @@ class RegistryModelDetail(RegistryModelSummary):
 
 
 class PredictRequest(BaseModel):
-    """Seed 001: `input` (one row) or `inputs` (a batch); a row is a list in feature order or an object."""
+    """Seed 001: `input` (one row) or `inputs` (a batch); a row is a list in feature order or an object.
+    For an image model, each is a base64-encoded image (or send multipart `image`/`images` instead)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    input: list[Any] | dict[str, Any] | None = None
-    inputs: list[list[Any] | dict[str, Any]] | None = Field(default=None, max_length=1000)
+    input: list[Any] | dict[str, Any] | str | None = None
+    inputs: list[list[Any] | dict[str, Any] | str] | None = Field(default=None, max_length=1000)
 
     def rows(self) -> list[Any]:
         if self.inputs is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from stratus.api.deps import Downloads, Models, Predictions
 from stratus.api.pagination import MAX_PAGE_SIZE, PageNumber
@@ -17,7 +17,9 @@ from stratus.capabilities.models.schemas import (
     RegistryModelDetail,
     RegistryModelPage,
 )
+from stratus.capabilities.registry.bodies import read_images, read_json
 from stratus.db.ids import ObjectIdStr, oid
+from stratus.errors import UnsupportedMediaType
 from stratus.ml import catalogue
 
 router = APIRouter(prefix="/models", tags=["models"], route_class=StratusRoute, dependencies=[RateLimit])
@@ -94,14 +96,47 @@ async def get_model(model_id: ObjectIdStr, user: CurrentUser, models: Models) ->
     return await models.get(user.user_id, oid(model_id, what="Model"))
 
 
-@router.post("/{model_id}/predict", response_model=PredictResponse)
+PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": PredictRequest.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "image": {"type": "string", "format": "binary", "description": "One image"},
+                        "images": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "A batch of images",
+                        },
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+@router.post("/{model_id}/predict", response_model=PredictResponse, openapi_extra=PREDICT_BODY)
 async def predict(
-    model_id: ObjectIdStr, body: PredictRequest, principal: CurrentPrincipal, predictions: Predictions
+    model_id: ObjectIdStr, request: Request, principal: CurrentPrincipal, predictions: Predictions
 ) -> dict[str, Any]:
-    """One `input` or a batch of `inputs`; each is a list of feature values in the model's feature order,
-    or an object keyed by feature name. API keys bound to this model may call it. Counts one query."""
+    """JSON `input` or a batch of `inputs`: for a tabular model each is a list of feature values in the
+    model's feature order, or an object keyed by feature name; for an image model each is a base64
+    image. Image models also take multipart `image` (or `images`). API keys bound to this model may call
+    it. Counts one query."""
     principal.require_model(model_id)
-    rows = await predictions.predict(principal.user_id, oid(model_id, what="Model"), body.rows())
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == "multipart/form-data":
+        images = await read_images(request)
+        rows = await predictions.predict_images(principal.user_id, oid(model_id, what="Model"), images)
+    elif media in ("", "application/json") or media.endswith("+json"):
+        body = await read_json(request, PredictRequest)
+        rows = await predictions.predict(principal.user_id, oid(model_id, what="Model"), body.rows())
+    else:
+        raise UnsupportedMediaType("Content-Type must be application/json or multipart/form-data")
     return {"model_id": model_id, "predictions": rows}
 
 
