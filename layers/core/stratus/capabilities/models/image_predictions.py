@@ -58,9 +58,6 @@ async def classify(
     """Seed 001's predictions (`class`, `confidence`, and the `top` classes) for each image, in order."""
     if backend is None:
         raise ServiceUnavailable("Image predictions need the inference worker, which is not configured")
-    descriptor = (model.get("artifacts") or {}).get("model")
-    if not descriptor:
-        raise Conflict("This model has no trained weights to predict with", code="MODEL_NOT_PREDICTABLE")
     if not images:
         raise ValidationFailed(
             "Send an image: multipart `image` (or `images`), or base64 in `input`/`inputs`",
@@ -78,6 +75,9 @@ async def classify(
             raise ValidationFailed(
                 f"Image {index} is empty", details=[{"field": f"images.{index}", "message": "empty"}]
             )
+    descriptor = (model.get("artifacts") or {}).get("model")
+    if not descriptor:
+        raise Conflict("This model has no trained weights to predict with", code="MODEL_NOT_PREDICTABLE")
     request = InferenceRequest(
         task=TASK,
         model=str(model["_id"]),
