@@ -58,6 +58,10 @@ def decode(item: Any, index: int) -> Image.Image:
         image = Image.open(io.BytesIO(raw))
     except (binascii.Error, ValueError):
         raise InvalidInput(f"inputs[{index}]: 'image' is not valid base64") from None
+    except Image.DecompressionBombError:  # PIL's own bound, far above ours
+        raise InvalidInput(
+            f"inputs[{index}]: the image is too large; at most {spec.MAX_PREDICT_PIXELS} pixels are accepted"
+        ) from None
     except (UnidentifiedImageError, OSError):
         raise InvalidInput(
             f"inputs[{index}]: not an image PIL can read (png, jpeg, gif, bmp, webp)"
