@@ -118,3 +118,41 @@ def test_prediction_images_are_bounded_before_decoding() -> None:
         decode({"image": base64.b64encode(b"plain text").decode()}, 1)
     with pytest.raises(InvalidInput, match="base64"):
         decode({"image": "***"}, 2)
+
+
+def test_unfrozen_blocks_train_with_the_head(harness: Harness) -> None:
+    key = harness.upload("datasets/shapes.zip", shapes_zip(4))
+    assert harness.run(params(key, epochs=1, unfreeze_blocks=2), kind="image_training") == 0
+    architecture = harness.sink.result["model"]["architecture"]
+    assert architecture["unfrozen_blocks"] == 2
+    assert 1280 * 3 + 3 < architecture["trainable_parameters"] < architecture["parameters"]
+
+
+def test_a_downloaded_hub_checkpoint_is_a_backbone(harness: Harness, tmp_path: Path) -> None:
+    """The production path for `resnet50` and friends, on a tiny random ResNet saved as a download
+    job leaves a snapshot in storage."""
+    from transformers import ResNetConfig, ResNetForImageClassification
+
+    config = ResNetConfig(
+        embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic", num_labels=1000
+    )
+    snapshot = tmp_path / "snapshot"
+    ResNetForImageClassification(config).save_pretrained(snapshot)
+    (snapshot / "preprocessor_config.json").write_text(
+        '{"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}'
+    )
+    files = sorted(p.name for p in snapshot.iterdir())
+    for name in files:
+        harness.upload(f"hub/tiny-resnet/{name}", (snapshot / name).read_bytes())
+    key = harness.upload("datasets/shapes.zip", shapes_zip(6))
+    hub = {"backbone": "org/tiny-resnet", "backbone_source": {"snapshot": "hub/tiny-resnet", "files": files}}
+    assert harness.run({**params(key, epochs=2), **hub}, kind="image_training") == 0, harness.sink.result
+    result = harness.sink.result
+    assert result["model"]["architecture"]["class"] == "ResNetForImageClassification"
+    assert result["model"]["architecture"]["output_classes"] == 3
+    descriptor = harness.read_json(result["artifacts"]["model"])
+    assert descriptor["mean"] == [0.5, 0.5, 0.5] and "config.json" in descriptor["files"]
+    served = TrainedImageClassifiers(lambda: harness.storage, tmp_path / "cache")
+    image = {"image": base64.b64encode(png(shape_image("circle", random.Random(5)))).decode()}
+    (output,) = served.predict(result["artifacts"]["model"], [image])
+    assert output["class"] in ("circle", "square", "triangle") and len(output["top"]) == 3
