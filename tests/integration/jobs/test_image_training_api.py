@@ -64,5 +64,5 @@ async def test_bad_image_requests_are_refused_with_the_field(
     unknown = await client.post(
         "/training/start", headers=alice.headers, json=_start(good, model_type="alexnet")
     )
-    assert "resnet50" in unknown.json()["detail"] and "efficientnet-lite0" in unknown.json()["detail"]
+    assert "resnet50" in unknown.json()["message"] and "efficientnet-lite0" in unknown.json()["message"]
     assert (await client.get("/api/jobs", headers=alice.headers)).json()["jobs"] == []

@@ -195,7 +195,8 @@ def test_a_single_class_target_fails(harness: Harness) -> None:
 def test_unknown_kinds_fail(harness: Harness) -> None:
     assert harness.run({}, kind="fine_tuning") == 1
     assert (
-        harness.sink.result["error"] == "Unknown job kind 'fine_tuning'; this worker runs: download, training"
+        harness.sink.result["error"]
+        == "Unknown job kind 'fine_tuning'; this worker runs: download, image_training, training"
     )
 
 
