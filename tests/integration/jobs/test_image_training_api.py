@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from bson import ObjectId
 
+from stratus.composition import Container
 from tests.integration.api.accounts import Account
 from tests.synthetic_images import shapes_zip
 
@@ -66,3 +68,44 @@ async def test_bad_image_requests_are_refused_with_the_field(
     )
     assert "resnet50" in unknown.json()["message"] and "efficientnet-lite0" in unknown.json()["message"]
     assert (await client.get("/api/jobs", headers=alice.headers)).json()["jobs"] == []
+
+
+async def test_a_downloaded_hub_checkpoint_is_the_backbone_by_seed_name_or_id(
+    client: httpx.AsyncClient, alice: Account, container: Container
+) -> None:
+    user_id = ObjectId(alice.user_id)
+    for name, architecture in (
+        ("microsoft/resnet-50", "ResNetForImageClassification"),
+        ("org/bert", "BertModel"),
+    ):
+        await container.model_repo.create(
+            user_id,
+            {
+                "name": name,
+                "name_key": name.lower(),
+                "source": "hub",
+                "status": "ready",
+                "architecture": {"class": architecture},
+                "files": ["config.json", "model.safetensors"],
+                "artifacts": {"snapshot": f"hub/{name}"},
+                "revision": "abc123",
+            },
+        )
+    dataset_id = await _images(client, alice, shapes_zip(4))
+    started = await client.post(
+        "/training/start", headers=alice.headers, json=_start(dataset_id, model_type="resnet50")
+    )
+    assert started.status_code == 201, started.text
+    job = await container.job_repo.get_owned(user_id, ObjectId(started.json()["job_id"]))
+    assert job is not None and job["model_type"] == "resnet50"
+    assert job["params"]["backbone"] == "resnet50"
+    assert job["params"]["backbone_source"] == {
+        "snapshot": "hub/microsoft/resnet-50",
+        "files": ["config.json", "model.safetensors"],
+        "architecture": "ResNetForImageClassification",
+        "revision": "abc123",
+    }
+    text_model = await client.post(
+        "/training/start", headers=alice.headers, json=_start(dataset_id, model_type="org/bert")
+    )
+    assert text_model.status_code == 422 and text_model.json()["code"] == "NOT_AN_IMAGE_BACKBONE"

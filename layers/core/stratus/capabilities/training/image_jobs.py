@@ -66,6 +66,14 @@ async def backbone_for(
             f"shipped '{images.SHIPPED_BACKBONE}'",
             code="BACKBONE_NOT_DOWNLOADED",
         )
+    architecture = str((record.get("architecture") or {}).get("class") or "")
+    if not architecture.endswith("ForImageClassification"):
+        raise ValidationFailed(
+            f"Model '{record['name']}' is a {architecture or 'model of unknown architecture'}, not an image "
+            "classification checkpoint (AutoModelForImageClassification)",
+            code="NOT_AN_IMAGE_BACKBONE",
+            details=[{"field": "model_type", "message": "not an image classification checkpoint"}],
+        )
     return backbone, {
         "snapshot": (record.get("artifacts") or {}).get("snapshot"),
         "files": list(record.get("files") or []),
