@@ -43,7 +43,7 @@ def base_dir(base: dict[str, Any], storage: ObjectStorage, cache_dir: Path | Non
 def quantization_config() -> Any:
     from transformers import BitsAndBytesConfig
 
-    return BitsAndBytesConfig(
+    return BitsAndBytesConfig(  # type: ignore[no-untyped-call]
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,

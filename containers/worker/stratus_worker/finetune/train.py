@@ -87,7 +87,7 @@ def add_lora(model: Any, hp: Hyper, *, four_bit: bool) -> Any:
 
     if four_bit:
         # Casts norms to float32 and enables input gradients, which 4-bit layers need to train adapters.
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)  # type: ignore[no-untyped-call]
     names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     targets = [t for t in TRAINABLE_TARGETS if t in names] or ["q_proj", "v_proj"]
     config = LoraConfig(
@@ -194,7 +194,7 @@ class Run:
             loss = torch.nn.functional.cross_entropy(
                 logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE, reduction="sum"
             ) / max(answer_tokens, 1)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             total_loss += float(loss.detach())
             tokens += int(inputs["attention_mask"].sum())
         if math.isfinite(total_loss):
