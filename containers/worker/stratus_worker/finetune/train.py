@@ -258,7 +258,8 @@ def run(ctx: JobContext) -> Outcome:
     final = trainer.train()
     ctx.events.progress(
         "saving", epoch=hp.epochs, total_epochs=hp.epochs, step=trainer.step, total_steps=trainer.total_steps,
-        progress=100.0, metrics={"loss": final["train_loss"]},
+        progress=100.0, metrics={"loss": final["train_loss"], "tokens_per_s": final["tokens_per_s"],
+                                 "learning_rate": trainer.history["learning_rate"][-1]},
     )  # fmt: skip
     prefix, files, size = trainer.save_adapter("adapter")
     trainable, total = trainer.model.get_nb_trainable_parameters()

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from stratus.capabilities.finetune import spec
+from stratus.capabilities.nlp import spec as nlp
 from stratus.db.ids import ObjectIdStr
 
 NAME = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")
@@ -47,8 +48,9 @@ class AdapterTest(BaseModel):
 
     task_id: ObjectIdStr
     prompt: str = Field(min_length=1, max_length=20_000)
-    max_tokens: int = Field(default=256, ge=1, le=2048)
-    temperature: float = Field(default=0.0, ge=0, le=2)
+    # The inference worker's generation limits (seed 002's example asks for 256 tokens).
+    max_tokens: int = Field(default=256, ge=nlp.MAX_TOKENS.ge, le=nlp.MAX_TOKENS.le)
+    temperature: float = Field(default=0.0, ge=nlp.TEMPERATURE.ge, le=nlp.TEMPERATURE.le)
 
 
 class AdapterTestAnswer(BaseModel):

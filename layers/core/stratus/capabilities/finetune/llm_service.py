@@ -219,8 +219,7 @@ class LLMFineTuneService:
         request = InferenceRequest(
             task="generation",
             model=str(model["name"]),
-            inputs=[{"prompt": body.prompt}],
-            options={"max_tokens": body.max_tokens, "temperature": body.temperature},
+            inputs=[{"prompt": body.prompt, "max_tokens": body.max_tokens, "temperature": body.temperature}],
             source=self.adapter_source(job, model),
         )
         result = await self._inference.invoke(request, wait_s=TEST_WAIT_S)
