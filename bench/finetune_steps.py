@@ -35,6 +35,7 @@ EXAMPLES = [
     {"prompt": "Translate to French: good morning.", "completion": "Bonjour, comment allez-vous?"},
     {"messages": [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Blue."}]},
 ] * 8
+BENCH_SIGNING = "bench-only"  # local storage signs download URLs, which the bench never hands out
 HP = {"lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "batch_size": 4, "learning_rate": 1e-3,
       "max_length": 128, "gradient_accumulation_steps": 1, "epochs": 1000}  # fmt: skip
 
@@ -51,7 +52,7 @@ class Sink:
 
 
 def job_steps_per_s(root: Path, base: dict[str, Any], steps: int) -> float:
-    storage = LocalDirectoryStorage(root / "objects", base_url="http://bench", signing_secret="x")
+    storage = LocalDirectoryStorage(root / "objects", base_url="http://bench", signing_secret=BENCH_SIGNING)
     data = "\n".join(json.dumps(e) for e in EXAMPLES).encode()
     asyncio.run(storage.put_bytes("bench/data.jsonl", data))
     sink = Sink()
@@ -114,7 +115,9 @@ def main() -> None:
         from tests import tiny_llama
 
         model_dir = tiny_llama.build(root / "tiny", layers=4, hidden=256)
-        storage = LocalDirectoryStorage(root / "objects", base_url="http://bench", signing_secret="x")
+        storage = LocalDirectoryStorage(
+            root / "objects", base_url="http://bench", signing_secret=BENCH_SIGNING
+        )
         files = [p.name for p in model_dir.iterdir() if p.is_file()]
         for name in files:
             asyncio.run(storage.put_bytes(f"bench/base/{name}", (model_dir / name).read_bytes()))
@@ -124,7 +127,7 @@ def main() -> None:
 
         base = {"name": "HuggingFaceTB/SmolLM2-135M-Instruct"}
         model_dir = base_dir(
-            base, LocalDirectoryStorage(root / "objects", base_url="http://b", signing_secret="x")
+            base, LocalDirectoryStorage(root / "objects", base_url="http://b", signing_secret=BENCH_SIGNING)
         )
     job, raw = [], []
     for _ in range(args.rounds):  # interleaved, so a busy moment hits both
