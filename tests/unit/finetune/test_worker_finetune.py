@@ -96,3 +96,33 @@ def test_merged_model_answers_like_the_unmerged_adapter(harness: Harness) -> Non
             without = plain(input_ids=ids).logits
     assert torch.allclose(a, b, atol=1e-4), float((a - b).abs().max())
     assert not torch.allclose(a, without, atol=1e-3)  # the adapter does change the output
+
+
+def test_the_inference_engine_serves_the_adapter_unmerged_on_its_base(harness: Harness) -> None:
+    from peft import PeftModel
+
+    from stratus_worker.inference import adapters, downloaded
+    from stratus_worker.inference.backends import default_cache_dir
+    from stratus_worker.inference.engine import InferenceEngine
+
+    assert harness.run(params(harness, epochs=2), kind="finetune") == 0
+    result = harness.sink.result
+    source = {
+        "snapshot": result["artifacts"]["adapter"],
+        "files": result["model"]["files"],
+        "revision": "job-1",
+        "adapter": {"base": params(harness)["base"]},
+    }
+    path = downloaded.fetch(harness.storage, source, default_cache_dir())
+    spec = adapters.spec_for("my-adapter", source, path, harness.storage, default_cache_dir())
+    engine = InferenceEngine(models=(spec,))
+    [out] = engine.run(
+        "generation",
+        spec.name,
+        [{"prompt": "What is the capital of France?", "max_tokens": 5, "temperature": 0}],
+    )
+    assert out["usage"]["completion_tokens"] >= 1
+    backend = engine.load(spec.name)
+    # The adapter sits beside the base weights (its lora_A/lora_B layers are there), not merged into them.
+    assert isinstance(backend.model, PeftModel)
+    assert any(name.endswith("lora_A") for name, _ in backend.model.named_modules())

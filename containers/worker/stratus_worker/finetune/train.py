@@ -106,6 +106,9 @@ class Run:
     def __init__(self, ctx: JobContext, model: Any, batches: list[list[Encoded]], hp: Hyper, pad_id: int):
         self.ctx, self.model, self.hp, self.pad_id = ctx, model, hp, pad_id
         self.batches = batches
+        # Padded once, not per step: collating is Python work that a small model notices.
+        self.tensors = [collate(batch, pad_id) for batch in batches]
+        self.answer_tokens = [int((t["labels"][:, 1:] != IGNORE).sum()) for t in self.tensors]
         self.dev = next(p.device for p in model.parameters())
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=0.0)
@@ -132,7 +135,7 @@ class Run:
             for start in range(0, len(order), hp.gradient_accumulation_steps):
                 if self.step >= self.total_steps:
                     break
-                group = [self.batches[i] for i in order[start : start + hp.gradient_accumulation_steps]]
+                group = order[start : start + hp.gradient_accumulation_steps]
                 loss, counted = self._optimizer_step(group)
                 tokens += counted
                 self.step += 1
@@ -180,12 +183,12 @@ class Run:
             "train_seconds": round(elapsed, 2),
         }
 
-    def _optimizer_step(self, group: list[list[Encoded]]) -> tuple[float, int]:
-        """One optimizer step over `group` micro-batches; (mean loss per answer token, tokens seen)."""
-        answer_tokens = sum(sum(1 for x in e.labels if x != IGNORE) for b in group for e in b)
+    def _optimizer_step(self, group: list[int]) -> tuple[float, int]:
+        """One optimizer step over the micro-batches `group`; (mean loss per answer token, tokens seen)."""
+        answer_tokens = sum(self.answer_tokens[i] for i in group)
         total_loss, tokens = 0.0, 0
-        for batch in group:
-            inputs = {k: v.to(self.dev) for k, v in collate(batch, self.pad_id).items()}
+        for index in group:
+            inputs = {k: v.to(self.dev, non_blocking=True) for k, v in self.tensors[index].items()}
             out = self.model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
             logits = out.logits[:, :-1].float()
             labels = inputs["labels"][:, 1:]
