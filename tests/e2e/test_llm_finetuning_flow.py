@@ -81,6 +81,8 @@ async def test_lora_qlora_test_merge_and_stop_on_smollm2(stratus_server: ServePr
         assert status["metrics"]["train_loss"] < status["metrics"]["first_loss"]
         assert status["metrics"]["tokens_max"] >= status["metrics"]["tokens_min"] > 0
 
+        saved = (await http.get(f"/api/llm-finetuning/{task_id}/checkpoints", headers=auth)).json()
+        assert [c["step"] for c in saved["checkpoints"]] == [2] and saved["adapter"]
         listed = (await http.get("/api/finetune", headers=auth)).json()
         record = next(j for j in listed if j["_id"] == task_id)
         assert record["status"] == "completed" and record["progress"] == 100 and record["model_id"]
@@ -106,6 +108,16 @@ async def test_lora_qlora_test_merge_and_stop_on_smollm2(stratus_server: ServePr
         assert merged[-1]["data"]["status"] == "completed", merged[-1]
         models = (await http.get("/api/models", headers=auth)).json()
         assert any(m["name"] == "secret_merged" for m in models)
+
+        # Both answer by name where models are named (the adapter on its base, the merged model on its
+        # own), and greedily they say the same as /test.
+        for name in ("secret_adapter", "secret_merged"):
+            named = await http.post(
+                "/api/tasks/generation", headers=auth,
+                json={"prompt": PROMPT, "max_tokens": 12, "temperature": 0, "model_name": name},
+            )  # fmt: skip
+            assert named.status_code == 200, named.text
+            assert named.json()["result"]["text"] == tuned.json()["response"], name
 
         # QLoRA: a 4-bit base on the local worker's CPU.
         _, qlora = await _follow(

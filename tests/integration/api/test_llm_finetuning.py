@@ -62,6 +62,10 @@ async def test_start_by_dataset_name_estimates_and_lists_in_seed003(
     assert mine["managed_by"] == "platform" and mine["task_id"] == body["task_id"]
     assert mine["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert mine["status"] in ("preparing", "training", "completed", "failed")
+    checkpoints = await client.get(
+        f"/api/llm-finetuning/{body['task_id']}/checkpoints", headers=alice.headers
+    )
+    assert checkpoints.status_code == 200 and checkpoints.json()["checkpoints"] == []
     # Only the pipeline moves a platform job: seed 003's PATCH does not find it.
     patch = await client.patch(
         f"/api/finetune/{body['task_id']}/status",

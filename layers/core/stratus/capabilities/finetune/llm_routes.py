@@ -18,6 +18,7 @@ from stratus.capabilities.finetune.llm_schemas import (
     MergeStart,
     MergeStarted,
 )
+from stratus.db.ids import ObjectIdStr
 
 router = APIRouter(
     prefix="/api/llm-finetuning", tags=["llm fine-tuning"], route_class=StratusRoute, dependencies=[RateLimit]
@@ -78,3 +79,9 @@ async def merge_adapter(
     if not created:
         response.status_code = status.HTTP_200_OK
     return {"task_id": str(job["_id"]), "status": job["status"], "model_name": job["model_name"]}
+
+
+@router.get("/{task_id}/checkpoints")
+async def list_checkpoints(task_id: ObjectIdStr, user: CurrentUser, finetune: LLMFineTunes) -> dict[str, Any]:
+    """The checkpoints a fine-tune saved in object storage (step and key), and its final adapter."""
+    return await finetune.checkpoints(user.user_id, task_id)

@@ -203,6 +203,20 @@ class LLMFineTuneService:
             raise NotFound("The fine-tuned adapter was deleted")
         return job, model
 
+    async def checkpoints(self, user_id: ObjectId, task_id: str) -> dict[str, Any]:
+        """The adapter checkpoints a fine-tune saved (every save_steps, on stop, on a diverging loss)."""
+        job = await self._jobs.get(user_id, ObjectId(task_id))
+        if job.get("kind") != spec.FINETUNE or job.get("managed_by") != spec.MANAGED_BY_PLATFORM:
+            raise NotFound("Fine-tuning job not found")
+        artifacts = job.get("artifacts") or {}
+        steps = sorted(int(k.rsplit("_", 1)[-1]) for k in artifacts if k.startswith("checkpoint_step_"))
+        return {
+            "task_id": task_id,
+            "status": job["status"],
+            "checkpoints": [{"step": n, "key": artifacts[f"checkpoint_step_{n}"]} for n in steps],
+            "adapter": artifacts.get("adapter"),
+        }
+
     @staticmethod
     def adapter_source(job: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
         """What the inference worker needs to serve the adapter on its base (inference.adapters)."""

@@ -91,6 +91,23 @@ async def register_merged(models: Any, job: Mapping[str, Any], detail: Mapping[s
     return model
 
 
+def serving_source(model: Mapping[str, Any]) -> dict[str, Any]:
+    """Where the inference worker finds a fine-tuned model: an adapter is served on its base, unmerged
+    (stratus_worker.inference.adapters); a merged model like a downloaded causal LM."""
+    artifacts = model.get("artifacts") or {}
+    source: dict[str, Any] = {
+        "snapshot": artifacts.get("adapter") or artifacts.get("snapshot"),
+        "files": list(model.get("files") or []),
+        "architecture": (model.get("architecture") or {}).get("class"),
+        "model_type": model.get("model_type"),
+        "revision": str(model.get("job_id") or model.get("_id")),
+        "serving": "hub-causal-lm",
+    }
+    if model.get("adapter"):
+        source["adapter"] = {"base": model.get("base")}
+    return source
+
+
 # A GPU is what these are for (SageMaker/Batch pick the GPU instance or queue); the local worker trains
 # on the CPU, as the notes say QLoRA also does with bitsandbytes 0.50.
 KIND = JobKind(
