@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import json
 import os
 import re
 import shutil
@@ -601,7 +602,8 @@ def test_gpu_and_cpu_job_placement_parameters(
         for name, props in functions.items():
             assert props["Environment"]["Variables"][variable] == {"Ref": parameter}, (name, variable)
     overrides = parameters["SageMakerInstanceTypes"]
-    assert overrides["Default"] == ""
+    # Fine-tunes (the kinds that need the most GPU memory) get the larger GPU by default.
+    assert json.loads(overrides["Default"]) == {"finetune": "ml.g5.2xlarge", "finetune_merge": "ml.g5.xlarge"}
     example = '{"training":"ml.g5.2xlarge","download":"ml.c5.large"}'
     assert re.fullmatch(overrides["AllowedPattern"], example)
     assert not re.fullmatch(overrides["AllowedPattern"], "ml.g5.2xlarge")
@@ -1164,7 +1166,17 @@ HTTP_FUNCTION_ACTIONS = {
         "s3:ListBucket",
         "s3:GetBucketLocation",
     },
-    "JobsFunction": {"template:SQSSendMessagePolicy", "sagemaker:StopTrainingJob", "batch:TerminateJob"},
+    "JobsFunction": {
+        "template:SQSSendMessagePolicy",
+        "sagemaker:StopTrainingJob",
+        "batch:TerminateJob",
+        # LoRA/QLoRA: the dataset is read before queuing; /test runs on the inference endpoint.
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:ListBucket",
+        "s3:GetBucketLocation",
+        "sagemaker:InvokeEndpointAsync",
+    },
     "ModelsFunction": {
         "template:SQSSendMessagePolicy",
         "execute-api:ManageConnections",
@@ -1179,6 +1191,7 @@ HTTP_FUNCTION_ACTIONS = {
 # Object keys each function may touch (prefixes in the artifacts bucket).
 OBJECT_PREFIXES = {
     "DataFunction": ("users/*/datasets/", "users/*/files/"),
+    "JobsFunction": ("users/*/datasets/", "inference/inputs/", "inference/outputs/", "inference/failures/"),
     "ModelsFunction": ("users/*/jobs/", "inference/inputs/", "inference/outputs/", "inference/failures/"),
     "SweeperFunction": ("users/*/datasets/",),
 }
@@ -1485,7 +1498,8 @@ def test_api_uses_and_may_invoke_exactly_the_configured_inference_endpoint(
         for name, props in functions.items()
         if "sagemaker:InvokeEndpointAsync" in _actions(_function_statements(resources, props))
     }
-    assert invokers == {"ModelsFunction"}
+    # NLP tasks and image predictions (models) and fine-tune tests (jobs) invoke the endpoint.
+    assert invokers == {"ModelsFunction", "JobsFunction"}
     api = functions["ModelsFunction"]
     variable = _choose(
         template, api["Environment"]["Variables"]["STRATUS_INFERENCE_ENDPOINT_NAME"], parameters

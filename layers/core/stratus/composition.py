@@ -15,6 +15,7 @@ from stratus.capabilities.api_keys.service import ApiKeyService
 from stratus.capabilities.datasets.service import DatasetPolicy, DatasetService
 from stratus.capabilities.downloads.service import DownloadPolicy, DownloadService
 from stratus.capabilities.files.service import FileService
+from stratus.capabilities.finetune.llm_service import LLMFineTuneService
 from stratus.capabilities.finetune.service import FineTuneRecordService
 from stratus.capabilities.health.service import HealthService
 from stratus.capabilities.identity.service import AuthService, LoginLimits
@@ -290,6 +291,18 @@ class Container:
         # Seed 003's client-managed fine-tune records, kept in the jobs collection (kind "finetune").
         return FineTuneRecordService(
             jobs=self.job_repo, datasets=self.dataset_repo, models=self.model_repo, users=self.users
+        )
+
+    @cached_property
+    def llm_finetune(self) -> LLMFineTuneService:
+        # Seed 002's LoRA/QLoRA jobs (kind "finetune", managed by the platform), test and merge.
+        return LLMFineTuneService(
+            jobs=self.jobs,
+            training=self.training,
+            datasets=self.dataset_repo,
+            models=self.model_repo,
+            storage=self.ports.storage,
+            inference=self.ports.inference,
         )
 
     @cached_property

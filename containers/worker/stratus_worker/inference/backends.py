@@ -614,4 +614,8 @@ def _construct(spec: ModelSpec, path: Path, cache_dir: Path) -> Backend:
         raise ModelUnavailable(f"Model '{spec.name}': {path} is not a model directory")
     if spec.loader == "spacy":
         return SpacyBackend(spec, path)
+    if spec.loader == "lora-adapter":
+        from stratus_worker.inference.adapters import AdapterBackend
+
+        return AdapterBackend(spec, path, cache_dir)
     return CausalLMBackend(spec, path, cache_dir)

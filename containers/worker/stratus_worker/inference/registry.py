@@ -47,6 +47,7 @@ Loader = Literal[
     "hub-token-classifier",
     "hub-causal-lm",
     "hub-seq2seq",
+    "lora-adapter",
 ]
 
 # OntoNotes 5 entity types predicted by en_core_web_sm 3.8 (nlp.get_pipe("ner").labels).

@@ -48,7 +48,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from stratus_worker.inference import downloaded, loading
+from stratus_worker.inference import adapters, downloaded, loading
 from stratus_worker.inference.batching import MicroBatcher
 from stratus_worker.inference.engine import InferenceEngine
 from stratus_worker.inference.errors import InferenceError
@@ -91,7 +91,13 @@ def create_app(engine: InferenceEngine, *, max_batch: int = 32, max_wait_ms: flo
         key = downloaded.engine_key(model, source)
         if not engine.knows(key):
             path = await asyncio.to_thread(downloaded.fetch, storage(), source, engine.cache_dir)
-            engine.add(downloaded.spec_for(model, source, path))
+            if adapters.is_adapter(source):  # a fine-tuned adapter, served on its base
+                spec = await asyncio.to_thread(
+                    adapters.spec_for, model, source, path, storage(), engine.cache_dir
+                )
+            else:
+                spec = downloaded.spec_for(model, source, path)
+            engine.add(spec)
         return key
 
     async def answer(request: Request) -> tuple[int, dict[str, Any]]:

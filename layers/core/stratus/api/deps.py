@@ -13,6 +13,7 @@ from stratus.capabilities.api_keys.service import ApiKeyService
 from stratus.capabilities.datasets.service import DatasetService
 from stratus.capabilities.downloads.service import DownloadService
 from stratus.capabilities.files.service import FileService
+from stratus.capabilities.finetune.llm_service import LLMFineTuneService
 from stratus.capabilities.finetune.service import FineTuneRecordService
 from stratus.capabilities.health.service import HealthService
 from stratus.capabilities.identity.service import AuthService
@@ -79,6 +80,10 @@ def get_finetune(container: _Container) -> FineTuneRecordService:
     return container.finetune
 
 
+def get_llm_finetune(container: _Container) -> LLMFineTuneService:
+    return container.llm_finetune
+
+
 def get_models(container: _Container) -> ModelService:
     return container.models
 
@@ -110,6 +115,7 @@ Files = Annotated[FileService, Depends(get_files)]
 Jobs = Annotated[JobService, Depends(get_jobs)]
 Training = Annotated[TrainingService, Depends(get_training)]
 FineTunes = Annotated[FineTuneRecordService, Depends(get_finetune)]
+LLMFineTunes = Annotated[LLMFineTuneService, Depends(get_llm_finetune)]
 Models = Annotated[ModelService, Depends(get_models)]
 Downloads = Annotated[DownloadService, Depends(get_downloads)]
 Predictions = Annotated[PredictionService, Depends(get_predictions)]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from stratus.capabilities.datasets.spec import PROCESS_MESSAGE
 from stratus.capabilities.downloads import spec as downloads
+from stratus.capabilities.finetune import spec as finetune
 from stratus.capabilities.training import spec as training
 from stratus.capabilities.webhooks.spec import DELIVER_MESSAGE
 from stratus.jobs.kinds import START_MESSAGE, JobKind, JobKinds
@@ -55,7 +56,9 @@ CAPABILITIES: tuple[Capability, ...] = (
         "training", "jobs", "stratus.capabilities.training.routes", (training.KIND, training.IMAGE_KIND)
     ),
     Capability("jobs", "jobs", "stratus.capabilities.jobs.routes", messages=((START_MESSAGE, "jobs"),)),
-    Capability("finetune", "jobs", "stratus.capabilities.finetune.routes"),
+    Capability(
+        "finetune", "jobs", "stratus.capabilities.finetune.routes", (finetune.KIND, finetune.MERGE_KIND)
+    ),
     Capability("registry", "models", "stratus.capabilities.registry.routes"),
     Capability("downloads", "models", None, (downloads.KIND,)),
     Capability(

@@ -15,6 +15,7 @@ from stratus.api.deps import FineTunes
 from stratus.api.pagination import Pagination, set_total
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
+from stratus.capabilities.finetune import llm_routes
 from stratus.capabilities.finetune.schemas import (
     MAX_LOG_CHARS,
     MAX_STEP_CHARS,
@@ -103,4 +104,4 @@ async def update_finetune_status(
 
 def routers() -> list[APIRouter]:
     """What this capability mounts, in order (seed path aliases included)."""
-    return [router]
+    return [router, llm_routes.router]

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from stratus.db.ids import IdOut, ObjectIdStr
 from stratus.schemas.common import Clearable, PublicModel, UpdateModel, UtcDateTime
@@ -72,3 +79,20 @@ class FineTunePublic(PublicModel):
     logs: str | None = None
     created_at: UtcDateTime
     completed_at: UtcDateTime | None = None
+    # Platform-managed fine-tunes (seed 002's LoRA/QLoRA jobs) only: who moves the status, the job's
+    # own pipeline status and its id for /api/training/status/{task_id}.
+    managed_by: str | None = None
+    pipeline_status: str | None = None
+    task_id: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _seed_fields_only_for_client_records(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Seed 003's records keep exactly its fields; the platform's fields appear on its own jobs."""
+        data: dict[str, Any] = handler(self)
+        if self.managed_by != "platform":
+            for name in PLATFORM_FIELDS:
+                data.pop(name, None)
+        return data
+
+
+PLATFORM_FIELDS = ("managed_by", "pipeline_status", "task_id")

@@ -19,7 +19,11 @@ So the dispatcher (claims `queued` only), both sweepers (`queued`; `starting`/`r
 the per-user running cap and the dataset-in-use check never see these records, and a value such as
 "running" or "queued" is refused with a 422 before it could reach the collection. Every read and
 write here also matches `kind`, `managed_by` and the owner, so this API can never show or change a
-training job or a platform-managed fine-tune.
+training job, and PATCH can never change a platform-managed fine-tune.
+
+Platform-managed fine-tunes (seed 002's LoRA/QLoRA jobs, `managed_by: "platform"`) are listed and read
+here too, in seed 003's shape, their status following the pipeline by itself (`platform_view`):
+queued/starting -> preparing, running/stopping -> training, then completed, failed or stopped.
 
 `completed_at` (seed 003: "when status is set to completed"): stamped when a record becomes
 `completed` (also at creation), kept when `completed` is sent again, cleared when the status moves
@@ -54,6 +58,39 @@ _NOT_COMPLETED = tuple(s for s in FINETUNE_STATUSES if s != COMPLETED)
 
 def is_client_record(job: dict[str, Any]) -> bool:
     return all(job.get(k) == v for k, v in CLIENT_RECORD.items())
+
+
+PLATFORM_STATUS = {
+    "queued": "preparing",
+    "starting": "preparing",
+    "running": "training",
+    "stopping": "training",
+}
+
+
+def platform_view(job: dict[str, Any]) -> dict[str, Any]:
+    """A platform-managed fine-tune in seed 003's shape (what the pipeline says, never the client)."""
+    if is_client_record(job):
+        return job
+    status = str(job["status"])
+    metrics = job.get("metrics") or {}
+    step, total = job.get("current_step", 0), job.get("total_steps", 0)
+    if status in ("queued", "starting"):
+        current = "Queued" if status == "queued" else "Loading the base model"
+    elif status in ("running", "stopping"):
+        loss = metrics.get("loss")
+        current = f"Training: step {step}/{total}" + (f", loss {loss:.4f}" if isinstance(loss, float) else "")
+    else:
+        current = status.capitalize()
+    return {
+        **job,
+        "status": PLATFORM_STATUS.get(status, status),
+        "pipeline_status": status,
+        "progress": int(float(job.get("progress") or 0)),
+        "current_step": current,
+        "logs": job.get("error") or None,
+        "task_id": str(job["_id"]),
+    }
 
 
 class FineTuneRecordService:
@@ -97,20 +134,28 @@ class FineTuneRecordService:
         return job
 
     async def get(self, user_id: ObjectId, job_id: ObjectId) -> dict[str, Any]:
+        """A client record, or a platform-managed fine-tune in seed 003's shape."""
         job = await self._jobs.get_owned(user_id, job_id)
-        if job is None or not is_client_record(job):
+        if job is None or job.get("kind") != FINETUNE:
             raise NotFound(JOB_NOT_FOUND)
-        return job
+        return platform_view(job)
 
     async def list(self, user_id: ObjectId, *, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
-        """Newest first, with the total."""
-        return await self._jobs.page_owned(user_id, match=CLIENT_RECORD, limit=limit, offset=offset)
+        """Newest first, with the total: the client's records and the platform's fine-tunes."""
+        items, total = await self._jobs.page_owned(
+            user_id, match={"kind": FINETUNE}, limit=limit, offset=offset
+        )
+        return [platform_view(job) for job in items], total
 
     async def update_status(
         self, user_id: ObjectId, job_id: ObjectId, update: FineTuneStatusUpdate
     ) -> dict[str, Any]:
         """Set the status and whichever of progress, current_step, logs and model_id were sent."""
-        await self.get(user_id, job_id)  # an unknown job is a 404 before anything is said about a model
+        # An unknown job (or one the platform runs: only the pipeline moves those) is a 404 before
+        # anything is said about a model.
+        existing = await self._jobs.get_owned(user_id, job_id)
+        if existing is None or not is_client_record(existing):
+            raise NotFound(JOB_NOT_FOUND)
         changes = update.model_dump(exclude_unset=True)
         changes["status"] = update.status
         if update.model_id:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from bson import ObjectId
 
+from stratus.capabilities.finetune import spec as finetune
 from stratus.db.repositories.models import ModelRepository
 from stratus.db.repositories.tasks import TaskRepository
 from stratus.errors import DomainError, NotFound, ValidationFailed
@@ -114,6 +115,9 @@ class TaskService:
         """The model's name, and for one the user downloaded, where the worker finds its files."""
         if model_name is None or catalogue.find(model_name) is not None or self._models is None:
             return resolve_model(task, model_name), None
+        tuned = await self._models.find_named(user_id, model_name, source=finetune.FINETUNED)
+        if tuned is not None and tuned.get("status") == "ready" and task in (tuned.get("tasks") or []):
+            return tuned["name"], finetune.serving_source(tuned)  # a LoRA adapter or a merged model
         record = await self._models.find_named(user_id, model_name, source="hub")
         if record is None or record.get("status") != "ready":
             downloaded = await self._models.names(user_id, source="hub", task=task)

@@ -18,6 +18,12 @@ WebhookEvent = Literal[
     "dataset.processed",
     "model.downloaded",
     "model.download_failed",
+    "finetune.started",
+    "finetune.progress",
+    "finetune.completed",
+    "finetune.failed",
+    "finetune.merged",
+    "finetune.merge_failed",
     "*",
 ]
 DeliveryStatus = Literal["pending", "delivered", "failed"]

@@ -1,0 +1,266 @@
+"""Seed 002's LLM fine-tuning: LoRA/QLoRA jobs on the pipeline (kind `finetune`, managed by the
+platform), testing a finished adapter on the inference worker, and merging it into a new model.
+
+Before a job is queued its dataset is read and checked here, with the same parser the worker uses:
+bad examples are refused with their line numbers, and the answer carries an estimate (examples,
+tokens at ~4 characters per token, optimizer steps). The worker then counts tokens exactly with the
+base model's own tokenizer and chat template and reports min/mean/p95/max and how many were truncated
+in its first training event and final metrics (the API cannot load a tokenizer: no transformers in a
+Lambda).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from bson import ObjectId
+
+from stratus.capabilities.finetune import examples, spec
+from stratus.capabilities.finetune.llm_schemas import AdapterTest, LoraStart, MergeStart
+from stratus.capabilities.training.service import TrainingService
+from stratus.db.repositories.datasets import DatasetRepository
+from stratus.db.repositories.models import ModelRepository
+from stratus.errors import Conflict, NotFound, ValidationFailed
+from stratus.jobs.service import JobService
+from stratus.ml import catalogue
+from stratus.ports.inference import InferenceBackend, InferenceRequest
+from stratus.ports.storage import ObjectStorage
+
+FORMATS = ("jsonl", "json", "csv")
+TEST_WAIT_S = 25.0
+
+
+def registry_name(reference: str | None, fallback: str) -> str:
+    """Seed 002 sends paths ("/models/lora_adapter"): the registry name is the last part."""
+    name = (reference or "").rstrip("/").rsplit("/", 1)[-1].strip()
+    return name or fallback
+
+
+def _field_error(field: str, message: str, code: str) -> ValidationFailed:
+    return ValidationFailed(message, code=code, details=[{"field": field, "message": message}])
+
+
+class LLMFineTuneService:
+    def __init__(
+        self,
+        *,
+        jobs: JobService,
+        training: TrainingService,
+        datasets: DatasetRepository,
+        models: ModelRepository,
+        storage: ObjectStorage,
+        inference: InferenceBackend,
+    ) -> None:
+        self._jobs = jobs
+        self._training = training
+        self._datasets = datasets
+        self._models = models
+        self._storage = storage
+        self._inference = inference
+
+    # --- starting -------------------------------------------------------------------------------
+
+    async def start(
+        self, user_id: ObjectId, body: LoraStart, *, method: str, idempotency_key: str | None
+    ) -> tuple[dict[str, Any], bool]:
+        dataset_id = await self._training.resolve_dataset(user_id, body.dataset_path)
+        dataset = await self._datasets.require_owned(user_id, ObjectId(dataset_id))
+        if dataset["status"] != "ready":
+            raise Conflict(f"Dataset is not ready (status: {dataset['status']})", code="DATASET_NOT_READY")
+        base = await self.resolve_base(user_id, body.base_model)
+        parsed = await self._read_examples(dataset)
+        estimate = self.estimate(parsed.examples, body)
+        name = registry_name(body.output_dir, f"{base['name'].rsplit('/', 1)[-1]}-{method}-{dataset['name']}")
+        hp = body.model_dump(exclude={"base_model", "dataset_path", "output_dir"})
+        doc: dict[str, Any] = {
+            "user_id": user_id,
+            "kind": spec.FINETUNE,
+            "managed_by": spec.MANAGED_BY_PLATFORM,
+            "method": method,
+            "dataset_id": dataset["_id"],
+            "base_model": base["name"],
+            "model_name": name,
+            "params": {
+                "method": method,
+                "base": base,
+                "dataset_key": dataset["object_key"],
+                "dataset_format": dataset["format"],
+                "hyperparameters": hp,
+            },
+            "progress": 0.0,
+            "current_epoch": 0,
+            "total_epochs": body.epochs,
+            "total_steps": estimate["steps"],
+            "metrics": {},
+            "estimate": estimate,
+            "estimated_time": estimate["seconds"],
+        }
+        return await self._jobs.create(doc, idempotency_key=idempotency_key)
+
+    async def resolve_base(self, user_id: ObjectId, name: str) -> dict[str, Any]:
+        """The worker's description of a trainable base: a built-in causal LM, or one the user downloaded
+        (its snapshot in storage). Anything else is a 422 that lists the trainable models."""
+        builtin = catalogue.find(name)
+        if builtin is not None and builtin.model_type == "causal-lm":
+            return {"name": builtin.name}
+        record = await self._models.find_named(user_id, name, source="hub")
+        serving = (
+            catalogue.downloaded_serving(
+                (record.get("architecture") or {}).get("class"), record.get("model_type")
+            )
+            if record is not None and record.get("status") == "ready"
+            else None
+        )
+        if record is not None and serving is not None and serving[0] == "hub-causal-lm":
+            return {
+                "name": record["name"],
+                "snapshot": (record.get("artifacts") or {}).get("snapshot"),
+                "files": list(record.get("files") or []),
+                "architecture": (record.get("architecture") or {}).get("class"),
+                "revision": record.get("revision"),
+            }
+        trainable = [m.name for m in catalogue.BUILTIN_MODELS if m.model_type == "causal-lm"]
+        downloaded = await self._models.names(user_id, source="hub", task="generation")
+        listed = ", ".join([*trainable, *downloaded])
+        raise _field_error(
+            "base_model",
+            f"Base model '{name}' cannot be fine-tuned; trainable models: {listed} "
+            "(download another causal LM with POST /models/download first)",
+            "UNKNOWN_BASE_MODEL",
+        )
+
+    async def _read_examples(self, dataset: dict[str, Any]) -> examples.ParsedExamples:
+        fmt = str(dataset.get("format"))
+        if fmt not in FORMATS:
+            raise _field_error(
+                "dataset_path",
+                f"Fine-tuning reads JSON Lines, JSON or CSV datasets; this one is {fmt}",
+                "BAD_FORMAT",
+            )
+        if int(dataset.get("file_size") or 0) > spec.MAX_DATASET_BYTES:
+            raise _field_error(
+                "dataset_path", "The dataset is larger than fine-tuning reads (200 MB)", "TOO_LARGE"
+            )
+        parsed = examples.parse(await self._storage.get_bytes(dataset["object_key"]), fmt)
+        if parsed.errors:
+            details = [
+                {"field": "dataset_path", "line": line, "message": why} for line, why in parsed.errors[:50]
+            ]
+            raise ValidationFailed(
+                f"The dataset has {len(parsed.errors)} bad example(s): {parsed.summary()}",
+                code="INVALID_EXAMPLES",
+                details=details,
+            )
+        if not parsed.examples:
+            raise _field_error("dataset_path", "The dataset has no examples", "NO_EXAMPLES")
+        if len(parsed.examples) > spec.MAX_EXAMPLES:
+            raise _field_error("dataset_path", f"More than {spec.MAX_EXAMPLES} examples", "TOO_MANY_EXAMPLES")
+        return parsed
+
+    @staticmethod
+    def estimate(items: list[examples.Messages], body: LoraStart) -> dict[str, Any]:
+        """Before the worker counts exactly: tokens from characters, steps from the batch settings."""
+        tokens = sorted(
+            min(math.ceil(c / spec.CHARS_PER_TOKEN) + 8, body.max_length)
+            for c in examples.chars_per_example(items)
+        )
+        n = len(items)
+        per_epoch = math.ceil(math.ceil(n / body.batch_size) / body.gradient_accumulation_steps)
+        steps = per_epoch * body.epochs
+        if body.max_steps:
+            steps = min(steps, body.max_steps)
+        over = sum(1 for c in examples.chars_per_example(items) if c / spec.CHARS_PER_TOKEN > body.max_length)
+        return {
+            "examples": n,
+            "estimated_tokens": sum(tokens) * body.epochs,
+            "tokens_per_example": {
+                "min": tokens[0],
+                "mean": round(sum(tokens) / n, 1),
+                "p95": tokens[min(n - 1, math.ceil(0.95 * n) - 1)],
+                "max": tokens[-1],
+            },
+            "likely_truncated": over,
+            "steps": steps,
+            "steps_per_epoch": per_epoch,
+            # A rough figure for a small GPU; the job's events give the real tokens/s.
+            "seconds": max(10, int(sum(tokens) * body.epochs / 2000)),
+            "method": "characters / 4 (the worker counts exactly with the base model's tokenizer)",
+        }
+
+    # --- using the result -----------------------------------------------------------------------
+
+    async def _finished(self, user_id: ObjectId, task_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        job = await self._jobs.get(user_id, ObjectId(task_id))
+        if job.get("kind") != spec.FINETUNE or job.get("managed_by") != spec.MANAGED_BY_PLATFORM:
+            raise NotFound("Fine-tuning job not found")
+        if job["status"] != "completed" or not job.get("model_id"):
+            raise Conflict(
+                f"The fine-tuning job has not completed (status: {job['status']})", code="JOB_NOT_COMPLETED"
+            )
+        model = await self._models.get_owned(user_id, job["model_id"])
+        if model is None:
+            raise NotFound("The fine-tuned adapter was deleted")
+        return job, model
+
+    async def checkpoints(self, user_id: ObjectId, task_id: str) -> dict[str, Any]:
+        """The adapter checkpoints a fine-tune saved (every save_steps, on stop, on a diverging loss)."""
+        job = await self._jobs.get(user_id, ObjectId(task_id))
+        if job.get("kind") != spec.FINETUNE or job.get("managed_by") != spec.MANAGED_BY_PLATFORM:
+            raise NotFound("Fine-tuning job not found")
+        artifacts = job.get("artifacts") or {}
+        steps = sorted(int(k.rsplit("_", 1)[-1]) for k in artifacts if k.startswith("checkpoint_step_"))
+        return {
+            "task_id": task_id,
+            "status": job["status"],
+            "checkpoints": [{"step": n, "key": artifacts[f"checkpoint_step_{n}"]} for n in steps],
+            "adapter": artifacts.get("adapter"),
+        }
+
+    @staticmethod
+    def adapter_source(job: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+        """What the inference worker needs to serve the adapter on its base (inference.adapters)."""
+        return {
+            "snapshot": (model.get("artifacts") or {}).get("adapter"),
+            "files": list(model.get("files") or []),
+            "revision": str(job["_id"]),
+            "architecture": (model.get("architecture") or {}).get("class"),
+            "adapter": {"base": (job.get("params") or {}).get("base")},
+        }
+
+    async def test(self, user_id: ObjectId, body: AdapterTest) -> dict[str, Any]:
+        job, model = await self._finished(user_id, body.task_id)
+        request = InferenceRequest(
+            task="generation",
+            model=str(model["name"]),
+            inputs=[{"prompt": body.prompt, "max_tokens": body.max_tokens, "temperature": body.temperature}],
+            source=self.adapter_source(job, model),
+        )
+        result = await self._inference.invoke(request, wait_s=TEST_WAIT_S)
+        return {
+            "response": str(result.outputs[0].get("text", "")),
+            "model": model["name"],
+            "base_model": job["base_model"],
+        }
+
+    async def merge(
+        self, user_id: ObjectId, body: MergeStart, *, idempotency_key: str | None
+    ) -> tuple[dict[str, Any], bool]:
+        job, model = await self._finished(user_id, body.task_id)
+        source = self.adapter_source(job, model)
+        doc: dict[str, Any] = {
+            "user_id": user_id,
+            "kind": spec.MERGE,
+            "managed_by": spec.MANAGED_BY_PLATFORM,
+            "base_model": job["base_model"],
+            "dataset_id": job.get("dataset_id"),
+            "model_name": registry_name(body.output_path, f"{model['name']}-merged"),
+            "params": {
+                "base": source["adapter"]["base"],
+                "adapter": {"snapshot": source["snapshot"], "files": source["files"]},
+                "adapter_model_id": str(model["_id"]),
+            },
+            "progress": 0.0,
+            "metrics": {},
+        }
+        return await self._jobs.create(doc, idempotency_key=idempotency_key)

@@ -1,0 +1,137 @@
+"""LLM fine-tuning job kinds (seed 002): `finetune` trains a LoRA/QLoRA adapter, `finetune_merge` folds
+a finished adapter into its base. Both run on the pipeline; their limits are written once here, read by
+the request schemas and by the worker.
+
+Seed 003's client-managed records share the kind name `finetune` (`managed_by: "client"`); the jobs
+the platform runs carry `managed_by: "platform"` (see service.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from stratus.jobs.kinds import JobKind, JobWebhooks, Resources
+
+FINETUNE = "finetune"
+MERGE = "finetune_merge"
+MANAGED_BY_PLATFORM = "platform"
+FINETUNED = "finetuned"  # the registry `source` of adapters and merged models
+
+METHODS = ("lora", "qlora")
+# Limits (API validation and the worker's own checks).
+LORA_R = (1, 256)
+MAX_EPOCHS = 100
+MAX_BATCH_SIZE = 256
+MAX_LENGTH = (16, 8192)
+MAX_GRAD_ACCUM = 1024
+MAX_DATASET_BYTES = 200 * 1024 * 1024
+MAX_EXAMPLES = 1_000_000
+LOSS_EXPLODES_AT = 1e4  # a train loss above this (or NaN/inf) stops the job with that reason
+DEFAULT_SAVE_STEPS = 50
+CHARS_PER_TOKEN = 4.0  # the API's estimate before the worker counts with the real tokenizer
+TRAINABLE_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+def progress_view(job: Mapping[str, Any]) -> dict[str, Any]:
+    metrics = job.get("metrics") or {}
+    return {
+        "status": job["status"],
+        "progress": job.get("progress", 0.0),
+        "current_epoch": job.get("current_epoch", 0),
+        "total_epochs": job.get("total_epochs", 0),
+        "current_step": job.get("current_step", 0),
+        "total_steps": job.get("total_steps", 0),
+        "metrics": metrics,
+        "loss": metrics.get("loss"),
+        "learning_rate": metrics.get("learning_rate"),
+        "tokens_per_s": metrics.get("tokens_per_s"),
+    }
+
+
+def _registry_fields(job: Mapping[str, Any], detail: Mapping[str, Any]) -> dict[str, Any]:
+    info = dict(detail.get("model") or {})
+    return {
+        "name": job.get("model_name"),
+        "name_key": str(job.get("model_name") or "").lower(),
+        "source": FINETUNED,
+        "status": "ready",
+        "model_type": "causal-lm",
+        "tasks": ["generation"],
+        "base_model": job.get("base_model"),
+        "architecture": info.get("architecture") or {},
+        "files": list(info.get("files") or []),
+        "size_mb": info.get("size_mb"),
+        "artifacts": dict(detail.get("artifacts") or {}),
+        "dataset_id": job.get("dataset_id"),
+    }
+
+
+async def register_adapter(models: Any, job: Mapping[str, Any], detail: Mapping[str, Any]) -> dict[str, Any]:
+    """The adapter as a registry model (idempotent per job): served on its base, never merged."""
+    params = job.get("params") or {}
+    fields = _registry_fields(job, detail) | {
+        "adapter": True,
+        "method": params.get("method"),
+        "base": params.get("base"),
+        "training_config": dict(params.get("hyperparameters") or {}),
+        "loss": (detail.get("final_metrics") or {}).get("train_loss"),
+    }
+    model: dict[str, Any] = await models.register_for_job(job["user_id"], job["_id"], fields)
+    return model
+
+
+async def register_merged(models: Any, job: Mapping[str, Any], detail: Mapping[str, Any]) -> dict[str, Any]:
+    fields = _registry_fields(job, detail) | {
+        "adapter": False,
+        "merged_from": (job.get("params") or {}).get("adapter_model_id"),
+        "revision": str(job["_id"]),
+    }
+    model: dict[str, Any] = await models.register_for_job(job["user_id"], job["_id"], fields)
+    return model
+
+
+def serving_source(model: Mapping[str, Any]) -> dict[str, Any]:
+    """Where the inference worker finds a fine-tuned model: an adapter is served on its base, unmerged
+    (stratus_worker.inference.adapters); a merged model like a downloaded causal LM."""
+    artifacts = model.get("artifacts") or {}
+    source: dict[str, Any] = {
+        "snapshot": artifacts.get("adapter") or artifacts.get("snapshot"),
+        "files": list(model.get("files") or []),
+        "architecture": (model.get("architecture") or {}).get("class"),
+        "model_type": model.get("model_type"),
+        "revision": str(model.get("job_id") or model.get("_id")),
+        "serving": "hub-causal-lm",
+    }
+    if model.get("adapter"):
+        source["adapter"] = {"base": model.get("base")}
+    return source
+
+
+# A GPU is what these are for (SageMaker/Batch pick the GPU instance or queue); the local worker trains
+# on the CPU, as the notes say QLoRA also does with bitsandbytes 0.50.
+KIND = JobKind(
+    name=FINETUNE,
+    worker="stratus_worker.finetune",
+    resources=Resources(gpu=True, memory_mb=32_768, max_runtime_s=24 * 3600),
+    webhooks=JobWebhooks(
+        started="finetune.started",
+        progress="finetune.progress",
+        completed="finetune.completed",
+        failed="finetune.failed",
+    ),
+    register_result=register_adapter,
+    progress_view=progress_view,
+    completed_view=lambda job, metrics: {"train_loss": metrics.get("train_loss")},
+    webhook_fields=lambda job: {"model_name": job.get("model_name")},
+)
+
+MERGE_KIND = JobKind(
+    name=MERGE,
+    worker="stratus_worker.finetune.merge",
+    resources=Resources(gpu=True, memory_mb=32_768, max_runtime_s=2 * 3600),
+    webhooks=JobWebhooks(completed="finetune.merged", failed="finetune.merge_failed"),
+    register_result=register_merged,
+    progress_view=progress_view,
+    webhook_fields=lambda job: {"model_name": job.get("model_name")},
+)
