@@ -127,7 +127,7 @@ class Faces:
         import cv2
         import dlib
 
-        self.cascades = Cascades(Path(cv2.data.haarcascades))
+        self.cascades = Cascades(Path(cv2.data.haarcascades))  # type: ignore[attr-defined]
         self.dlib = dlib
         self.shape = dlib.shape_predictor(str(directory / "shape_predictor_5_face_landmarks.dat"))
         self.encoder = dlib.face_recognition_model_v1(

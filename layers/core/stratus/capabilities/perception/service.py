@@ -17,6 +17,7 @@ from bson import ObjectId
 
 from stratus.capabilities.nlp.service import TaskService, resolve_model
 from stratus.capabilities.perception import spec
+from stratus.capabilities.perception.schemas import looks_like_image
 from stratus.db.repositories.faces import FaceRepository
 from stratus.db.repositories.tasks import TaskRepository
 from stratus.errors import NotFound, ServiceUnavailable, ValidationFailed
@@ -67,11 +68,16 @@ class PerceptionService:
         model_name: str | None,
         item: dict[str, Any],
         options: dict[str, Any],
+        *,
+        metered: bool = True,
     ) -> tuple[str, dict[str, Any]]:
         """One item through the worker, answered inline: images and short speech take well under the
-        wait, so one that does not is a worker still starting (503, retry), not a task to follow."""
+        wait, so one that does not is a worker still starting (503, retry), not a task to follow.
+        `metered`: counts one query against the user's quota (a camera frame counts once for its
+        two calls)."""
         model = resolve_model(task, model_name)
-        await self._quota.consume_query(user_id)
+        if metered:
+            await self._quota.consume_query(user_id)
         request = InferenceRequest(task=task, model=model, inputs=[item], options=options)
         try:
             result = await self._backend.invoke(request, wait_s=self._wait_s)
@@ -99,8 +105,10 @@ class PerceptionService:
         )
         return {"detections": out["detections"], "model": name, "labels": _labels(name)}
 
-    async def _faces_in(self, user_id: ObjectId, image: bytes) -> list[dict[str, Any]]:
-        _, out = await self._invoke(user_id, spec.FACES, None, {"image": _b64(image)}, {})
+    async def _faces_in(
+        self, user_id: ObjectId, image: bytes, *, metered: bool = True
+    ) -> list[dict[str, Any]]:
+        _, out = await self._invoke(user_id, spec.FACES, None, {"image": _b64(image)}, {}, metered=metered)
         return list(out["faces"])
 
     async def detect_faces(self, user_id: ObjectId, image: bytes) -> dict[str, Any]:
@@ -139,8 +147,24 @@ class PerceptionService:
         )
         return {"success": True, "face_id": f"face_{doc['_id']}", "name": name, "bbox": face["bbox"]}
 
-    async def recognize(self, user_id: ObjectId, image: bytes, max_distance: float) -> dict[str, Any]:
-        faces = await self._faces_in(user_id, image)
+    async def camera_frame(self, user_id: ObjectId, image: bytes) -> dict[str, Any]:
+        """One camera frame: the user's faces recognized, and the detector's objects (one query)."""
+        if not looks_like_image(image[:16]):
+            raise field_error(
+                "image", "not an image (send JPEG, PNG, BMP, WebP or TIFF)", code="NOT_AN_IMAGE"
+            )
+        await self._quota.consume_query(user_id)
+        faces = await self.recognize(user_id, image, spec.FACE_MATCH_DISTANCE.default, metered=False)
+        _, out = await self._invoke(
+            user_id, spec.DETECT, None, {"image": _b64(image)},
+            {"threshold": spec.DETECT_THRESHOLD.default}, metered=False,
+        )  # fmt: skip
+        return {**faces, "detections": out["detections"]}
+
+    async def recognize(
+        self, user_id: ObjectId, image: bytes, max_distance: float, *, metered: bool = True
+    ) -> dict[str, Any]:
+        faces = await self._faces_in(user_id, image, metered=metered)
         known = await self._faces.embeddings(user_id, limit=spec.MAX_FACES_PER_USER) if faces else []
         answered = []
         for face in faces:
