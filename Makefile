@@ -77,6 +77,7 @@ bench: setup
 	$(PY) bench/job_latency.py
 	$(PY) bench/embeddings_throughput.py
 	$(PY) bench/task_latency.py
+	$(PY) bench/perception.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .aws-sam

@@ -9,6 +9,7 @@ its confidence is 1 - distance.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import math
 from typing import Any
@@ -154,10 +155,11 @@ class PerceptionService:
                 "image", "not an image (send JPEG, PNG, BMP, WebP or TIFF)", code="NOT_AN_IMAGE"
             )
         await self._quota.consume_query(user_id)
-        faces = await self.recognize(user_id, image, spec.FACE_MATCH_DISTANCE.default, metered=False)
-        _, out = await self._invoke(
-            user_id, spec.DETECT, None, {"image": _b64(image)},
-            {"threshold": spec.DETECT_THRESHOLD.default}, metered=False,
+        # Two models, two worker threads: asked together, they run side by side.
+        faces, (_, out) = await asyncio.gather(
+            self.recognize(user_id, image, spec.FACE_MATCH_DISTANCE.default, metered=False),
+            self._invoke(user_id, spec.DETECT, None, {"image": _b64(image)},
+                         {"threshold": spec.DETECT_THRESHOLD.default}, metered=False),
         )  # fmt: skip
         return {**faces, "detections": out["detections"]}
 
