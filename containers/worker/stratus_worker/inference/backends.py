@@ -587,11 +587,15 @@ Backend = (
 def load_backend(spec: ModelSpec, cache_dir: Path) -> Backend:
     """Load one catalogue entry from its package (ModelUnavailable if it is not installed, or if its
     checkpoint lacks weights). One load at a time in the process: see `loading`."""
-    path = spec.local_path()
     if spec.loader != "spacy" and spec.loader not in perception.LOADERS:  # transformers' models only
         loading.prepare()
+    path: Path | None = None
     try:
         with loading.LOAD_LOCK:
+            # Found under the lock: another load may be importing the same package (OpenCV's
+            # detector and the face model share cv2, which replaces itself in sys.modules while it
+            # bootstraps, and a lookup meanwhile raises ValueError).
+            path = spec.local_path()
             return _construct(spec, path, cache_dir)
     except ImportError as e:
         raise ModelUnavailable(f"Model '{spec.name}' needs a package that is not installed: {e}") from e
