@@ -29,7 +29,14 @@ from stratus_worker.inference.errors import InvalidInput
 Item = dict[str, Any]
 
 TASKS = spec.TASKS
-LOADERS = ("efficientnet-lite", "haar-cascades", "dlib-faces", "faster-whisper", "piper")
+LOADERS = (
+    "efficientnet-lite",
+    "haar-cascades",
+    "dlib-faces",
+    "faster-whisper",
+    "piper",
+    "hub-object-detector",
+)
 
 
 def _float(value: Any, where: str, limit: spec.FloatOption) -> float:
@@ -125,7 +132,7 @@ def validate(task: str, items: Sequence[Any], options: Mapping[str, Any] | None)
 
 def load(loader: str, path: Path) -> Any:
     """The backend for one of LOADERS (heavy imports happen here, on first use)."""
-    if loader in ("efficientnet-lite", "haar-cascades", "dlib-faces"):
+    if loader in ("efficientnet-lite", "haar-cascades", "dlib-faces", "hub-object-detector"):
         from stratus_worker.inference import vision
 
         return vision.load(loader, path)

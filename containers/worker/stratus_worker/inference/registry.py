@@ -53,6 +53,7 @@ Loader = Literal[
     "dlib-faces",
     "faster-whisper",
     "piper",
+    "hub-object-detector",
 ]
 
 # OntoNotes 5 entity types predicted by en_core_web_sm 3.8 (nlp.get_pipe("ner").labels).

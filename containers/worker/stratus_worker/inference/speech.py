@@ -4,6 +4,7 @@ Piper voice en_US-joe-medium (piper-tts, GPL-3.0: an optional extra, see pyproje
 from __future__ import annotations
 
 import io
+import os
 import wave
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,11 @@ class Transcriber:
     def __init__(self, directory: Path) -> None:
         from faster_whisper import WhisperModel
 
-        self.model = WhisperModel(str(directory), device="auto", compute_type="int8")
+        # CPU unless asked: tiny.en runs several times faster than real time on one core, and CUDA in
+        # CTranslate2 needs cuBLAS/cuDNN libraries the image may lack (it would fail at the first
+        # transcription, not here). STRATUS_WHISPER_DEVICE=cuda (or auto) where they are installed.
+        device = os.environ.get("STRATUS_WHISPER_DEVICE", "cpu")
+        self.model = WhisperModel(str(directory), device=device, compute_type="int8")
 
     def run(self, task: str, item: Item, options: Item) -> Item:
         from faster_whisper.audio import decode_audio

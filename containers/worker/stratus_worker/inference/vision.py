@@ -116,7 +116,7 @@ class Cascades:
             if confidence >= options["threshold"]
         ]
         return {"detections": sorted(found, key=lambda d: -d["confidence"]), "width": rgb.shape[1],
-                "height": rgb.shape[0]}  # fmt: skip
+                "height": rgb.shape[0], "labels": list(self.cascades)}  # fmt: skip
 
 
 class Faces:
@@ -155,6 +155,48 @@ class Faces:
         return {"faces": faces, "width": rgb.shape[1], "height": rgb.shape[0]}
 
 
+class HubDetector:
+    """A downloaded transformers object detector (DETR, YOLOS, ...): its own labels (config.id2label),
+    boxes from its image processor's post-processing, turned into [x, y, width, height]."""
+
+    def __init__(self, directory: Path) -> None:
+        import torch
+        from transformers import AutoImageProcessor, AutoModelForObjectDetection
+
+        self.torch = torch
+        self.processor = AutoImageProcessor.from_pretrained(str(directory))
+        self.model = AutoModelForObjectDetection.from_pretrained(str(directory)).eval()
+        self.labels = {int(k): str(v) for k, v in self.model.config.id2label.items()}
+
+    def run(self, task: str, item: Item, options: Item) -> Item:
+        from PIL import Image
+
+        rgb = decode_rgb(item["image"])
+        height, width = rgb.shape[:2]
+        inputs = self.processor(images=Image.fromarray(rgb), return_tensors="pt")
+        with self.torch.inference_mode():
+            outputs = self.model(**inputs)
+        found = self.processor.post_process_object_detection(
+            outputs, threshold=options["threshold"], target_sizes=[(height, width)]
+        )[0]
+        detections: list[Item] = []
+        for score, label, box in zip(found["scores"], found["labels"], found["boxes"], strict=True):
+            x0, y0, x1, y1 = (float(v) for v in box)
+            x0, y0 = max(0.0, x0), max(0.0, y0)
+            detections.append({
+                "label": self.labels.get(int(label), str(int(label))),
+                "confidence": round(float(score), 4),
+                "bbox": _box(x0, y0, min(float(width), x1) - x0, min(float(height), y1) - y0),
+            })  # fmt: skip
+        detections.sort(key=lambda d: -d["confidence"])
+        return {
+            "detections": detections,
+            "width": width,
+            "height": height,
+            "labels": list(self.labels.values()),
+        }
+
+
 def _mid(a: tuple[int, int], b: tuple[int, int]) -> list[int]:
     return [(a[0] + b[0]) // 2, (a[1] + b[1]) // 2]
 
@@ -164,4 +206,6 @@ def load(loader: str, path: Path) -> Any:
         return Classifier(path)
     if loader == "haar-cascades":
         return Cascades(path)
+    if loader == "hub-object-detector":
+        return HubDetector(path)
     return Faces(path)

@@ -185,6 +185,8 @@ def downloaded_serving(
     architecture: str | None, model_type: str | None
 ) -> tuple[str, tuple[str, ...]] | None:
     """(loader, tasks) for a downloaded model, or None when the worker cannot serve it yet."""
+    if architecture and architecture.endswith("ForObjectDetection"):  # DETR, YOLOS, Conditional DETR, ...
+        return "hub-object-detector", ("object-detection",)
     if architecture and architecture.endswith("ForSequenceClassification"):
         return "hub-sequence-classifier", ("classification",)
     if architecture and architecture.endswith("ForQuestionAnswering"):

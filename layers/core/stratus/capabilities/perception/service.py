@@ -71,15 +71,16 @@ class PerceptionService:
         options: dict[str, Any],
         *,
         metered: bool = True,
+        source: dict[str, Any] | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """One item through the worker, answered inline: images and short speech take well under the
         wait, so one that does not is a worker still starting (503, retry), not a task to follow.
         `metered`: counts one query against the user's quota (a camera frame counts once for its
         two calls)."""
-        model = resolve_model(task, model_name)
+        model = model_name if source is not None and model_name else resolve_model(task, model_name)
         if metered:
             await self._quota.consume_query(user_id)
-        request = InferenceRequest(task=task, model=model, inputs=[item], options=options)
+        request = InferenceRequest(task=task, model=model, inputs=[item], options=options, source=source)
         try:
             result = await self._backend.invoke(request, wait_s=self._wait_s)
         except InferencePending as e:
@@ -101,10 +102,12 @@ class PerceptionService:
     async def detect(
         self, user_id: ObjectId, image: bytes, model: str | None, threshold: float
     ) -> dict[str, Any]:
+        # A detector the user downloaded (DETR, YOLOS, ...) is found like the NLP tasks' models.
+        resolved, source = await self._tasks.resolve(user_id, spec.DETECT, model)
         name, out = await self._invoke(
-            user_id, spec.DETECT, model, {"image": _b64(image)}, {"threshold": threshold}
+            user_id, spec.DETECT, resolved, {"image": _b64(image)}, {"threshold": threshold}, source=source
         )
-        return {"detections": out["detections"], "model": name, "labels": _labels(name)}
+        return {"detections": out["detections"], "model": name, "labels": out.get("labels", [])}
 
     async def _faces_in(
         self, user_id: ObjectId, image: bytes, *, metered: bool = True
@@ -251,10 +254,3 @@ def voices() -> list[dict[str, Any]]:
         {"voice": name, "model": model, "language": "en-US", "gender": "male"}
         for name, model in spec.VOICES.items()
     ]
-
-
-def _labels(model: str) -> list[str]:
-    from stratus.ml import catalogue
-
-    entry = catalogue.find(model)
-    return list(entry.labels or ()) if entry else []
