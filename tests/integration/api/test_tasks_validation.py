@@ -65,6 +65,6 @@ async def test_model_info_and_builtin_listing(client: httpx.AsyncClient, alice: 
     assert missing.status_code == 404 and "available" in missing.json()["details"]
 
     builtin = (await client.get("/models?source=builtin", headers=alice.headers)).json()
-    assert builtin["total"] == 3
+    assert builtin["total"] == 8  # 3 NLP models, 5 recognition and audio models
     qa = (await client.get("/models?source=builtin&task=qa", headers=alice.headers)).json()
     assert [m["name"] for m in qa["models"]] == ["HuggingFaceTB/SmolLM2-135M-Instruct"]

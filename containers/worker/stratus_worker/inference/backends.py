@@ -29,11 +29,11 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
-from stratus_worker.inference import heads, loading
+from stratus_worker.inference import heads, loading, perception
 from stratus_worker.inference.errors import ModelUnavailable
 from stratus_worker.inference.registry import ModelSpec
 
@@ -587,11 +587,15 @@ Backend = (
 def load_backend(spec: ModelSpec, cache_dir: Path) -> Backend:
     """Load one catalogue entry from its package (ModelUnavailable if it is not installed, or if its
     checkpoint lacks weights). One load at a time in the process: see `loading`."""
-    path = spec.local_path()
-    if spec.loader != "spacy":
+    if spec.loader != "spacy" and spec.loader not in perception.LOADERS:  # transformers' models only
         loading.prepare()
+    path: Path | None = None
     try:
         with loading.LOAD_LOCK:
+            # Found under the lock: another load may be importing the same package (OpenCV's
+            # detector and the face model share cv2, which replaces itself in sys.modules while it
+            # bootstraps, and a lookup meanwhile raises ValueError).
+            path = spec.local_path()
             return _construct(spec, path, cache_dir)
     except ImportError as e:
         raise ModelUnavailable(f"Model '{spec.name}' needs a package that is not installed: {e}") from e
@@ -600,6 +604,8 @@ def load_backend(spec: ModelSpec, cache_dir: Path) -> Backend:
 
 
 def _construct(spec: ModelSpec, path: Path, cache_dir: Path) -> Backend:
+    if spec.loader in perception.LOADERS:
+        return cast(Backend, perception.load(spec.loader, path))
     if spec.loader in ("sentence-transformer", "hub-encoder"):
         return EmbeddingBackend(spec, path)
     if spec.loader == "hub-sequence-classifier":

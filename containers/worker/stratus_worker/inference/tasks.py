@@ -46,6 +46,7 @@ import torch
 
 from stratus.capabilities.nlp import spec as nlp
 from stratus.capabilities.nlp.spec import TASKS
+from stratus_worker.inference import perception
 from stratus_worker.inference.backends import (
     Backend,
     CausalLMBackend,
@@ -102,13 +103,17 @@ OPTIONS: dict[str, dict[str, Option]] = {
 def check_task(task: str) -> None:
     from stratus_worker.inference.errors import UnknownTask
 
-    if task not in TASKS:
-        raise UnknownTask(task, TASKS)
+    if task not in TASKS and task not in perception.TASKS:
+        raise UnknownTask(task, (*TASKS, *perception.TASKS))
 
 
 def validate(task: str, items: Sequence[Any], options: Mapping[str, Any] | None) -> tuple[list[Item], Item]:
     """Items and options with defaults filled in; InvalidInput naming the first problem."""
     check_task(task)
+    if task in perception.TASKS:
+        if not isinstance(items, list | tuple):
+            raise InvalidInput("inputs must be a list of objects")
+        return perception.validate(task, items, options)
     if not isinstance(items, list | tuple):
         raise InvalidInput("inputs must be a list of objects")
     clean_options = _options(task, options or {})
@@ -236,6 +241,8 @@ def run(task: str, backend: Backend, items: list[Item], options: Item) -> list[I
     """Validated items through `backend` in one batch."""
     if not items:
         return []
+    if task in perception.TASKS:
+        return perception.run(task, backend, items, options)
     return _RUNS[task](backend, items, options)
 
 

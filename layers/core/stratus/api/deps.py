@@ -20,6 +20,7 @@ from stratus.capabilities.identity.service import AuthService
 from stratus.capabilities.models.predictions import PredictionService
 from stratus.capabilities.models.service import ModelService
 from stratus.capabilities.nlp.service import TaskService
+from stratus.capabilities.perception.service import PerceptionService
 from stratus.capabilities.training.service import TrainingService
 from stratus.capabilities.webhooks.service import WebhookService
 from stratus.composition import Container
@@ -100,6 +101,10 @@ def get_tasks(container: _Container) -> TaskService:
     return container.tasks
 
 
+def get_perception(container: _Container) -> PerceptionService:
+    return container.perception
+
+
 def get_webhooks(container: _Container) -> WebhookService:
     return container.webhooks
 
@@ -121,3 +126,4 @@ Downloads = Annotated[DownloadService, Depends(get_downloads)]
 Predictions = Annotated[PredictionService, Depends(get_predictions)]
 Tasks = Annotated[TaskService, Depends(get_tasks)]
 Webhooks = Annotated[WebhookService, Depends(get_webhooks)]
+Perception = Annotated[PerceptionService, Depends(get_perception)]

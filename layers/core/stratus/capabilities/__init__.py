@@ -65,6 +65,7 @@ CAPABILITIES: tuple[Capability, ...] = (
         "webhooks", "jobs", "stratus.capabilities.webhooks.routes", messages=((DELIVER_MESSAGE, "webhooks"),)
     ),
     Capability("nlp", "models", "stratus.capabilities.nlp.routes"),
+    Capability("perception", "models", "stratus.capabilities.perception.routes"),
 )
 
 

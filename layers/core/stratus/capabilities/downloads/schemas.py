@@ -8,7 +8,9 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from stratus.schemas.common import UtcDateTime
 
-TaskType = Literal["classification", "qa", "ner", "summarization", "embeddings", "generation"]
+TaskType = Literal[
+    "classification", "qa", "ner", "summarization", "embeddings", "generation", "object-detection"
+]
 
 # A Hub repository id: "name" or "owner/name" (letters, digits, '-', '_', '.').
 REPO_ID = r"^(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$"

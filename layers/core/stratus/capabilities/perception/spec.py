@@ -1,0 +1,70 @@
+"""Perception tasks' names, built-in models, limits and defaults, written once: the API's request checks
+and the inference worker's validation both read them (this module imports nothing heavy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Worker task names (the inference server's `task`).
+CLASSIFY = "image-classification"
+DETECT = "object-detection"
+FACES = "face-analysis"  # detection, landmarks and 128-d embeddings in one pass
+TRANSCRIBE = "transcription"
+SYNTHESIZE = "speech-synthesis"
+TASKS = (CLASSIFY, DETECT, FACES, TRANSCRIBE, SYNTHESIZE)
+
+# The built-in models (stratus.ml.catalogue describes them).
+CLASSIFIER = "efficientnet-lite0"
+DETECTOR = "opencv/haar-cascades"
+FACE_MODEL = "dlib/face-recognition-resnet"
+WHISPER = "openai/whisper-tiny.en"
+VOICE_MODEL = "piper/en_US-joe-medium"
+
+# What the built-in detector finds: OpenCV's cascades, each named by the label it reports.
+DETECTOR_CASCADES = {
+    "face": "haarcascade_frontalface_default.xml",
+    "eye": "haarcascade_eye.xml",
+    "person": "haarcascade_fullbody.xml",
+    "upper_body": "haarcascade_upperbody.xml",
+    "cat_face": "haarcascade_frontalcatface.xml",
+    "licence_plate": "haarcascade_russian_plate_number.xml",
+}
+
+
+@dataclass(frozen=True)
+class FloatOption:
+    default: float
+    ge: float
+    le: float
+
+
+@dataclass(frozen=True)
+class IntOption:
+    default: int
+    ge: int
+    le: int
+
+
+# Images: the upload, and the decoded size (a small PNG can inflate to gigabytes of pixels).
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+MAX_IMAGE_PIXELS = 40_000_000
+TOP_K = IntOption(default=5, ge=1, le=20)
+DETECT_THRESHOLD = FloatOption(default=0.5, ge=0.0, le=1.0)
+# A face smaller than this (pixels, shorter side) gives an embedding too poor to register.
+MIN_FACE_PIXELS = 40
+# dlib's embeddings: two photos of one person are usually closer than 0.6 (its authors' threshold).
+FACE_MATCH_DISTANCE = FloatOption(default=0.6, ge=0.1, le=1.0)
+MAX_FACES_PER_USER = 1_000
+MAX_FACE_NAME_CHARS = 100
+
+# Audio: the upload and its decoded length (CPU transcription runs at about 10x real time).
+MAX_AUDIO_BYTES = 25 * 1024 * 1024
+MAX_AUDIO_SECONDS = 600.0
+TRANSCRIBE_FORMATS = ("json", "verbose_json", "text", "srt", "vtt")
+LANGUAGES = ("en",)  # Whisper tiny.en is English-only
+
+# Speech synthesis.
+MAX_SPEECH_CHARS = 4_000
+SPEED = FloatOption(default=1.0, ge=0.25, le=4.0)
+AUDIO_FORMATS = ("wav", "mp3")
+VOICES = {"default": VOICE_MODEL, "default-male": VOICE_MODEL, "joe": VOICE_MODEL}
