@@ -93,6 +93,20 @@ async def test_upload_train_results_models_predict_on_images(stratus_server: Ser
         predictions = batch.json()["predictions"]
         assert [p["class"] for p in predictions] == list(held_out)
         assert all(0 < p["confidence"] <= 1 and len(p["top"]) == 3 for p in predictions)
+        # Seed 002's classify route answers with the trained model when named by its id.
+        classified = await http.post(
+            "/api/image-recognition/classify",
+            headers=auth,
+            files={"image": ("c.png", held_out["circle"])},
+            data={"model": model_id, "top_k": "2"},
+        )
+        assert classified.status_code == 200, classified.text
+        labels = classified.json()["classifications"]
+        assert (
+            len(labels) == 2
+            and labels[0]["label"] == "circle"
+            and labels[0]["confidence"] > labels[1]["confidence"]
+        )
         broken = await http.post(
             f"/models/{model_id}/predict", headers=auth, json={"input": "bm90IGFuIGltYWdl"}
         )

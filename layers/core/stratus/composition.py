@@ -277,6 +277,7 @@ class Container:
             self.task_repo,
             self.quota,
             wait_s=self.settings.task_max_wait_s,
+            trained_models=self.predictions,
         )
 
     @cached_property

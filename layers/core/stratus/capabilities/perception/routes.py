@@ -76,7 +76,8 @@ async def classify(
     model: ModelForm = None,
     top_k: Annotated[int, Form(ge=spec.TOP_K.ge, le=spec.TOP_K.le)] = spec.TOP_K.default,
 ) -> dict[str, Any]:
-    """ImageNet labels, best first (EfficientNet-Lite0 by default)."""
+    """ImageNet labels, best first (EfficientNet-Lite0 by default); with `model` the id of one of your
+    trained image classifiers, its own classes."""
     return await perception.classify(user.user_id, await read_image(image), model, top_k)
 
 

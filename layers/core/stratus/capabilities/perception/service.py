@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import math
-from typing import Any
+from typing import Any, Protocol
 
 from bson import ObjectId
 
@@ -40,6 +40,12 @@ def _distance(a: list[float], b: list[float]) -> float:
     return math.sqrt(sum((x - y) ** 2 for x, y in zip(a, b, strict=True)))
 
 
+class TrainedImageModels(Protocol):
+    async def predict_images(
+        self, user_id: ObjectId, model_id: ObjectId, images: list[bytes]
+    ) -> list[dict[str, Any]]: ...
+
+
 class PerceptionService:
     def __init__(
         self,
@@ -52,8 +58,10 @@ class PerceptionService:
         *,
         wait_s: float,
         url_ttl_s: int = 3600,
+        trained_models: TrainedImageModels | None = None,
     ) -> None:
         self._backend = backend
+        self._trained = trained_models
         self._faces = faces
         self._storage = storage
         self._tasks = tasks
@@ -94,6 +102,16 @@ class PerceptionService:
     async def classify(
         self, user_id: ObjectId, image: bytes, model: str | None, top_k: int
     ) -> dict[str, Any]:
+        if model and ObjectId.is_valid(model) and self._trained is not None:
+            # One of the user's trained image classifiers, by id (issue 19): its own labels.
+            [prediction] = await self._trained.predict_images(user_id, ObjectId(model), [image])
+            ranked = prediction["top"] or [prediction]
+            return {
+                "classifications": [
+                    {"label": p["class"], "confidence": p["confidence"]} for p in ranked[:top_k]
+                ],
+                "model": model,
+            }
         name, out = await self._invoke(
             user_id, spec.CLASSIFY, model, {"image": _b64(image)}, {"top_k": top_k}
         )
