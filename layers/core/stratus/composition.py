@@ -4,22 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-
-from bson import ObjectId
+from typing import TYPE_CHECKING
 
 from stratus import capabilities
-from stratus.capabilities.api_keys.service import ApiKeyService
-from stratus.capabilities.datasets.service import PROCESS_MESSAGE, DatasetPolicy, DatasetService
-from stratus.capabilities.downloads.service import DownloadPolicy, DownloadService
-from stratus.capabilities.files.service import FileService
-from stratus.capabilities.finetune.service import FineTuneRecordService
-from stratus.capabilities.health.service import HealthService
-from stratus.capabilities.identity.service import AuthService, LoginLimits
-from stratus.capabilities.models.predictions import PredictionService
-from stratus.capabilities.models.service import ModelService
-from stratus.capabilities.nlp.service import TaskService
-from stratus.capabilities.webhooks.service import DELIVER_MESSAGE, WebhookService
-from stratus.datasets.ingest import IngestLimits
 from stratus.db.database import Database
 from stratus.db.repositories.api_keys import ApiKeyRepository
 from stratus.db.repositories.connections import ConnectionRepository
@@ -33,24 +20,41 @@ from stratus.db.repositories.tasks import TaskRepository
 from stratus.db.repositories.users import UserRepository
 from stratus.db.repositories.webhooks import WebhookDeliveryRepository, WebhookRepository
 from stratus.db.repository import Repository
-from stratus.jobs.events import JobEventsService
-from stratus.jobs.service import START_MESSAGE, JobPolicy, JobService
 from stratus.jobs.store import JobStore
 from stratus.observability.logging import get_logger
 from stratus.observability.metrics import Metrics
-from stratus.ports.events import EventBus
-from stratus.ports.inference import InferenceBackend
-from stratus.ports.jobs import JobBackend
-from stratus.ports.notifier import Notifier
-from stratus.ports.queue import MessageQueue
-from stratus.ports.storage import ObjectStorage
-from stratus.security.passwords import PasswordHasher
-from stratus.security.tokens import TokenCodec
-from stratus.services.live import LiveUpdates
-from stratus.services.messages import MessageRouter
-from stratus.services.quota import QuotaService
-from stratus.services.rate_limit import Limit, RateLimiter
 from stratus.settings import Settings
+
+# Services (and what only they use) are imported where they are built, in the cached properties below:
+# each HTTP Lambda imports only the services its routes ask for (cold start). These imports are for
+# the annotations.
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger
+    from bson import ObjectId
+
+    from stratus.capabilities.api_keys.service import ApiKeyService
+    from stratus.capabilities.datasets.service import DatasetService
+    from stratus.capabilities.downloads.service import DownloadService
+    from stratus.capabilities.files.service import FileService
+    from stratus.capabilities.finetune.service import FineTuneRecordService
+    from stratus.capabilities.health.service import HealthService
+    from stratus.capabilities.identity.service import AuthService
+    from stratus.capabilities.models.predictions import PredictionService
+    from stratus.capabilities.models.service import ModelService
+    from stratus.capabilities.nlp.service import TaskService
+    from stratus.capabilities.webhooks.service import WebhookService
+    from stratus.jobs.events import JobEventsService
+    from stratus.jobs.service import JobService
+    from stratus.ports.events import EventBus
+    from stratus.ports.inference import InferenceBackend
+    from stratus.ports.jobs import JobBackend
+    from stratus.ports.notifier import Notifier
+    from stratus.ports.queue import MessageQueue
+    from stratus.ports.storage import ObjectStorage
+    from stratus.services.live import LiveUpdates
+    from stratus.services.messages import MessageRouter
+    from stratus.services.quota import QuotaService
+    from stratus.services.rate_limit import RateLimiter
 
 
 @dataclass
@@ -74,7 +78,6 @@ class Container:
         self.settings = settings
         self.database = database
         self.ports = ports
-        self.logger = get_logger(settings.service_name, settings.log_level)
         self.metrics = Metrics()
 
         # Repositories are collection handles: cheap, and all of them are needed for the indexes.
@@ -113,21 +116,37 @@ class Container:
         self.job_store = JobStore(self.job_repo, self.job_event_repo)
 
     @cached_property
+    def logger(self) -> Logger:
+        # Built on the first log line (the first request's), so the cold start skips Powertools.
+        return get_logger(self.settings.service_name, self.settings.log_level)
+
+    @cached_property
     def health(self) -> HealthService:
+        from stratus.capabilities.health.service import HealthService
+
         return HealthService(
             self.database, probes={"storage": self.ports.storage.ping, "queue": self.ports.queue.ping}
         )
 
     @cached_property
     def rate_limiter(self) -> RateLimiter:
+        from stratus.services.rate_limit import RateLimiter
+
         return RateLimiter(self.rate_limit_counters)
 
     @cached_property
     def quota(self) -> QuotaService:
+        from stratus.services.quota import QuotaService
+
         return QuotaService(self.users, self.settings.plan_quotas)
 
     @cached_property
     def auth(self) -> AuthService:
+        from stratus.capabilities.identity.service import AuthService, LoginLimits
+        from stratus.security.passwords import PasswordHasher
+        from stratus.security.tokens import TokenCodec
+        from stratus.services.rate_limit import Limit
+
         settings = self.settings
         window = settings.login_failure_window_s
         return AuthService(
@@ -150,6 +169,8 @@ class Container:
 
     @cached_property
     def api_keys(self) -> ApiKeyService:
+        from stratus.capabilities.api_keys.service import ApiKeyService
+
         return ApiKeyService(
             self.api_key_repo,
             self.model_repo,
@@ -159,6 +180,8 @@ class Container:
 
     @cached_property
     def models(self) -> ModelService:
+        from stratus.capabilities.models.service import ModelService
+
         return ModelService(
             self.model_repo,
             datasets=self.dataset_repo,
@@ -169,6 +192,9 @@ class Container:
 
     @cached_property
     def datasets(self) -> DatasetService:
+        from stratus.capabilities.datasets.service import DatasetPolicy, DatasetService
+        from stratus.datasets.ingest import IngestLimits
+
         settings = self.settings
         return DatasetService(
             datasets=self.dataset_repo,
@@ -191,10 +217,14 @@ class Container:
 
     @cached_property
     def files(self) -> FileService:
+        from stratus.capabilities.files.service import FileService
+
         return FileService(self.file_repo, self.ports.storage, url_ttl_s=self.settings.presigned_url_ttl_s)
 
     @cached_property
     def jobs(self) -> JobService:
+        from stratus.jobs.service import JobPolicy, JobService
+
         return JobService(
             jobs=self.job_repo,
             store=self.job_store,
@@ -213,6 +243,8 @@ class Container:
 
     @cached_property
     def downloads(self) -> DownloadService:
+        from stratus.capabilities.downloads.service import DownloadPolicy, DownloadService
+
         return DownloadService(
             jobs=self.jobs,
             job_repo=self.job_repo,
@@ -227,6 +259,8 @@ class Container:
     def webhooks(self) -> WebhookService:
         # Deliveries go on their own queue (and DLQ) where one is configured; private target addresses
         # are refused outside the local runtime (SSRF).
+        from stratus.capabilities.webhooks.service import WebhookService
+
         return WebhookService(
             self.webhook_repo,
             self.webhook_delivery_repo,
@@ -236,10 +270,14 @@ class Container:
 
     @cached_property
     def live(self) -> LiveUpdates:
+        from stratus.services.live import LiveUpdates
+
         return LiveUpdates(self.connection_repo, self.ports.notifier, job_owner=self._owns_job_or_task)
 
     @cached_property
     def tasks(self) -> TaskService:
+        from stratus.capabilities.nlp.service import TaskService
+
         return TaskService(
             self.task_repo,
             self.ports.inference,
@@ -252,6 +290,8 @@ class Container:
 
     @cached_property
     def job_events(self) -> JobEventsService:
+        from stratus.jobs.events import JobEventsService
+
         return JobEventsService(
             jobs=self.job_repo,
             store=self.job_store,
@@ -265,11 +305,15 @@ class Container:
 
     @cached_property
     def predictions(self) -> PredictionService:
+        from stratus.capabilities.models.predictions import PredictionService
+
         return PredictionService(self.models, self.ports.storage, self.quota)
 
     @cached_property
     def finetune(self) -> FineTuneRecordService:
         # Seed 003's client-managed fine-tune records, kept in the jobs collection (kind "finetune").
+        from stratus.capabilities.finetune.service import FineTuneRecordService
+
         return FineTuneRecordService(
             jobs=self.job_repo, datasets=self.dataset_repo, models=self.model_repo, users=self.users
         )
@@ -278,6 +322,11 @@ class Container:
     def messages(self) -> MessageRouter:
         """Queue messages, by type: the SQS dispatcher and the local queue both hand bodies here. Each
         handler's service is built when its first message arrives."""
+        from stratus.capabilities.datasets.service import PROCESS_MESSAGE
+        from stratus.capabilities.webhooks.service import DELIVER_MESSAGE
+        from stratus.jobs.service import START_MESSAGE
+        from stratus.services.messages import MessageRouter
+
         messages = MessageRouter()
         messages.register(PROCESS_MESSAGE, lambda body: self.datasets.handle_message(body))
         messages.register(START_MESSAGE, lambda body: self.jobs.handle_message(body))
