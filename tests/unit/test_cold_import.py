@@ -127,6 +127,7 @@ print(json.dumps({{
     "deferred": sorted(m for m in cold if m.split(".")[0] in {deferred!r}),
     "services": sorted(m for m in cold if re.match(r"stratus\\.(capabilities\\.\\w+|jobs)\\.service$", m)),
     "heavy_after_services": sorted(m for m in {heavy!r} if m in sys.modules),
+    "argon2_after_services": "argon2" in sys.modules,
     "metrics_rendered": b"stratus_http_requests_total" in container.metrics.render(),
     "modules": len(cold),
 }}))
@@ -195,4 +196,6 @@ def test_http_lambda_cold_import_is_light_and_builds_its_group(
     )
     # Building every service afterwards works and still brings in nothing heavy.
     assert report["heavy_after_services"] == [], report["heavy_after_services"]
+    # Every group builds the auth service for its first request; only sign-in hashes passwords.
+    assert not report["argon2_after_services"], "building the auth service imported argon2"
     assert report["metrics_rendered"], "the metrics registry, built on first use, must render its counters"
