@@ -1,18 +1,23 @@
 """Cold-start import cost of every Lambda handler, side by side with the bare baseline, in one run.
 
-Each sample is a fresh interpreter (what a new Lambda container pays): it times the import statement
-inside the child (`import`, seconds) and the whole child process from the parent (`process`, seconds:
-interpreter start-up and teardown included; teardown is not part of a Lambda cold start). A handler row
-imports functions/<name>/app.py, which also builds the container (settings, boto3 clients, MongoDB
-client and, for the HTTP Lambdas, the FastAPI app), with STRATUS_RUNTIME=aws and fake resource names:
-nothing is contacted. The core layer is this checkout's layers/core.
+Each sample is a fresh interpreter (what a new Lambda container pays). It times the import statement
+inside the child, in wall time and in CPU time (`time.process_time`: on a shared machine, wall time
+also counts the time other processes hold the CPU), and the whole child process from the parent
+(`process`: interpreter start-up and teardown included; teardown is not part of a Lambda cold start).
+
+A handler row imports functions/<name>/app.py, which also builds the container (settings, boto3
+clients, MongoDB client and, for the HTTP Lambdas, the group's FastAPI app), with STRATUS_RUNTIME=aws
+and fake resource names: nothing is contacted. The core layer is this checkout's layers/core. The
+other Lambdas (queue, events, schedule, WebSocket) also create the database's indexes at import, so
+they get a temporary embedded database (or --mongodb-uri) and are shown for information.
 
 The HTTP Lambdas (one per capability group) are held to at most 1.15x the baseline,
-`import fastapi, mangum, pymongo, boto3`, the least any HTTP handler on this stack imports. The other
-Lambdas (queue, events, schedule, WebSocket) are shown for information. Samples are taken round-robin
-(every case once per round), so a busy spell on a shared machine slows every row alike.
+`import fastapi, mangum, pymongo, boto3`. A reference row shows what a one-route FastAPI app with a
+settings class pays on the same imports. Services are built on first use, so each HTTP row also shows
+the CPU time of building what its first authenticated request needs (`1st use`), after the import. Samples are taken round-robin (every case once per round) and
+a ratio is the median over rounds of the row's sample / the baseline's sample of that round.
 
-Usage: .venv/bin/python bench/cold_import.py [--runs N] [--json]
+Usage: .venv/bin/python bench/cold_import.py [--runs N] [--json] [--mongodb-uri URI]
 """
 
 from __future__ import annotations
@@ -56,6 +61,18 @@ AWS_ENV = {
 }
 HEAVY = ("torch", "transformers", "diffusers", "sagemaker", "pandas", "numpy")
 BASELINE = "baseline: fastapi+mangum+pymongo+boto3"
+FLOOR = "reference: 1-route app + settings"
+FLOOR_APP = """import fastapi, mangum, pymongo, boto3, pydantic, pydantic_settings
+class Settings(pydantic_settings.BaseSettings):
+    region: str = "us-east-1"
+settings = Settings()
+class Message(pydantic.BaseModel):
+    message: str
+app = fastapi.FastAPI()
+@app.get("/", response_model=Message)
+async def welcome() -> Message:
+    return Message(message="hello")
+handler = mangum.Mangum(app, lifespan="off")"""
 
 
 @dataclass(frozen=True)
@@ -64,6 +81,7 @@ class Case:
     statement: str
     requires: str | None = None  # a top-level module that must be installed (reference rows)
     function_dir: Path | None = None  # put first on sys.path, as Lambda does with the code directory
+    compared: bool = False  # shown as a ratio to the baseline
     http: bool = False  # held to TARGET x baseline
     # The other Lambdas create the database's indexes at import (container.bootstrap): they get a real,
     # local database, and their rows are import + bootstrap.
@@ -75,6 +93,7 @@ class Result:
     case: Case
     import_s: list[float] = field(default_factory=list)
     cpu_s: list[float] = field(default_factory=list)
+    first_use_cpu_s: list[float] = field(default_factory=list)
     process_s: list[float] = field(default_factory=list)
     modules: int = 0
     heavy: list[str] = field(default_factory=list)
@@ -115,7 +134,14 @@ def handler_cases() -> tuple[list[Case], list[str]]:
         http = _is_http(app_py)
         label = f"functions/{name}" + (" (HTTP)" if http else " (+ bootstrap)")
         cases.append(
-            Case(label, "import app", function_dir=app_py.parent, http=http, needs_database=not http)
+            Case(
+                label,
+                "import app",
+                function_dir=app_py.parent,
+                compared=True,
+                http=http,
+                needs_database=not http,
+            )
         )
     cases.sort(key=lambda c: not c.http)
     return cases, missing
@@ -128,11 +154,23 @@ REFERENCE = (
     Case("import pymongo", "import pymongo", "pymongo"),
     Case("import torch", "import torch", "torch"),
     Case(BASELINE, "import fastapi, mangum, pymongo, boto3", "mangum"),
+    # What any HTTP handler on this stack pays beyond the baseline's imports before its own code: a
+    # settings class, FastAPI's route building (which imports pydantic.v1 to reject v1 models) and Mangum.
+    Case(FLOOR, FLOOR_APP, "pydantic_settings", compared=True),
 )
+
+
+# What an HTTP Lambda's first authenticated request builds before its first database round trip: the
+# auth service (token checks), the rate limiter, the logger and the metrics. The services are built on
+# first use, so this is the part of a cold start that comes after the import.
+FIRST_USE = """container = app.app.state.container
+container.auth, container.rate_limiter, container.logger
+container.metrics.observe_request("GET", "/", 200, 0.0)"""
 
 
 def _child_code(case: Case) -> str:
     path = "" if case.function_dir is None else f"sys.path.insert(0, {str(case.function_dir)!r})\n"
+    first_use = f"{FIRST_USE}\n" if case.http else ""
     return (
         "import json, sys, time\n"
         f"{path}"
@@ -140,7 +178,12 @@ def _child_code(case: Case) -> str:
         f"{case.statement}\n"
         "elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started\n"
         f"heavy = sorted(m for m in {list(HEAVY)!r} if m in sys.modules)\n"
-        "print(json.dumps({'import_s': elapsed, 'cpu_s': cpu, 'modules': len(sys.modules), 'heavy': heavy}))\n"
+        "modules = len(sys.modules)\n"
+        "cpu_started = time.process_time()\n"
+        f"{first_use}"
+        "first_use = time.process_time() - cpu_started\n"
+        "print(json.dumps({'import_s': elapsed, 'cpu_s': cpu, 'first_use_cpu_s': first_use,"
+        " 'modules': modules, 'heavy': heavy}))\n"
     )
 
 
@@ -183,6 +226,7 @@ def _sample(case: Case, env: dict[str, str], result: Result) -> None:
     result.process_s.append(elapsed)
     result.import_s.append(float(report["import_s"]))
     result.cpu_s.append(float(report["cpu_s"]))
+    result.first_use_cpu_s.append(float(report["first_use_cpu_s"]))
     result.modules = int(report["modules"])
     result.heavy = [str(m) for m in report["heavy"]]
 
@@ -226,6 +270,7 @@ def measure(cases: list[Case], runs: int, mongodb_uri: str | None = None) -> dic
             _sample(case, envs[case.label], result)
             result.import_s.clear()
             result.cpu_s.clear()
+            result.first_use_cpu_s.clear()
             result.process_s.clear()
             if result.error is None:
                 live.append(result)
@@ -256,9 +301,12 @@ def main() -> None:
     base = results.get(BASELINE)
 
     def ratio(r: Result, attr: str) -> float:
-        if base is None or not getattr(base, attr):
+        """The median over rounds of this row's sample / the baseline's sample of the same round: paired
+        samples, taken seconds apart, cancel most of a shared machine's swings in load."""
+        if base is None:
             return float("nan")
-        return _median(getattr(r, attr)) / _median(getattr(base, attr))
+        pairs = zip(getattr(r, attr), getattr(base, attr), strict=False)
+        return _median([mine / theirs for mine, theirs in pairs if theirs > 0])
 
     if args.json:
         print(
@@ -275,9 +323,10 @@ def main() -> None:
                             "error": r.error,
                             "import_median_s": _median(r.import_s),
                             "import_cpu_median_s": _median(r.cpu_s),
+                            "first_use_cpu_median_s": _median(r.first_use_cpu_s) if r.case.http else None,
                             "process_median_s": _median(r.process_s),
-                            "ratio_to_baseline": ratio(r, "import_s") if r.case.function_dir else None,
-                            "cpu_ratio_to_baseline": ratio(r, "cpu_s") if r.case.function_dir else None,
+                            "ratio_to_baseline": ratio(r, "import_s") if r.case.compared else None,
+                            "cpu_ratio_to_baseline": ratio(r, "cpu_s") if r.case.compared else None,
                             "modules": r.modules,
                             "heavy_modules": r.heavy,
                         }
@@ -291,11 +340,13 @@ def main() -> None:
 
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {args.runs} fresh interpreters per row "
-        "(round-robin); medians (min-max); x base = median / the baseline's median"
+        "(round-robin); medians (min-max); x base = median over rounds of row / baseline;\n"
+        "1st use = building what an HTTP Lambda's first authenticated request needs before its first "
+        "database round trip (auth service, rate limiter, logger, metrics), after the import"
     )
     header = (
         f"{'case':<40}{'import wall (s)':>22}{'import CPU (s)':>22}{'process (s)':>13}"
-        f"{'x base wall':>12}{'x base CPU':>11}{'modules':>8}  heavy ML modules"
+        f"{'x base wall':>12}{'x base CPU':>11}{'1st use CPU':>12}{'modules':>8}  heavy ML modules"
     )
     print(header)
     print("-" * len(header))
@@ -308,14 +359,15 @@ def main() -> None:
             continue
         wall = f"{_median(r.import_s):.3f} ({min(r.import_s):.3f}-{max(r.import_s):.3f})"
         cpu = f"{_median(r.cpu_s):.3f} ({min(r.cpu_s):.3f}-{max(r.cpu_s):.3f})"
-        x_wall = f"{ratio(r, 'import_s'):.2f}x" if r.case.function_dir else ""
-        x_cpu = f"{ratio(r, 'cpu_s'):.2f}x" if r.case.function_dir else ""
+        x_wall = f"{ratio(r, 'import_s'):.2f}x" if r.case.compared else ""
+        x_cpu = f"{ratio(r, 'cpu_s'):.2f}x" if r.case.compared else ""
+        first = f"{_median(r.first_use_cpu_s):.3f}" if r.case.http else ""
         print(
             f"{label:<40}{wall:>22}{cpu:>22}{_median(r.process_s):>13.3f}{x_wall:>12}{x_cpu:>11}"
-            f"{r.modules:>8}  {', '.join(r.heavy) or '-'}"
+            f"{first:>12}{r.modules:>8}  {', '.join(r.heavy) or '-'}"
         )
     for name in missing:
-        print(f"functions/{name}: in template.yaml but has no app.py in this checkout (not measured)")
+        print(f"functions/{name}: named in template.yaml or GROUPS, but has no app.py here (not measured)")
     http = [r for r in results.values() if r is not None and r.case.http and r.error is None]
     if http and base is not None:
         heavy = sorted({m for r in http for m in r.heavy}) or "none"
