@@ -6,26 +6,9 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
-
-from bson import ObjectId
+from typing import TYPE_CHECKING, Any
 
 from stratus import capabilities
-from stratus.capabilities.api_keys.service import ApiKeyService
-from stratus.capabilities.datasets.service import DatasetPolicy, DatasetService
-from stratus.capabilities.downloads.service import DownloadPolicy, DownloadService
-from stratus.capabilities.files.service import FileService
-from stratus.capabilities.finetune.llm_service import LLMFineTuneService
-from stratus.capabilities.finetune.service import FineTuneRecordService
-from stratus.capabilities.health.service import HealthService
-from stratus.capabilities.identity.service import AuthService, LoginLimits
-from stratus.capabilities.models.predictions import PredictionService
-from stratus.capabilities.models.service import ModelService
-from stratus.capabilities.nlp.service import TaskService
-from stratus.capabilities.perception.service import PerceptionService
-from stratus.capabilities.training.service import TrainingService
-from stratus.capabilities.webhooks.service import WebhookService
-from stratus.datasets.ingest import IngestLimits
 from stratus.db.database import Database
 from stratus.db.repositories.api_keys import ApiKeyRepository
 from stratus.db.repositories.connections import ConnectionRepository
@@ -40,24 +23,44 @@ from stratus.db.repositories.tasks import TaskRepository
 from stratus.db.repositories.users import UserRepository
 from stratus.db.repositories.webhooks import WebhookDeliveryRepository, WebhookRepository
 from stratus.db.repository import Repository
-from stratus.jobs.events import JobEventsService
-from stratus.jobs.service import JobPolicy, JobService
 from stratus.jobs.store import JobStore
 from stratus.observability.logging import get_logger
 from stratus.observability.metrics import Metrics
-from stratus.ports.events import EventBus
-from stratus.ports.inference import InferenceBackend
-from stratus.ports.jobs import JobBackend
-from stratus.ports.notifier import Notifier
-from stratus.ports.queue import MessageQueue
-from stratus.ports.storage import ObjectStorage
-from stratus.security.passwords import PasswordHasher
-from stratus.security.tokens import TokenCodec
-from stratus.services.live import LiveUpdates
-from stratus.services.messages import MessageRouter
-from stratus.services.quota import QuotaService
-from stratus.services.rate_limit import Limit, RateLimiter
 from stratus.settings import Settings
+
+# Services (and what only they use) are imported where they are built, in the cached properties below:
+# each HTTP Lambda imports only the services its routes ask for (cold start). These imports are for
+# the annotations.
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger
+    from bson import ObjectId
+
+    from stratus.capabilities.api_keys.service import ApiKeyService
+    from stratus.capabilities.datasets.service import DatasetService
+    from stratus.capabilities.downloads.service import DownloadService
+    from stratus.capabilities.files.service import FileService
+    from stratus.capabilities.finetune.llm_service import LLMFineTuneService
+    from stratus.capabilities.finetune.service import FineTuneRecordService
+    from stratus.capabilities.health.service import HealthService
+    from stratus.capabilities.identity.service import AuthService
+    from stratus.capabilities.models.predictions import PredictionService
+    from stratus.capabilities.models.service import ModelService
+    from stratus.capabilities.nlp.service import TaskService
+    from stratus.capabilities.perception.service import PerceptionService
+    from stratus.capabilities.training.service import TrainingService
+    from stratus.capabilities.webhooks.service import WebhookService
+    from stratus.jobs.events import JobEventsService
+    from stratus.jobs.service import JobService
+    from stratus.ports.events import EventBus
+    from stratus.ports.inference import InferenceBackend
+    from stratus.ports.jobs import JobBackend
+    from stratus.ports.notifier import Notifier
+    from stratus.ports.queue import MessageQueue
+    from stratus.ports.storage import ObjectStorage
+    from stratus.services.live import LiveUpdates
+    from stratus.services.messages import MessageRouter
+    from stratus.services.quota import QuotaService
+    from stratus.services.rate_limit import RateLimiter
 
 
 @dataclass
@@ -81,7 +84,6 @@ class Container:
         self.settings = settings
         self.database = database
         self.ports = ports
-        self.logger = get_logger(settings.service_name, settings.log_level)
         self.metrics = Metrics()
 
         # Repositories are collection handles: cheap, and all of them are needed for the indexes.
@@ -122,13 +124,22 @@ class Container:
         self.job_store = JobStore(self.job_repo, self.job_event_repo)
 
     @cached_property
+    def logger(self) -> Logger:
+        # Built on the first log line (the first request's), so the cold start skips Powertools.
+        return get_logger(self.settings.service_name, self.settings.log_level)
+
+    @cached_property
     def health(self) -> HealthService:
+        from stratus.capabilities.health.service import HealthService
+
         return HealthService(
             self.database, probes={"storage": self.ports.storage.ping, "queue": self.ports.queue.ping}
         )
 
     @cached_property
     def rate_limiter(self) -> RateLimiter:
+        from stratus.services.rate_limit import RateLimiter
+
         return RateLimiter(
             self.rate_limit_counters,
             batch=self.settings.rate_limit_user_batch,
@@ -137,10 +148,17 @@ class Container:
 
     @cached_property
     def quota(self) -> QuotaService:
+        from stratus.services.quota import QuotaService
+
         return QuotaService(self.users, self.settings.plan_quotas)
 
     @cached_property
     def auth(self) -> AuthService:
+        from stratus.capabilities.identity.service import AuthService, LoginLimits
+        from stratus.security.passwords import PasswordHasher
+        from stratus.security.tokens import TokenCodec
+        from stratus.services.rate_limit import Limit
+
         settings = self.settings
         window = settings.login_failure_window_s
         return AuthService(
@@ -163,6 +181,8 @@ class Container:
 
     @cached_property
     def api_keys(self) -> ApiKeyService:
+        from stratus.capabilities.api_keys.service import ApiKeyService
+
         return ApiKeyService(
             self.api_key_repo,
             self.model_repo,
@@ -172,6 +192,8 @@ class Container:
 
     @cached_property
     def models(self) -> ModelService:
+        from stratus.capabilities.models.service import ModelService
+
         return ModelService(
             self.model_repo,
             datasets=self.dataset_repo,
@@ -182,6 +204,9 @@ class Container:
 
     @cached_property
     def datasets(self) -> DatasetService:
+        from stratus.capabilities.datasets.service import DatasetPolicy, DatasetService
+        from stratus.datasets.ingest import IngestLimits
+
         settings = self.settings
         return DatasetService(
             datasets=self.dataset_repo,
@@ -204,10 +229,14 @@ class Container:
 
     @cached_property
     def files(self) -> FileService:
+        from stratus.capabilities.files.service import FileService
+
         return FileService(self.file_repo, self.ports.storage, url_ttl_s=self.settings.presigned_url_ttl_s)
 
     @cached_property
     def jobs(self) -> JobService:
+        from stratus.jobs.service import JobPolicy, JobService
+
         return JobService(
             jobs=self.job_repo,
             store=self.job_store,
@@ -226,10 +255,14 @@ class Container:
 
     @cached_property
     def training(self) -> TrainingService:
+        from stratus.capabilities.training.service import TrainingService
+
         return TrainingService(jobs=self.jobs, datasets=self.dataset_repo, models=self.model_repo)
 
     @cached_property
     def downloads(self) -> DownloadService:
+        from stratus.capabilities.downloads.service import DownloadPolicy, DownloadService
+
         return DownloadService(
             jobs=self.jobs,
             job_repo=self.job_repo,
@@ -242,6 +275,8 @@ class Container:
 
     @cached_property
     def webhooks(self) -> WebhookService:
+        from stratus.capabilities.webhooks.service import WebhookService
+
         # Deliveries go on their own queue (and DLQ) where one is configured; private target addresses
         # are refused outside the local runtime (SSRF).
         return WebhookService(
@@ -253,10 +288,14 @@ class Container:
 
     @cached_property
     def live(self) -> LiveUpdates:
+        from stratus.services.live import LiveUpdates
+
         return LiveUpdates(self.connection_repo, self.ports.notifier, job_owner=self._owns_job_or_task)
 
     @cached_property
     def tasks(self) -> TaskService:
+        from stratus.capabilities.nlp.service import TaskService
+
         return TaskService(
             self.task_repo,
             self.ports.inference,
@@ -269,6 +308,8 @@ class Container:
 
     @cached_property
     def perception(self) -> PerceptionService:
+        from stratus.capabilities.perception.service import PerceptionService
+
         return PerceptionService(
             self.ports.inference,
             self.face_repo,
@@ -282,6 +323,8 @@ class Container:
 
     @cached_property
     def job_events(self) -> JobEventsService:
+        from stratus.jobs.events import JobEventsService
+
         return JobEventsService(
             jobs=self.job_repo,
             store=self.job_store,
@@ -295,6 +338,8 @@ class Container:
 
     @cached_property
     def predictions(self) -> PredictionService:
+        from stratus.capabilities.models.predictions import PredictionService
+
         return PredictionService(
             self.models,
             self.ports.storage,
@@ -305,6 +350,8 @@ class Container:
 
     @cached_property
     def finetune(self) -> FineTuneRecordService:
+        from stratus.capabilities.finetune.service import FineTuneRecordService
+
         # Seed 003's client-managed fine-tune records, kept in the jobs collection (kind "finetune").
         return FineTuneRecordService(
             jobs=self.job_repo, datasets=self.dataset_repo, models=self.model_repo, users=self.users
@@ -312,6 +359,8 @@ class Container:
 
     @cached_property
     def llm_finetune(self) -> LLMFineTuneService:
+        from stratus.capabilities.finetune.llm_service import LLMFineTuneService
+
         # Seed 002's LoRA/QLoRA jobs (kind "finetune", managed by the platform), test and merge.
         return LLMFineTuneService(
             jobs=self.jobs,
@@ -326,6 +375,8 @@ class Container:
     def messages(self) -> MessageRouter:
         """Queue messages, by type: the SQS dispatcher and the local queue both hand bodies here. Each
         handler's service is built when its first message arrives."""
+        from stratus.services.messages import MessageRouter
+
         messages = MessageRouter()
         for capability in capabilities.CAPABILITIES:
             for message_type, service in capability.messages:

@@ -33,6 +33,17 @@ def test_argon2_hash_verifies_and_rejects() -> None:
     assert not hasher.verify(None, "anything")
 
 
+def test_first_verify_costs_the_same_whether_or_not_the_account_exists() -> None:
+    # The dummy hash is computed on first use (not when the auth service is built): the first verify of
+    # a process must compute it for a known account too, or its timing would tell the two apart.
+    stored = PasswordHasher().hash("correct horse")
+    for password_hash in (stored, None):
+        hasher = PasswordHasher()
+        assert "_dummy_hash" not in vars(hasher)
+        hasher.verify(password_hash, "correct horse")
+        assert "_dummy_hash" in vars(hasher), f"first verify of {password_hash!r} skipped the dummy hash"
+
+
 def test_api_keys_are_random_and_stored_as_digest() -> None:
     key = api_keys.generate()
     assert api_keys.looks_like_key(key) and key != api_keys.generate()

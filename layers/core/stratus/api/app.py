@@ -65,7 +65,7 @@ def create_app(
     app.add_middleware(
         RequestContextMiddleware,
         metrics=container.metrics,
-        logger=container.logger,
+        logger=lambda: container.logger,
         bootstrap=container.bootstrap,
     )
     return app

@@ -5,29 +5,31 @@ service with `app.dependency_overrides[get_jobs] = ...` and a Lambda builds only
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from fastapi import Depends, Request
 
-from stratus.capabilities.api_keys.service import ApiKeyService
-from stratus.capabilities.datasets.service import DatasetService
-from stratus.capabilities.downloads.service import DownloadService
-from stratus.capabilities.files.service import FileService
-from stratus.capabilities.finetune.llm_service import LLMFineTuneService
-from stratus.capabilities.finetune.service import FineTuneRecordService
-from stratus.capabilities.health.service import HealthService
-from stratus.capabilities.identity.service import AuthService
-from stratus.capabilities.models.predictions import PredictionService
-from stratus.capabilities.models.service import ModelService
-from stratus.capabilities.nlp.service import TaskService
-from stratus.capabilities.perception.service import PerceptionService
-from stratus.capabilities.training.service import TrainingService
-from stratus.capabilities.webhooks.service import WebhookService
 from stratus.composition import Container
-from stratus.jobs.service import JobService
 from stratus.observability.metrics import Metrics
-from stratus.services.rate_limit import RateLimiter
 from stratus.settings import Settings
+
+if TYPE_CHECKING:
+    from stratus.capabilities.api_keys.service import ApiKeyService
+    from stratus.capabilities.datasets.service import DatasetService
+    from stratus.capabilities.downloads.service import DownloadService
+    from stratus.capabilities.files.service import FileService
+    from stratus.capabilities.finetune.llm_service import LLMFineTuneService
+    from stratus.capabilities.finetune.service import FineTuneRecordService
+    from stratus.capabilities.health.service import HealthService
+    from stratus.capabilities.identity.service import AuthService
+    from stratus.capabilities.models.predictions import PredictionService
+    from stratus.capabilities.models.service import ModelService
+    from stratus.capabilities.nlp.service import TaskService
+    from stratus.capabilities.perception.service import PerceptionService
+    from stratus.capabilities.training.service import TrainingService
+    from stratus.capabilities.webhooks.service import WebhookService
+    from stratus.jobs.service import JobService
+    from stratus.services.rate_limit import RateLimiter
 
 
 def get_container(request: Request) -> Container:
@@ -111,19 +113,41 @@ def get_webhooks(container: _Container) -> WebhookService:
 
 AppSettings = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
-HealthSvc = Annotated[HealthService, Depends(get_health)]
-Auth = Annotated[AuthService, Depends(get_auth)]
-Limiter = Annotated[RateLimiter, Depends(get_rate_limiter)]
-ApiKeys = Annotated[ApiKeyService, Depends(get_api_keys)]
-Datasets = Annotated[DatasetService, Depends(get_datasets)]
-Files = Annotated[FileService, Depends(get_files)]
-Jobs = Annotated[JobService, Depends(get_jobs)]
-Training = Annotated[TrainingService, Depends(get_training)]
-FineTunes = Annotated[FineTuneRecordService, Depends(get_finetune)]
-LLMFineTunes = Annotated[LLMFineTuneService, Depends(get_llm_finetune)]
-Models = Annotated[ModelService, Depends(get_models)]
-Downloads = Annotated[DownloadService, Depends(get_downloads)]
-Predictions = Annotated[PredictionService, Depends(get_predictions)]
-Tasks = Annotated[TaskService, Depends(get_tasks)]
-Webhooks = Annotated[WebhookService, Depends(get_webhooks)]
-Perception = Annotated[PerceptionService, Depends(get_perception)]
+
+# The service aliases name their class for the type checker only. FastAPI reads a dependency's value from
+# its provider, never from the annotation, so at run time the annotation is Any: importing this module
+# (every router does) then imports no service, and each HTTP Lambda imports only those its group builds.
+if TYPE_CHECKING:
+    HealthSvc = Annotated[HealthService, Depends(get_health)]
+    Auth = Annotated[AuthService, Depends(get_auth)]
+    Limiter = Annotated[RateLimiter, Depends(get_rate_limiter)]
+    ApiKeys = Annotated[ApiKeyService, Depends(get_api_keys)]
+    Datasets = Annotated[DatasetService, Depends(get_datasets)]
+    Files = Annotated[FileService, Depends(get_files)]
+    Jobs = Annotated[JobService, Depends(get_jobs)]
+    Training = Annotated[TrainingService, Depends(get_training)]
+    LLMFineTunes = Annotated[LLMFineTuneService, Depends(get_llm_finetune)]
+    Perception = Annotated[PerceptionService, Depends(get_perception)]
+    FineTunes = Annotated[FineTuneRecordService, Depends(get_finetune)]
+    Models = Annotated[ModelService, Depends(get_models)]
+    Downloads = Annotated[DownloadService, Depends(get_downloads)]
+    Predictions = Annotated[PredictionService, Depends(get_predictions)]
+    Tasks = Annotated[TaskService, Depends(get_tasks)]
+    Webhooks = Annotated[WebhookService, Depends(get_webhooks)]
+else:
+    HealthSvc = Annotated[Any, Depends(get_health)]
+    Auth = Annotated[Any, Depends(get_auth)]
+    Limiter = Annotated[Any, Depends(get_rate_limiter)]
+    ApiKeys = Annotated[Any, Depends(get_api_keys)]
+    Datasets = Annotated[Any, Depends(get_datasets)]
+    Files = Annotated[Any, Depends(get_files)]
+    Jobs = Annotated[Any, Depends(get_jobs)]
+    Training = Annotated[Any, Depends(get_training)]
+    LLMFineTunes = Annotated[Any, Depends(get_llm_finetune)]
+    Perception = Annotated[Any, Depends(get_perception)]
+    FineTunes = Annotated[Any, Depends(get_finetune)]
+    Models = Annotated[Any, Depends(get_models)]
+    Downloads = Annotated[Any, Depends(get_downloads)]
+    Predictions = Annotated[Any, Depends(get_predictions)]
+    Tasks = Annotated[Any, Depends(get_tasks)]
+    Webhooks = Annotated[Any, Depends(get_webhooks)]

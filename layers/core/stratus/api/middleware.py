@@ -38,13 +38,23 @@ def _request_id(scope: Scope) -> str:
 
 class RequestContextMiddleware:
     def __init__(
-        self, app: ASGIApp, *, metrics: Metrics, logger: Any, bootstrap: Bootstrap | None = None
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        logger: Callable[[], Any],
+        bootstrap: Bootstrap | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
-        self.logger = logger
+        # A provider, called at the first log line: building the logger imports the logging library.
+        self._logger = logger
         self.bootstrap = bootstrap
         self._bootstrapped = bootstrap is None
+
+    @property
+    def logger(self) -> Any:
+        return self._logger()
 
     async def _ensure_bootstrapped(self) -> None:
         if self._bootstrapped or self.bootstrap is None:

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from stratus.api.deps import AppSettings, Auth, Limiter
-from stratus.capabilities.identity.service import Principal
+from stratus.capabilities.identity.principal import Principal
 from stratus.errors import Unauthenticated
 from stratus.observability.context import user_id_var
 from stratus.security import api_keys

@@ -20,7 +20,7 @@ from stratus.adapters.local.worker_pool import LocalProcessBackend
 from stratus.adapters.local.ws_hub import LocalWebSocketHub
 from stratus.api.app import create_app
 from stratus.api.routers import storage_local
-from stratus.capabilities.perception import routes as perception_routes
+from stratus.capabilities.perception import camera
 from stratus.composition import Container, Ports, build_container
 from stratus.jobs.events import EVENT_PATTERN
 from stratus.local import websocket
@@ -113,7 +113,7 @@ def build_local_app(container: Container, ports: LocalPorts) -> FastAPI:
             storage_local.build_router(ports.storage),
             websocket.build_router(ports.notifier, container.auth, container.live),
             # Camera frames over a WebSocket: the local runtime's transport only (see perception.routes).
-            perception_routes.camera,
+            camera.router,
         ],
     )
 

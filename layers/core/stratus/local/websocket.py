@@ -22,7 +22,8 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
 from stratus.adapters.local.ws_hub import LocalWebSocketHub
-from stratus.capabilities.identity.service import AuthService, Principal
+from stratus.capabilities.identity.principal import Principal
+from stratus.capabilities.identity.service import AuthService
 from stratus.errors import DomainError
 from stratus.services.live import LiveUpdates, error_message
 

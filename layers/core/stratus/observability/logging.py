@@ -1,14 +1,18 @@
-"""Structured JSON logs through Powertools Logger, stamped with the request and user ids."""
+"""Structured JSON logs through Powertools Logger, stamped with the request and user ids.
+
+Powertools is imported when the first logger is built (stratus.composition builds it on the first log
+line), not with this module: the package imports its metrics and tracing modules too."""
 
 from __future__ import annotations
 
 import logging
 from functools import lru_cache
-from typing import Any
-
-from aws_lambda_powertools import Logger
+from typing import TYPE_CHECKING, Any
 
 from stratus.observability.context import request_id_var, user_id_var
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger
 
 
 class _ContextFilter(logging.Filter):
@@ -26,6 +30,8 @@ class _ContextFilter(logging.Filter):
 
 @lru_cache(maxsize=8)
 def get_logger(service: str = "stratus", level: str = "INFO") -> Logger:
+    from aws_lambda_powertools import Logger
+
     logger = Logger(service=service, level=level)
     logger.addFilter(_ContextFilter())
     return logger

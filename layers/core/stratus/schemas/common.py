@@ -117,3 +117,10 @@ class Page(BaseModel, Generic[T]):
     limit: int
     offset: int
     page: int
+
+
+# A confirmation with nothing else to return (logout, deletes). Here rather than with identity's schemas
+# so that other groups' routes answer with it without importing those. (No docstring: it would become
+# the schema's description in the OpenAPI document.)
+class MessageResponse(BaseModel):
+    message: str

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from argon2 import PasswordHasher as Argon2Hasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from stratus.errors import ValidationFailed
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher as Argon2Hasher
 
 MIN_PASSWORD_LENGTH = 6  # seed 003 documents "Minimum 6 characters"
 MAX_PASSWORD_LENGTH = 256  # bounds the hashing cost of a hostile request
@@ -40,21 +43,40 @@ def check_password_rules(password: str, *, field: str = "password") -> None:
 
 class PasswordHasher:
     """argon2id at OWASP's minimum profile (19 MiB, 2 passes, 1 lane): ~20-40 ms on a Lambda vCPU,
-    which keeps login cheap for users and costly for offline guessing."""
+    which keeps login cheap for users and costly for offline guessing.
+
+    argon2 is imported, and the dummy hash computed, on the first hash or verify: every HTTP Lambda
+    builds the auth service to authenticate requests, but only the one serving sign-in uses passwords."""
 
     def __init__(self, *, time_cost: int = 2, memory_cost_kib: int = 19 * 1024, parallelism: int = 1) -> None:
-        self._hasher = Argon2Hasher(time_cost=time_cost, memory_cost=memory_cost_kib, parallelism=parallelism)
+        self._time_cost = time_cost
+        self._memory_cost_kib = memory_cost_kib
+        self._parallelism = parallelism
+
+    @cached_property
+    def _hasher(self) -> Argon2Hasher:
+        from argon2 import PasswordHasher as Argon2Hasher
+
+        return Argon2Hasher(
+            time_cost=self._time_cost, memory_cost=self._memory_cost_kib, parallelism=self._parallelism
+        )
+
+    @cached_property
+    def _dummy_hash(self) -> str:
         # Verified against when the account does not exist, so timing does not reveal registered emails.
-        self._dummy_hash = self._hasher.hash("stratus-timing-equaliser")
+        return self._hasher.hash("stratus-timing-equaliser")
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)
 
     def verify(self, password_hash: str | None, password: str) -> bool:
+        from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+        # Read first whatever the account: the first verify in a process then costs the same for an
+        # account that exists and one that does not.
+        dummy = self._dummy_hash
         try:
-            return (
-                self._hasher.verify(password_hash or self._dummy_hash, password) and password_hash is not None
-            )
+            return self._hasher.verify(password_hash or dummy, password) and password_hash is not None
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 
@@ -21,9 +21,13 @@ from stratus.capabilities.datasets.schemas import (
     UploadRequest,
     UploadTicket,
 )
-from stratus.capabilities.datasets.service import DatasetService
 from stratus.db.ids import ObjectIdStr, oid
 from stratus.settings import Settings
+
+if TYPE_CHECKING:
+    # The service is imported when the container builds it (stratus.composition), not with the routes.
+    from stratus.capabilities.datasets.service import DatasetService
+
 
 router = APIRouter(
     prefix="/api/datasets", tags=["datasets"], route_class=StratusRoute, dependencies=[RateLimit]

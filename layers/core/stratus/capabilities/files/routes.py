@@ -13,8 +13,8 @@ from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
 from stratus.api.uploads import spool
 from stratus.capabilities.files.schemas import FilePage, FilePublic
-from stratus.capabilities.identity.schemas import MessageResponse
 from stratus.db.ids import ObjectIdStr, oid
+from stratus.schemas.common import MessageResponse
 
 router = APIRouter(prefix="/api/files", tags=["files"], route_class=StratusRoute, dependencies=[RateLimit])
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fastapi import APIRouter, Request, status
 
 from stratus.api.deps import Auth
@@ -12,14 +14,17 @@ from stratus.capabilities.identity.schemas import (
     LoginRequest,
     LoginResponse,
     LogoutRequest,
-    MessageResponse,
     RefreshRequest,
     RegisterResponse,
     TokenResponse,
     UserCreate,
     UserPublic,
 )
-from stratus.capabilities.identity.service import TokenPair
+from stratus.schemas.common import MessageResponse
+
+if TYPE_CHECKING:
+    # The service (tokens, password hashing) is imported when the container builds it, on first use.
+    from stratus.capabilities.identity.service import TokenPair
 
 
 def _tokens(pair: TokenPair) -> dict[str, object]:

@@ -118,7 +118,3 @@ class RegisterResponse(UserPublic):
     refresh_token: str
     token_type: str = "bearer"
     expires_in: int
-
-
-class MessageResponse(BaseModel):
-    message: str

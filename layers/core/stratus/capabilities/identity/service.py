@@ -7,46 +7,22 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from bson import ObjectId
 
+from stratus.capabilities.identity.principal import Principal
 from stratus.db.ids import oid
 from stratus.db.repositories.api_keys import ApiKeyRepository
 from stratus.db.repositories.sessions import RefreshTokenRepository, RevocationRepository
 from stratus.db.repositories.users import UserRepository
-from stratus.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from stratus.errors import InvalidInput, NotFound, Unauthenticated
 from stratus.security import api_keys
 from stratus.security.passwords import PasswordHasher, check_password_rules
 from stratus.security.tokens import TokenClaims, TokenCodec
 from stratus.services.rate_limit import Decision, Limit, RateLimiter
 
 BAD_CREDENTIALS = "Incorrect email or password"
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: a user, through a session token or an API key (possibly bound to one model)."""
-
-    user_id: ObjectId
-    via: Literal["token", "api_key"]
-    jti: str | None = None
-    family: str | None = None
-    token_expires_at: datetime | None = None
-    api_key_id: str | None = None
-    model_id: str | None = None
-
-    @property
-    def is_model_scoped(self) -> bool:
-        return self.model_id is not None
-
-    def require_unscoped(self) -> None:
-        if self.model_id is not None:
-            raise Forbidden(f"This API key may only call model {self.model_id}", code="API_KEY_SCOPE")
-
-    def require_model(self, model_id: str) -> None:
-        if self.model_id is not None and self.model_id != model_id:
-            raise Forbidden(f"This API key may only call model {self.model_id}", code="API_KEY_SCOPE")
 
 
 @dataclass(frozen=True)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Header, Response, status
 
 from stratus.api.deps import Tasks
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
-from stratus.capabilities.identity.service import Principal
+from stratus.capabilities.identity.principal import Principal
 from stratus.capabilities.nlp.schemas import (
     ClassificationRequest,
     EmbeddingsRequest,
@@ -22,8 +22,11 @@ from stratus.capabilities.nlp.schemas import (
     TaskRequest,
     TaskResponse,
 )
-from stratus.capabilities.nlp.service import TaskService
 from stratus.db.ids import ObjectIdStr, oid
+
+if TYPE_CHECKING:
+    # The service is imported when the container builds it (stratus.composition), not with the routes.
+    from stratus.capabilities.nlp.service import TaskService
 
 _WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+(?:\.\d+)?)")
 PreferHeader = Annotated[

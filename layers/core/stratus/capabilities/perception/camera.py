@@ -20,13 +20,16 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
 from stratus.capabilities.perception import spec
-from stratus.capabilities.perception.service import PerceptionService
 from stratus.errors import DomainError
+from stratus.local.websocket import authenticate
+
+if TYPE_CHECKING:
+    from stratus.capabilities.perception.service import PerceptionService
 
 
 @dataclass(frozen=True)
@@ -130,3 +133,22 @@ async def stream(ws: WebSocket, user_id: Any, perception: PerceptionService) -> 
         pass  # the client went away mid-answer
     finally:
         reader.cancel()
+
+
+router = APIRouter(tags=["recognition"])
+
+
+@router.websocket("/ws/camera")
+async def camera_stream(ws: WebSocket) -> None:
+    """Frames in, faces and detections out; frames that arrive while one is being processed replace
+    each other (see capabilities.perception.camera). Authenticated like /ws (`?token=` or the bearer
+    subprotocol). Served by `stratus serve`; API Gateway's WebSocket API (128 KB frames, a Lambda per
+    message) is no camera transport, so in AWS clients post frames to the HTTP routes instead."""
+    container = ws.app.state.container
+    caller = await authenticate(ws, container.auth)
+    if caller is None:
+        await ws.close(code=status.WS_1008_POLICY_VIOLATION)
+        return
+    principal, subprotocol = caller
+    await ws.accept(subprotocol=subprotocol)
+    await stream(ws, principal.user_id, container.perception)

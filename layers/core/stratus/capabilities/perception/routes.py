@@ -6,17 +6,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Response, UploadFile, WebSocket, status
+from fastapi import APIRouter, File, Form, Response, UploadFile, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from stratus.api.deps import Perception
 from stratus.api.pagination import Pagination
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
-from stratus.capabilities.identity.schemas import MessageResponse
 from stratus.capabilities.nlp.routes import PreferHeader, _wait
 from stratus.capabilities.perception import spec
-from stratus.capabilities.perception.camera import stream
 from stratus.capabilities.perception.schemas import (
     ClassifyResponse,
     DetectResponse,
@@ -31,10 +29,10 @@ from stratus.capabilities.perception.schemas import (
     Voice,
     looks_like_image,
 )
-from stratus.capabilities.perception.service import field_error, voices
+from stratus.capabilities.perception.spec import field_error, voices
 from stratus.capabilities.perception.transcripts import render
 from stratus.errors import PayloadTooLarge
-from stratus.local.websocket import authenticate
+from stratus.schemas.common import MessageResponse
 
 ModelForm = Annotated[
     str | None, Form(min_length=1, max_length=200, description="Defaults to the built-in model")
@@ -225,26 +223,7 @@ async def openai_speech(body: SpeechRequest, user: CurrentUser, perception: Perc
     return Response(data, media_type=content_type)
 
 
-camera = APIRouter(tags=["recognition"])
-
-
-@camera.websocket("/ws/camera")
-async def camera_stream(ws: WebSocket) -> None:
-    """Frames in, faces and detections out; frames that arrive while one is being processed replace
-    each other (see capabilities.perception.camera). Authenticated like /ws (`?token=` or the bearer
-    subprotocol). Served by `stratus serve`; API Gateway's WebSocket API (128 KB frames, a Lambda per
-    message) is no camera transport, so in AWS clients post frames to the HTTP routes instead."""
-    container = ws.app.state.container
-    caller = await authenticate(ws, container.auth)
-    if caller is None:
-        await ws.close(code=status.WS_1008_POLICY_VIOLATION)
-        return
-    principal, subprotocol = caller
-    await ws.accept(subprotocol=subprotocol)
-    await stream(ws, principal.user_id, container.perception)
-
-
 def routers() -> list[APIRouter]:
     """What this capability mounts, in order. The camera socket is not among them: API Gateway's HTTP API
-    carries no WebSocket, so only the local runtime mounts `camera` (stratus.local.runtime)."""
+    carries no WebSocket, so only the local runtime mounts `camera.router` (stratus.local.runtime)."""
     return [images, faces, audio, openai]

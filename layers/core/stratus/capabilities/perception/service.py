@@ -19,6 +19,7 @@ from bson import ObjectId
 from stratus.capabilities.nlp.service import TaskService, resolve_model
 from stratus.capabilities.perception import spec
 from stratus.capabilities.perception.schemas import looks_like_image
+from stratus.capabilities.perception.spec import field_error
 from stratus.db.repositories.faces import FaceRepository
 from stratus.db.repositories.tasks import TaskRepository
 from stratus.errors import NotFound, ServiceUnavailable, ValidationFailed
@@ -26,10 +27,6 @@ from stratus.ports.inference import InferenceBackend, InferencePending, Inferenc
 from stratus.ports.storage import ObjectStorage
 from stratus.schemas.common import utcnow
 from stratus.services.quota import QuotaService
-
-
-def field_error(field: str, message: str, *, code: str = "VALIDATION_ERROR") -> ValidationFailed:
-    return ValidationFailed(f"{field}: {message}", code=code, details=[{"field": field, "message": message}])
 
 
 def _b64(data: bytes) -> str:
@@ -265,10 +262,3 @@ class PerceptionService:
             user_id, spec.SYNTHESIZE, model, {"text": text}, {"speed": speed, "format": audio_format}
         )
         return base64.b64decode(out["audio"]), str(out["content_type"])
-
-
-def voices() -> list[dict[str, Any]]:
-    return [
-        {"voice": name, "model": model, "language": "en-US", "gender": "male"}
-        for name, model in spec.VOICES.items()
-    ]

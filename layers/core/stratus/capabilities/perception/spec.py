@@ -4,6 +4,9 @@ and the inference worker's validation both read them (this module imports nothin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from stratus.errors import ValidationFailed
 
 # Worker task names (the inference server's `task`).
 CLASSIFY = "image-classification"
@@ -68,3 +71,14 @@ MAX_SPEECH_CHARS = 4_000
 SPEED = FloatOption(default=1.0, ge=0.25, le=4.0)
 AUDIO_FORMATS = ("wav", "mp3")
 VOICES = {"default": VOICE_MODEL, "default-male": VOICE_MODEL, "joe": VOICE_MODEL}
+
+
+def field_error(field: str, message: str, *, code: str = "VALIDATION_ERROR") -> ValidationFailed:
+    return ValidationFailed(f"{field}: {message}", code=code, details=[{"field": field, "message": message}])
+
+
+def voices() -> list[dict[str, Any]]:
+    return [
+        {"voice": name, "model": model, "language": "en-US", "gender": "male"}
+        for name, model in VOICES.items()
+    ]
