@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from stratus.capabilities.training import spec as training
 from stratus.jobs.kinds import JobKind, JobWebhooks, Resources
 
 FINETUNE = "finetune"
@@ -34,19 +35,8 @@ TRAINABLE_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
 def progress_view(job: Mapping[str, Any]) -> dict[str, Any]:
-    metrics = job.get("metrics") or {}
-    return {
-        "status": job["status"],
-        "progress": job.get("progress", 0.0),
-        "current_epoch": job.get("current_epoch", 0),
-        "total_epochs": job.get("total_epochs", 0),
-        "current_step": job.get("current_step", 0),
-        "total_steps": job.get("total_steps", 0),
-        "metrics": metrics,
-        "loss": metrics.get("loss"),
-        "learning_rate": metrics.get("learning_rate"),
-        "tokens_per_s": metrics.get("tokens_per_s"),
-    }
+    """Training's progress fields, plus the throughput a fine-tune reports."""
+    return {**training.progress_view(job), "tokens_per_s": (job.get("metrics") or {}).get("tokens_per_s")}
 
 
 def _registry_fields(job: Mapping[str, Any], detail: Mapping[str, Any]) -> dict[str, Any]:
