@@ -10,7 +10,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from stratus.analytics import engine
-from stratus.analytics.answer import Answer
+from stratus.analytics.answer import Answer, AnswerKind
 from stratus.analytics.compile import compile_plan, window_range
 from stratus.analytics.numbers import extract
 from stratus.analytics.parse import Clarify, Parser, Unanswerable, build_plan
@@ -71,7 +71,7 @@ class Assistant:
         parser = Parser(self.profile)
         if not question.strip():
             raise parser.clarify("What would you like to know?")
-        plan = build_plan(parser.parse(question), parser, previous)
+        plan = build_plan(parser.parse(question, follows=previous is not None), parser, previous)
         self._check_window(plan, parser)
         return plan
 
@@ -79,10 +79,12 @@ class Assistant:
         try:
             plan = self.plan(question, previous_plan)
             sql, params = compile_plan(plan, self.profile)
-        except Clarify as e:
-            return Answer("clarify", str(e), plan=previous_plan)
-        except Unanswerable as e:
-            return Answer("unanswerable", str(e), plan=previous_plan)
+        except (Clarify, Unanswerable) as e:
+            # The question is asked back or refused; the conversation keeps its previous plan, and the
+            # only numbers are those of this text (the data's dates, values such as S1).
+            text = str(e)
+            kind: AnswerKind = "clarify" if isinstance(e, Clarify) else "unanswerable"
+            return Answer(kind, text, plan=previous_plan, numbers=[v * s for v, _, s in extract(text)])
         columns, rows = self.run(sql, params)
         text = sentence(plan, self.profile, columns, rows)
         numbers = _numbers(rows, text, plan, params)

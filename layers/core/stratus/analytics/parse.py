@@ -200,7 +200,10 @@ class Parser:
         return Clarify(f"{what} {self.describe()}")
 
     # -- the parse ------------------------------------------------------------------------------------
-    def parse(self, question: str) -> Parsed:
+    def parse(self, question: str, follows: bool = False) -> Parsed:
+        """The parts of `question`; `follows`: a previous plan exists (a part it lacks may come
+        from there, so no measure is not yet a reason to ask back)."""
+        self.follows = follows
         self.raw = question
         self.toks = tokens(question)
         self.stems = [stem(t) for t in self.toks]
@@ -211,6 +214,7 @@ class Parser:
         self._time_window(out)
         values = self._values()
         columns = self._columns()
+        values += self._close_values(values)
         self._comparisons(out, columns)
         self._keywords(out)
         self._assemble(out, values, columns)
@@ -301,19 +305,6 @@ class Parser:
                 if weak and value.lower() not in quoted and not self._named_before(i, column):
                     continue
                 found.append(Mention(i, i + n, column, value))
-        # close spellings of longer values, on words nothing else explains
-        for n, column, value, vt in candidates:
-            joined = " ".join(vt)
-            if len(joined) < 5:
-                continue
-            for i in range(len(self.toks) - n + 1):
-                span = self.stems[i : i + n]
-                if any(self.used[i : i + n]) or any(m.start <= i < m.end for m in found):
-                    continue
-                if any(s in KEYWORDS or s in STOP for s in span):
-                    continue
-                if difflib.SequenceMatcher(None, " ".join(span), joined).ratio() >= 0.85:
-                    found.append(Mention(i, i + n, column, value))
         # one span, two columns: ambiguous unless the column is named next to it
         by_span: dict[tuple[int, int], list[Mention]] = {}
         for m in found:
@@ -334,6 +325,40 @@ class Parser:
             result.append(ms[0])
             self._mark(s, e)
         return result
+
+    def _close_values(self, exact: list[Mention]) -> list[Mention]:
+        """Misspelt values ("Suoth"): one edit away (two for long values) from a value of five or more
+        letters, on words no column, value or keyword explains; a spelling close to values of two
+        columns is asked back."""
+        found: list[Mention] = []
+        for c in self.profile.columns:
+            if c.semantic != "category" or not c.values:
+                continue
+            for v in c.values:
+                vt = [stem(x) for x in tokens(v)]
+                joined, n = " ".join(vt), len(vt)
+                if len(joined) < 5 or n == 0:
+                    continue
+                for i in range(len(self.toks) - n + 1):
+                    span = self.stems[i : i + n]
+                    if not self._free(i, i + n) or any(x in KEYWORDS or x in STOP for x in span):
+                        continue
+                    if edit_distance(" ".join(span), joined) <= (1 if len(joined) < 9 else 2):
+                        found.append(Mention(i, i + n, c.name, v))
+        spans: dict[tuple[int, int], list[Mention]] = {}
+        for m in found:
+            spans.setdefault((m.start, m.end), []).append(m)
+        out = []
+        for (s, e), ms in sorted(spans.items()):
+            if len({m.value for m in ms}) > 1:
+                raise self.clarify(
+                    f"'{' '.join(self.toks[s:e])}' could be " + " or ".join(sorted({str(m.value) for m in ms}))
+                    + ": which do you mean?"
+                )  # fmt: skip
+            if self._free(s, e):
+                out.append(ms[0])
+                self._mark(s, e)
+        return out
 
     def _named_before(self, i: int, column: str) -> bool:
         words = self.words[column]
@@ -564,7 +589,12 @@ class Parser:
                 if self.columns[m.column].semantic == "category":
                     out.cleared_filters.append(m.column)
                     m.value = "cleared"
+        # "the Store channel", "sensor S1": the column names its value
+        for m in columns:
+            if m.value is None and any(v.column == m.column and (v.end == m.start or v.start == m.end) for v in values):
+                m.value = "named"
         # the rest: measures, or the column a count or a "how many different" is about
+        quantities_named = any(m.value is None and self.columns[m.column].semantic == "quantity" for m in columns)
         for m in columns:
             if m.value is not None:
                 continue
@@ -576,7 +606,9 @@ class Parser:
                     out.count_column = m.column
             elif c.semantic == "time" and (out.superlative or out.aggregate):
                 out.measures.append(m.column)  # "the earliest date"
-            elif c.semantic in {"category", "text", "id"} and out.aggregate in {"sum", "avg", "median"}:
+            elif c.semantic in {"category", "text", "id"} and out.aggregate in {"sum", "avg", "median"} and (
+                not quantities_named
+            ):
                 raise Unanswerable(
                     f"{m.column} is a {c.semantic} column, so it has no {_AGG_NAME[out.aggregate]}; "
                     f"I can count it or group by it. " + self.describe()
@@ -614,6 +646,7 @@ class Parser:
         capitalised = set(re.findall(r"(?<!^)(?<![.?!] )\b([A-Z][a-zA-Z0-9]+)", self.raw.strip()))
         suspicious = [i for i in unknown if self._original(i) in capitalised or (i > 0 and t[i - 1] in {"for", "in", "from", "with", "where"})]
         needs_measure = (out.aggregate in {"sum", "avg", "median"} or out.superlative) and not out.measures
+        needs_measure = needs_measure and not self.follows
         if needs_measure and out.count_column is None and not out.how_many:
             if out.superlative and out.groups and not out.aggregate:
                 return  # "which region has the most rows": a count
@@ -638,6 +671,20 @@ class Parser:
 
 
 _AGG_NAME = {"sum": "total", "avg": "average", "median": "median"}
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance with adjacent transpositions counted as one edit."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[len(b)]
 
 
 def _year(tok: str) -> bool:

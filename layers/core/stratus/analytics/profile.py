@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from dataclasses import asdict, dataclass, field
@@ -73,10 +74,43 @@ def profile_table(path: str | os.PathLike[str], fmt: str = "csv") -> DatasetProf
     conn = engine.connect()
     try:
         engine.load(conn, path, fmt)
+        raw = _json_date_formats(conn, path, fmt)
         engine.lock_down(conn)
-        return profile_loaded(conn)
+        profile = profile_loaded(conn)
+        for col in profile.columns:
+            if col.semantic == "time" and col.date_format is None:
+                col.date_format = raw.get(col.name)
+        return profile
     finally:
         conn.close()
+
+
+def _json_date_formats(conn: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], fmt: str) -> dict[str, str]:
+    """The text format of the dates DuckDB's JSON reader typed itself, from a sample of the raw text."""
+    if fmt.lower() not in {"json", "jsonl"}:
+        return {}
+    out = {}
+    layout = "array" if fmt.lower() == "json" else "newline_delimited"
+    for name, dtype in engine.columns(conn):
+        if dtype.split("(")[0].upper() not in TEMPORAL:
+            continue
+        sample = [
+            str(r[0])
+            for r in conn.execute(
+                f"SELECT json ->> ? FROM read_json_objects(?, format = '{layout}') LIMIT 20",  # noqa: S608
+                [name, os.fspath(path)],
+            ).fetchall()
+            if r[0] is not None
+        ]
+        for candidate in engine.DATE_FORMATS:
+            try:
+                for value in sample:
+                    dt.datetime.strptime(value, candidate)
+            except ValueError:
+                continue
+            out[name] = candidate
+            break
+    return out
 
 
 def profile_loaded(conn: duckdb.DuckDBPyConnection) -> DatasetProfile:
@@ -113,10 +147,15 @@ def profile_loaded(conn: duckdb.DuckDBPyConnection) -> DatasetProfile:
                     f"SELECT DISTINCT CAST({q} AS VARCHAR) AS v FROM {t} WHERE {q} IS NOT NULL ORDER BY v"
                 ).fetchall()
             ]
-        elif ID_NAME.search(name) or distinct == rows - nulls:
+        elif ID_NAME.search(name) or (distinct == rows - nulls and not _has_spaces(conn, name)):
             col.semantic = "id"
         out.append(col)
     return DatasetProfile(rows=rows, columns=out)
+
+
+def _has_spaces(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
+    q = engine.quote(name)
+    return bool(engine.scalar(conn, f"SELECT count(*) FROM {engine.TABLE} WHERE contains({q}, ' ')"))  # noqa: S608
 
 
 def _num(v: Any) -> float | None:
