@@ -153,6 +153,12 @@ SALES = [
     Case(
         "typo-value", "sales", ["Average revenue in the Suoth"], lambda d: d[d.region == "South"].revenue.mean(),
     ),
+    Case("clarify-unknown-measure", "sales", ["show me sales by region"], kind="clarify", mentions=("sales", "revenue")),
+    Case(
+        "versus-values", "sales", ["total revenue for Widget in the East vs West"],
+        lambda d: _groups(d[(d["product"] == "Widget") & d.region.isin(["East", "West"])].groupby("region").revenue.sum()),
+        chart="bar",
+    ),
     Case("clarify-profit", "sales", ["What is the average profit?"], kind="clarify", mentions=("profit", "revenue", "region")),
     Case("clarify-price", "sales", ["What is the average price?"], kind="clarify", mentions=("list_price", "unit_price")),
     Case("clarify-atlantis", "sales", ["What was the revenue in Atlantis?"], kind="clarify", mentions=("atlantis", "North")),
@@ -191,6 +197,11 @@ SURVEY = [
     ),
     Case("answered-yes", "survey", ["How many respondents answered yes?"], lambda d: len(d[d.would_recommend == "yes"])),
     Case("distinct-countries", "survey", ["How many different countries are there?"], lambda d: d.country.nunique()),
+    Case("answered-no", "survey", ["How many people answered no?"], lambda d: len(d[d.would_recommend == "no"])),
+    Case(
+        "default-average", "survey", ["What is the satisfaction in France?"],
+        lambda d: d[d.country == "France"].satisfaction.mean(),
+    ),
     Case("clarify-income", "survey", ["What is the average income?"], kind="clarify", mentions=("income", "age", "nps")),
 ]
 
@@ -233,6 +244,29 @@ SENSORS = [
         "min-temp-s3-january", "sensors", ["Lowest temperature of S3 in January"],
         lambda d: d[(d.sensor == "S3") & (d.timestamp.dt.month == 1)].temperature_c.min(),
     ),
+    Case(
+        "max-per-sensor-last-3-days", "sensors", ["max temperature per sensor in the last 3 days"],
+        lambda d: _groups(_last_days(d, "timestamp", 3).groupby("sensor").temperature_c.max()), chart="bar",
+    ),
+    Case(
+        "one-day", "sensors", ["average temperature on 2024-02-14"],
+        lambda d: d[d.timestamp.dt.normalize() == "2024-02-14"].temperature_c.mean(),
+    ),
+    Case(
+        "follow-other-day", "sensors", ["average temperature on 2024-02-14", "what about March 3?"],
+        lambda d: d[d.timestamp.dt.normalize() == "2024-03-03"].temperature_c.mean(),
+    ),
+    Case(
+        "hourly-one-day", "sensors", ["hourly humidity of the Garage on March 30"],
+        lambda d: _groups(
+            (x := d[(d.location == "Garage") & (d.timestamp.dt.normalize() == "2024-03-30")]).groupby("timestamp").humidity.mean(),
+            lambda ts: ts.isoformat(),
+        ),
+        chart="line",
+    ),
+    Case("clarify-yesterday", "sensors", ["What was the temperature on the roof yesterday?"], kind="clarify", mentions=("yesterday",)),
+    Case("clarify-unknown-code", "sensors", ["What is the battery of S9?"], kind="clarify", mentions=("s9", "S1")),
+    Case("clarify-stray-number", "sensors", ["temperature of sensor 2"], kind="clarify", mentions=("'2'",)),
     Case("refuse-forecast", "sensors", ["Forecast the temperature for next week"], kind="unanswerable"),
     Case("clarify-pressure", "sensors", ["What is the average pressure?"], kind="clarify", mentions=("pressure", "humidity")),
 ]

@@ -58,7 +58,7 @@ UNIT_WORDS = {
     "quarter": "quarter", "quarters": "quarter", "year": "year", "years": "year",
 }  # fmt: skip
 GRAIN_WORDS = {
-    "day": "day", "daily": "day", "date": "day", "week": "week", "weekly": "week", "month": "month",
+    "hour": "hour", "hourly": "hour", "day": "day", "daily": "day", "date": "day", "week": "week", "weekly": "week", "month": "month",
     "monthly": "month", "quarter": "quarter", "quarterly": "quarter", "year": "year", "yearly": "year",
     "annual": "year", "annually": "year",
 }  # fmt: skip
@@ -97,6 +97,8 @@ UNANSWERABLE = {
     "caused": "causes",
     "explain": "an explanation",
 }
+# Periods relative to "now": the data's now is not the reader's, so these are asked back.
+RELATIVE_TIME = frozenset("yesterday today tomorrow tonight now current ago recently lately this".split())
 FOLLOW_UP_STARTS = (("and",), ("what", "about"), ("how", "about"), ("same",), ("now",), ("only",), ("also",),
                     ("but",), ("then",), ("just",))  # fmt: skip
 KEYWORDS = (
@@ -105,7 +107,12 @@ KEYWORDS = (
     | {"last", "past", "previous", "recent", "q1", "q2", "q3", "q4", "single", "individual", "distinct",
        "unique", "different", "sorted", "ordered", "ranked", "rank", "sort", "ascending", "descending",
        "vs", "versus", "against", "trend", "over", "time"}
-)  # fmt: skip
+) - {"no"}  # fmt: skip  ("no" is a comparator word, in "no more than", and a common answer)
+# Measures that do not add up: without an aggregate word their default is the average, not the total.
+NON_ADDITIVE = frozenset(
+    """temperature temp humidity rating score satisfaction nps age price rate ratio percent percentage pct
+    battery level pressure speed latency duration margin grade weight height""".split()
+)
 CONTENT = re.compile(r"^[a-z][a-z_']{2,}$")
 
 
@@ -204,6 +211,12 @@ class Parser:
         """The parts of `question`; `follows`: a previous plan exists (a part it lacks may come
         from there, so no measure is not yet a reason to ask back)."""
         self.follows = follows
+        # ISO dates as words: 2024-03-30 -> march 30 2024
+        question = re.sub(
+            r"\b((?:19|20)\d\d)-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])\b",
+            lambda m: f"{calendar.month_name[int(m[2])]} {int(m[3])} {m[1]}",
+            question,
+        )
         self.raw = question
         self.toks = tokens(question)
         self.stems = [stem(t) for t in self.toks]
@@ -268,9 +281,17 @@ class Parser:
                 if unit and n == int(n) and n > 0:
                     w["last"] = {"n": int(n), "unit": unit}
                     self._mark(i, unit_at + 1)
-            elif tok in MONTHS and (tok != "may" or prev in {"in", "for", "during", "of"} or _year(nxt)):
+            elif tok in MONTHS and (tok != "may" or prev in {"in", "for", "during", "of", "on"} or _year(nxt)):
                 w["month"] = MONTHS[tok]
                 self._mark(i, i + 1)
+                day = re.fullmatch(r"(\d{1,2})(?:st|nd|rd|th)?", nxt)
+                if day and 1 <= int(day[1]) <= 31:  # "March 30"
+                    w["day"] = int(day[1])
+                    self._mark(i + 1, i + 2)
+                day = re.fullmatch(r"(\d{1,2})(?:st|nd|rd|th)?", prev)
+                if day and 1 <= int(day[1]) <= 31 and not self.used[i - 1]:  # "30 March"
+                    w["day"] = int(day[1])
+                    self._mark(i - 1, i)
             elif _year(tok) and prev not in {w for words, _ in COMPARATORS for w in words} | {"between"}:
                 w["year"] = int(tok)
                 self._mark(i, i + 1)
@@ -282,6 +303,7 @@ class Parser:
                 quarter=w.get("quarter"),  # type: ignore[arg-type]
                 month=w.get("month"),  # type: ignore[arg-type]
                 last=w.get("last"),  # type: ignore[arg-type]
+                day=w.get("day"),  # type: ignore[arg-type]
             )
 
     def _values(self) -> list[Mention]:
@@ -529,12 +551,12 @@ class Parser:
                 out.filters.append(Filter(column, "!=" if negated else "=", vals))
             else:
                 out.filters.append(Filter(column, "not in" if negated else "in", vals))
-                if not negated and not any(w in t for w in ("total", "combined", "together", "altogether")):
+                if not negated and (out.versus or not any(w in t for w in ("total", "combined", "together", "altogether"))):
                     out.groups.append(Group(column))
         # groups: "by X", "per month", "monthly", "which X", "top 3 X"
         grouped: set[int] = set()
         for i, tok in enumerate(t):
-            if tok in GRAIN_WORDS and not self.used[i] and tok not in {"date", "day", "week", "month", "quarter", "year"}:
+            if tok in GRAIN_WORDS and not self.used[i] and tok not in {"date", "hour", "day", "week", "month", "quarter", "year"}:
                 out.groups.append(Group(self._time_column().name, GRAIN_WORDS[tok]))
                 self._mark(i, i + 1)
             elif tok == "over" and i + 1 < len(t) and t[i + 1] == "time" and not self.used[i]:
@@ -634,17 +656,33 @@ class Parser:
             raise Unanswerable(
                 "The dataset only has past rows; it cannot say what happens next. " + self.describe()
             )
+        relative = [t[i] for i in free if t[i] in RELATIVE_TIME and not (t[i] == "this" and i + 1 < len(t) and t[i + 1] not in UNIT_WORDS)]
+        if relative:
+            col = self.times[0] if self.times else None
+            span = f" The data runs from {col.min} to {col.max}." if col else ""
+            raise self.clarify(
+                f"Which period is '{relative[0]}'? Name one, such as 'the last 7 days', 'March 2024' or 'Q3'.{span}"
+            )
         unknown = [
             i
             for i in free
-            if CONTENT.match(t[i])
+            if re.match(r"^[a-z][a-z0-9_']+$|^\d+[a-z]+$", t[i])
+            and not re.fullmatch(r"\d+(st|nd|rd|th)", t[i])
             and stem(t[i]) not in STOP
             and t[i] not in STOP
             and t[i] not in KEYWORDS
             and t[i] not in {"did", "does"}
         ]
-        capitalised = set(re.findall(r"(?<!^)(?<![.?!] )\b([A-Z][a-zA-Z0-9]+)", self.raw.strip()))
-        suspicious = [i for i in unknown if self._original(i) in capitalised or (i > 0 and t[i - 1] in {"for", "in", "from", "with", "where"})]
+        capitalised = set(re.findall(r"(?<!^)(?<![.?!] )\b([A-Z][a-zA-Z0-9]*)", self.raw.strip()))
+        codes = {i for i in unknown if re.search(r"\d", t[i])}  # "S9": a value we do not have
+        stray = [t[i] for i in free if number(t[i]) is not None]
+        if stray:
+            raise self.clarify(f"I could not tell what '{stray[0]}' refers to.")
+        suspicious = [
+            i for i in unknown
+            if i in codes or self._original(i) in capitalised
+            or (i > 0 and t[i - 1] in {"for", "in", "from", "with", "where", "on", "at"})
+        ]  # fmt: skip
         needs_measure = (out.aggregate in {"sum", "avg", "median"} or out.superlative) and not out.measures
         needs_measure = needs_measure and not self.follows
         if needs_measure and out.count_column is None and not out.how_many:
@@ -655,6 +693,10 @@ class Parser:
                 raise self.clarify(f"I could not find a column called '{word}'.")
             if len(self.quantities) != 1:
                 raise self.clarify("Which column should I compute that on?")
+        counting = out.how_many or out.aggregate == "count" or out.count_column or out.superlative
+        if unknown and not out.measures and not counting and not self.follows:
+            # "sales by region" where no column is called sales: not a count of rows
+            raise self.clarify(f"I could not find a column called '{' '.join(t[i] for i in unknown[:2])}'.")
         if suspicious:
             word = self.toks[suspicious[0]]
             raise self.clarify(f"I could not find '{word}' in any column or value.")
@@ -671,6 +713,12 @@ class Parser:
 
 
 _AGG_NAME = {"sum": "total", "avg": "average", "median": "median"}
+
+
+def _default_aggregate(plan: Plan) -> str:
+    """Without an aggregate word: the total, or the average for a measure that does not add up."""
+    words = {w for m in plan.measures for w in name_words(m)}
+    return "avg" if words & NON_ADDITIVE else "sum"
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -718,9 +766,9 @@ def build_plan(parsed: Parsed, parser: Parser, previous: Plan | None) -> Plan:
                 if n.year is not None:
                     w.year = n.year
                 if n.quarter is not None:
-                    w.quarter, w.month = n.quarter, None
+                    w.quarter, w.month, w.day = n.quarter, None, None
                 if n.month is not None:
-                    w.month, w.quarter = n.month, None
+                    w.month, w.quarter, w.day = n.month, None, n.day
         else:
             plan.window = parsed.window
     # the aggregate
@@ -733,10 +781,11 @@ def build_plan(parsed: Parsed, parser: Parser, previous: Plan | None) -> Plan:
         agg, plan.measures = "count", []
     if parsed.versus and len(plan.measures) == 2 and agg is None and not plan.group_by:
         agg = "none"
+    ranks = bool(plan.group_by) and (parsed.pick_group or parsed.limit is not None or not plan.measures)
     if agg is None and parsed.superlative:
         on_time = plan.measures and parser.columns[plan.measures[0]].semantic == "time"
-        if plan.group_by and not parsed.single and not on_time:
-            agg = "sum" if plan.measures else "count"
+        if ranks and not parsed.single and not on_time:
+            agg = _default_aggregate(plan) if plan.measures else "count"
         else:
             agg = "max" if parsed.superlative == "desc" else "min"
     if agg is None and parsed.single and parsed.superlative:
@@ -746,7 +795,7 @@ def build_plan(parsed: Parsed, parser: Parser, previous: Plan | None) -> Plan:
         if agg in {"count", "count_distinct"} and parsed.measures and not parsed.how_many:
             agg = "sum"
     if agg is None:
-        agg = "sum" if plan.measures else "count"
+        agg = _default_aggregate(plan) if plan.measures else "count"
     plan.aggregate = agg
     if agg in {"sum", "avg", "median", "min", "max"} and not plan.measures:
         if len(quantities) == 1:
@@ -757,7 +806,7 @@ def build_plan(parsed: Parsed, parser: Parser, previous: Plan | None) -> Plan:
         plan.measures = []
     # order and limit: only a grouped result is ranked
     if plan.group_by:
-        if parsed.superlative:
+        if parsed.superlative and ranks:
             plan.order, plan.limit = parsed.superlative, parsed.limit or 1
         if parsed.order:
             plan.order = parsed.order

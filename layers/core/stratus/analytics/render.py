@@ -44,6 +44,8 @@ def fmt_key(value: Any, grain: str | None) -> str:
             return f"Q{(d.month - 1) // 3 + 1} {d.year}"
         if grain == "year":
             return str(d.year)
+        if grain == "hour":
+            return value[:16].replace("T", " ")
         if grain == "week":
             return f"the week of {d.isoformat()}"
     return fmt_number(value) if isinstance(value, (int, float)) else str(value)
@@ -67,19 +69,20 @@ def where_phrase(plan: Plan, profile: DatasetProfile) -> str:
         else:
             period = ""
             if w.month is not None:
-                period = MONTH_NAMES[w.month]
+                period = MONTH_NAMES[w.month] + (f" {w.day}," if w.day is not None else "")
             elif w.quarter is not None:
                 period = f"Q{w.quarter}"
             if w.year is not None:
-                parts.append(f"in {period} {w.year}".replace("  ", " ") if period else f"in {w.year}")
+                prep = "on" if w.day is not None else "in"
+                parts.append(f"{prep} {period} {w.year}" if period else f"in {w.year}")
             elif period:
                 col = profile.column(w.column)
                 years = {str(col.min)[:4], str(col.max)[:4]} if col and col.min and col.max else set()
                 if len(years) == 2:
                     lo, hi = sorted(years)
-                    parts.append(f"in {period} of every year ({lo} to {hi})")
+                    parts.append(f"{'on' if w.day else 'in'} {period.rstrip(',')} of every year ({lo} to {hi})")
                 else:
-                    parts.append(f"in {period}" + (f" {years.pop()}" if years else ""))
+                    parts.append(f"{'on' if w.day else 'in'} {period}" + (f" {years.pop()}" if years else ""))
     return (" " + " ".join(parts)) if parts else ""
 
 
