@@ -66,7 +66,8 @@ class Assistant:
         if previous_plan:
             try:
                 previous = Plan.from_dict(previous_plan)
-            except (ValueError, KeyError, TypeError):
+                compile_plan(previous, self.profile)  # names only this table's columns
+            except (ValueError, KeyError, TypeError, AttributeError):
                 previous = None  # a stale or foreign plan: the question stands alone
         parser = Parser(self.profile)
         if not question.strip():

@@ -249,6 +249,9 @@ class Parser:
                 "The dataset has no date or time column, so it cannot be filtered or grouped by a period. "
                 + self.describe()
             )
+        named = [c for c in self.times if all(w in self.stems for w in self.words[c.name])]
+        if len(named) == 1:
+            return named[0]
         if len(self.times) > 1:
             raise self.clarify(
                 "Which date column should I use: " + " or ".join(c.name for c in self.times) + "?"
