@@ -36,7 +36,7 @@ def _write(tmp_path: Path, fmt: str) -> Path:
 
         src = _write(tmp_path, "csv")
         conn = duckdb.connect()
-        conn.execute(f"COPY (SELECT * FROM read_csv('{src}')) TO '{path}' (FORMAT parquet)")
+        conn.execute(f"COPY (SELECT * FROM read_csv('{src}')) TO '{path}' (FORMAT parquet)")  # noqa: S608
         conn.close()
     return path
 
@@ -106,7 +106,7 @@ def test_the_database_is_locked_down(weird: Assistant, tmp_path: Path) -> None:
     secret = tmp_path / "secret.csv"
     secret.write_text("a\n1\n")
     for sql in (
-        f"SELECT * FROM read_csv('{secret}')",
+        f"SELECT * FROM read_csv('{secret}')",  # noqa: S608
         f"COPY data TO '{tmp_path / 'out.csv'}'",
         f"ATTACH '{tmp_path / 'x.db'}'",
         "INSTALL httpfs",
@@ -177,7 +177,13 @@ def test_charts_follow_the_result_shape(tmp_path: Path) -> None:
     }
     for question, mark in shapes.items():
         chart = a.answer(question).chart
-        got = None if chart is None else chart["mark"] if isinstance(chart["mark"], str) else chart["mark"]["type"]
+        got = (
+            None
+            if chart is None
+            else chart["mark"]
+            if isinstance(chart["mark"], str)
+            else chart["mark"]["type"]
+        )
         assert got == mark, (question, chart)
 
 

@@ -117,7 +117,8 @@ def compile_plan(plan: Plan, profile: DatasetProfile) -> tuple[str, list[Any]]:
         w, q = plan.window, quote(plan.window.column)
         if w.last:
             col = profile.column(w.column)
-            assert col is not None and col.max is not None
+            if col is None or col.max is None:
+                raise ValueError(f"{w.column} has no dates")
             where.append(f"CAST({q} AS DATE) > ?")
             params.append(cutoff(str(col.max), int(w.last["n"]), str(w.last["unit"])))
         for part, value in (("year", w.year), ("quarter", w.quarter), ("month", w.month), ("day", w.day)):

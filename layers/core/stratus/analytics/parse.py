@@ -25,25 +25,169 @@ from stratus.analytics.plan import Filter, Group, Plan, Window
 from stratus.analytics.profile import ColumnProfile, DatasetProfile
 
 
-class Clarify(Exception):  # noqa: N818 (an outcome, not an error)
+class Clarify(Exception):
     pass
 
 
-class Unanswerable(Exception):  # noqa: N818
+class Unanswerable(Exception):
     pass
 
 
 TOKEN = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?%?|[a-z0-9][a-z0-9_']*|[<>]=?|=|\"|'")
 STOP = frozenset(
-    """a an the of for in on at to from with and or is are was were be been being do does did what whats
-    which who whom when where how me my our us we you your i it its this that these those there their
-    please show tell give list find get compute calculate display return see want know can could would
-    should will has have had per by each every all any some across during between than as into out
-    about also then now just only same instead so up down value values number amount data dataset table
-    file row rows record records entry entries item items order orders transaction transactions reading
-    readings measurement measurements response responses respondent respondents person people customer
-    customers observation observations event events time period result results overall altogether
-    figure figures there's what's sold made recorded got given say said give many much whole""".split()
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "for",
+        "in",
+        "on",
+        "at",
+        "to",
+        "from",
+        "with",
+        "and",
+        "or",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "do",
+        "does",
+        "did",
+        "what",
+        "whats",
+        "which",
+        "who",
+        "whom",
+        "when",
+        "where",
+        "how",
+        "me",
+        "my",
+        "our",
+        "us",
+        "we",
+        "you",
+        "your",
+        "i",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "there",
+        "their",
+        "please",
+        "show",
+        "tell",
+        "give",
+        "list",
+        "find",
+        "get",
+        "compute",
+        "calculate",
+        "display",
+        "return",
+        "see",
+        "want",
+        "know",
+        "can",
+        "could",
+        "would",
+        "should",
+        "will",
+        "has",
+        "have",
+        "had",
+        "per",
+        "by",
+        "each",
+        "every",
+        "all",
+        "any",
+        "some",
+        "across",
+        "during",
+        "between",
+        "than",
+        "as",
+        "into",
+        "out",
+        "about",
+        "also",
+        "then",
+        "now",
+        "just",
+        "only",
+        "same",
+        "instead",
+        "so",
+        "up",
+        "down",
+        "value",
+        "values",
+        "number",
+        "amount",
+        "data",
+        "dataset",
+        "table",
+        "file",
+        "row",
+        "rows",
+        "record",
+        "records",
+        "entry",
+        "entries",
+        "item",
+        "items",
+        "order",
+        "orders",
+        "transaction",
+        "transactions",
+        "reading",
+        "readings",
+        "measurement",
+        "measurements",
+        "response",
+        "responses",
+        "respondent",
+        "respondents",
+        "person",
+        "people",
+        "customer",
+        "customers",
+        "observation",
+        "observations",
+        "event",
+        "events",
+        "time",
+        "period",
+        "result",
+        "results",
+        "overall",
+        "altogether",
+        "figure",
+        "figures",
+        "there's",
+        "what's",
+        "sold",
+        "made",
+        "recorded",
+        "got",
+        "given",
+        "say",
+        "said",
+        "give",
+        "many",
+        "much",
+        "whole",
+    ]
 )
 MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
 MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
@@ -98,20 +242,78 @@ UNANSWERABLE = {
     "explain": "an explanation",
 }
 # Periods relative to "now": the data's now is not the reader's, so these are asked back.
-RELATIVE_TIME = frozenset("yesterday today tomorrow tonight now current ago recently lately this".split())
+RELATIVE_TIME = frozenset(
+    ["yesterday", "today", "tomorrow", "tonight", "now", "current", "ago", "recently", "lately", "this"]
+)
 FOLLOW_UP_STARTS = (("and",), ("what", "about"), ("how", "about"), ("same",), ("now",), ("only",), ("also",),
                     ("but",), ("then",), ("just",))  # fmt: skip
 KEYWORDS = (
-    set(AGG_WORDS) | set(SUPERLATIVES) | set(GRAIN_WORDS) | set(UNIT_WORDS) | set(MONTHS) | set(ORDINALS)
-    | {w for words, _ in COMPARATORS for w in words} | NEGATIONS | set(UNANSWERABLE)
-    | {"last", "past", "previous", "recent", "q1", "q2", "q3", "q4", "single", "individual", "distinct",
-       "unique", "different", "sorted", "ordered", "ranked", "rank", "sort", "ascending", "descending",
-       "vs", "versus", "against", "trend", "over", "time"}
+    set(AGG_WORDS)
+    | set(SUPERLATIVES)
+    | set(GRAIN_WORDS)
+    | set(UNIT_WORDS)
+    | set(MONTHS)
+    | set(ORDINALS)
+    | {w for words, _ in COMPARATORS for w in words}
+    | NEGATIONS
+    | set(UNANSWERABLE)
+    | {
+        "last",
+        "past",
+        "previous",
+        "recent",
+        "q1",
+        "q2",
+        "q3",
+        "q4",
+        "single",
+        "individual",
+        "distinct",
+        "unique",
+        "different",
+        "sorted",
+        "ordered",
+        "ranked",
+        "rank",
+        "sort",
+        "ascending",
+        "descending",
+        "vs",
+        "versus",
+        "against",
+        "trend",
+        "over",
+        "time",
+    }
 ) - {"no"}  # fmt: skip  ("no" is a comparator word, in "no more than", and a common answer)
 # Measures that do not add up: without an aggregate word their default is the average, not the total.
 NON_ADDITIVE = frozenset(
-    """temperature temp humidity rating score satisfaction nps age price rate ratio percent percentage pct
-    battery level pressure speed latency duration margin grade weight height""".split()
+    [
+        "temperature",
+        "temp",
+        "humidity",
+        "rating",
+        "score",
+        "satisfaction",
+        "nps",
+        "age",
+        "price",
+        "rate",
+        "ratio",
+        "percent",
+        "percentage",
+        "pct",
+        "battery",
+        "level",
+        "pressure",
+        "speed",
+        "latency",
+        "duration",
+        "margin",
+        "grade",
+        "weight",
+        "height",
+    ]
 )
 CONTENT = re.compile(r"^[a-z][a-z_']{2,}$")
 
@@ -284,7 +486,9 @@ class Parser:
                 if unit and n == int(n) and n > 0:
                     w["last"] = {"n": int(n), "unit": unit}
                     self._mark(i, unit_at + 1)
-            elif tok in MONTHS and (tok != "may" or prev in {"in", "for", "during", "of", "on"} or _year(nxt)):
+            elif tok in MONTHS and (
+                tok != "may" or prev in {"in", "for", "during", "of", "on"} or _year(nxt)
+            ):
                 w["month"] = MONTHS[tok]
                 self._mark(i, i + 1)
                 day = re.fullmatch(r"(\d{1,2})(?:st|nd|rd|th)?", nxt)
@@ -323,7 +527,9 @@ class Parser:
                     candidates.append((len(vt), c.name, v, vt))
         candidates.sort(key=lambda x: -x[0])
         for n, column, value, vt in candidates:
-            weak = n == 1 and (vt[0] in STOP or vt[0] in KEYWORDS or len(vt[0]) < 2 or number(vt[0]) is not None)
+            weak = n == 1 and (
+                vt[0] in STOP or vt[0] in KEYWORDS or len(vt[0]) < 2 or number(vt[0]) is not None
+            )
             for i in range(len(self.toks) - n + 1):
                 if self.stems[i : i + n] != vt or any(self.used[i : i + n]):
                     continue
@@ -334,7 +540,7 @@ class Parser:
         by_span: dict[tuple[int, int], list[Mention]] = {}
         for m in found:
             by_span.setdefault((m.start, m.end), []).append(m)
-        result = []
+        result: list[Mention] = []
         for (s, e), ms in sorted(by_span.items()):
             if any(r.start <= s < r.end for r in result):
                 continue
@@ -388,7 +594,7 @@ class Parser:
     def _named_before(self, i: int, column: str) -> bool:
         words = self.words[column]
         n = len(words)
-        return i >= n and self.stems[i - n : i] == words or (i >= 1 and self.stems[i - 1] == words[-1])
+        return (i >= n and self.stems[i - n : i] == words) or (i >= 1 and self.stems[i - 1] == words[-1])
 
     def _named_after(self, e: int, column: str) -> bool:
         words = self.words[column]
@@ -419,7 +625,9 @@ class Parser:
                 ]
             if len(partial) > 1:
                 raise self.clarify(
-                    f"'{self.toks[i]}' could be " + " or ".join(sorted(partial)) + ": which column do you mean?"
+                    f"'{self.toks[i]}' could be "
+                    + " or ".join(sorted(partial))
+                    + ": which column do you mean?"
                 )
             if partial:
                 found.append(Mention(i, i + 1, partial[0]))
@@ -456,13 +664,15 @@ class Parser:
             if self.columns[m.column].semantic != "quantity":
                 continue
             j = m.end
-            if j + 1 < len(t) and t[j] in {"of", "is", "was", "="} and number(t[j + 1]) is not None:
-                if not self.used[j + 1] and (j + 2 >= len(t) or not self._names_quantity(j + 2)):
-                    value = number(t[j + 1])
-                    assert value is not None
-                    out.filters.append(Filter(m.column, "=", [_int_or_float(value)]))
-                    self._mark(j, j + 2)
-                    m.value = "filter"
+            value = number(t[j + 1]) if j + 1 < len(t) and t[j] in {"of", "is", "was", "="} else None
+            if (
+                value is not None
+                and not self.used[j + 1]
+                and (j + 2 >= len(t) or not self._names_quantity(j + 2))
+            ):
+                out.filters.append(Filter(m.column, "=", [_int_or_float(value)]))
+                self._mark(j, j + 2)
+                m.value = "filter"
 
     def _names_quantity(self, i: int) -> bool:
         return any(stem(self.toks[i]) in self.words[c.name] for c in self.quantities)
@@ -554,12 +764,18 @@ class Parser:
                 out.filters.append(Filter(column, "!=" if negated else "=", vals))
             else:
                 out.filters.append(Filter(column, "not in" if negated else "in", vals))
-                if not negated and (out.versus or not any(w in t for w in ("total", "combined", "together", "altogether"))):
+                if not negated and (
+                    out.versus or not any(w in t for w in ("total", "combined", "together", "altogether"))
+                ):
                     out.groups.append(Group(column))
         # groups: "by X", "per month", "monthly", "which X", "top 3 X"
         grouped: set[int] = set()
         for i, tok in enumerate(t):
-            if tok in GRAIN_WORDS and not self.used[i] and tok not in {"date", "hour", "day", "week", "month", "quarter", "year"}:
+            if (
+                tok in GRAIN_WORDS
+                and not self.used[i]
+                and tok not in {"date", "hour", "day", "week", "month", "quarter", "year"}
+            ):
                 out.groups.append(Group(self._time_column().name, GRAIN_WORDS[tok]))
                 self._mark(i, i + 1)
             elif tok == "over" and i + 1 < len(t) and t[i + 1] == "time" and not self.used[i]:
@@ -569,8 +785,13 @@ class Parser:
                 out.groups.append(Group(self._time_column().name, "month"))
                 self._mark(i, i + 1)
         for i, tok in enumerate(t):
-            if tok not in GROUP_MARKERS and tok not in {"which", "what"} and not (
-                tok in {"top", "bottom"} or (i > 0 and t[i - 1] in {"top", "bottom"} and number(tok) is not None)
+            if (
+                tok not in GROUP_MARKERS
+                and tok not in {"which", "what"}
+                and not (
+                    tok in {"top", "bottom"}
+                    or (i > 0 and t[i - 1] in {"top", "bottom"} and number(tok) is not None)
+                )
             ):
                 continue
             j = i + 1
@@ -578,14 +799,19 @@ class Parser:
                 j += 1
             if j >= len(t):
                 continue
-            if (tok in GROUP_MARKERS or tok in {"which", "what"}) and t[j] in GRAIN_WORDS and not self.used[j]:
+            if (
+                (tok in GROUP_MARKERS or tok in {"which", "what"})
+                and t[j] in GRAIN_WORDS
+                and not self.used[j]
+            ):
                 out.groups.append(Group(self._time_column().name, GRAIN_WORDS[t[j]]))
                 out.pick_group = out.pick_group or tok in {"which", "what"}
                 self._mark(i, j + 1)
                 continue
-            m = next((m for m in columns if m.start == j and m.value is None), None)
-            if m is None:
+            hit = next((c for c in columns if c.start == j and c.value is None), None)
+            if hit is None:
                 continue
+            m = hit
             sem = self.columns[m.column].semantic
             if sem == "quantity":
                 if tok == "by" and (out.superlative or out.order or out.limit):
@@ -610,16 +836,24 @@ class Parser:
                     self._mark(k, m2.end)
         # "for all regions": clear that column's filter
         for m in columns:
-            if m.value is None and m.start > 0 and t[m.start - 1] in {"all", "every", "any"}:
-                if self.columns[m.column].semantic == "category":
-                    out.cleared_filters.append(m.column)
-                    m.value = "cleared"
+            if (
+                m.value is None
+                and m.start > 0
+                and t[m.start - 1] in {"all", "every", "any"}
+                and self.columns[m.column].semantic == "category"
+            ):
+                out.cleared_filters.append(m.column)
+                m.value = "cleared"
         # "the Store channel", "sensor S1": the column names its value
         for m in columns:
-            if m.value is None and any(v.column == m.column and (v.end == m.start or v.start == m.end) for v in values):
+            if m.value is None and any(
+                v.column == m.column and (v.end == m.start or v.start == m.end) for v in values
+            ):
                 m.value = "named"
         # the rest: measures, or the column a count or a "how many different" is about
-        quantities_named = any(m.value is None and self.columns[m.column].semantic == "quantity" for m in columns)
+        quantities_named = any(
+            m.value is None and self.columns[m.column].semantic == "quantity" for m in columns
+        )
         for m in columns:
             if m.value is not None:
                 continue
@@ -631,8 +865,10 @@ class Parser:
                     out.count_column = m.column
             elif c.semantic == "time" and (out.superlative or out.aggregate):
                 out.measures.append(m.column)  # "the earliest date"
-            elif c.semantic in {"category", "text", "id"} and out.aggregate in {"sum", "avg", "median"} and (
-                not quantities_named
+            elif (
+                c.semantic in {"category", "text", "id"}
+                and out.aggregate in {"sum", "avg", "median"}
+                and (not quantities_named)
             ):
                 raise Unanswerable(
                     f"{m.column} is a {c.semantic} column, so it has no {_AGG_NAME[out.aggregate]}; "
@@ -659,7 +895,12 @@ class Parser:
             raise Unanswerable(
                 "The dataset only has past rows; it cannot say what happens next. " + self.describe()
             )
-        relative = [t[i] for i in free if t[i] in RELATIVE_TIME and not (t[i] == "this" and i + 1 < len(t) and t[i + 1] not in UNIT_WORDS)]
+        relative = [
+            t[i]
+            for i in free
+            if t[i] in RELATIVE_TIME
+            and not (t[i] == "this" and i + 1 < len(t) and t[i + 1] not in UNIT_WORDS)
+        ]
         if relative:
             col = self.times[0] if self.times else None
             span = f" The data runs from {col.min} to {col.max}." if col else ""
@@ -711,7 +952,7 @@ class Parser:
     def _original(self, i: int) -> str:
         for word in re.findall(r"[A-Za-z0-9][A-Za-z0-9_']*", self.raw):
             if word.lower() == self.toks[i]:
-                return word
+                return str(word)
         return self.toks[i]
 
 
@@ -744,7 +985,9 @@ def _year(tok: str) -> bool:
 
 def build_plan(parsed: Parsed, parser: Parser, previous: Plan | None) -> Plan:
     """The plan: the question's parts, over the previous plan's when the question is a follow-up."""
-    follow = previous is not None and (parsed.follow_up or not (parsed.measures or parsed.aggregate or parsed.how_many))
+    follow = previous is not None and (
+        parsed.follow_up or not (parsed.measures or parsed.aggregate or parsed.how_many)
+    )
     plan = Plan() if not follow or previous is None else Plan.from_dict(previous.to_dict())
     quantities = parser.quantities
     if parsed.drop_groups:

@@ -1,14 +1,14 @@
 """The typed plan a question is parsed into, kept as JSON with the answer for follow-ups.
 
-    {"aggregate": "sum" | "avg" | "median" | "min" | "max" | "count" | "count_distinct" | "none",
-     "measures": ["revenue"],                       # 0 (count), 1, or 2 (two measures: a scatter)
-     "group_by": [{"column": "region", "grain": null},
-                  {"column": "date", "grain": "month"}],   # grain: hour|day|week|month|quarter|year
-     "filters": [{"column": "region", "op": "=" | "!=" | "in" | "not in" | ">" | ">=" | "<" | "<="
-                  | "between", "values": ["South"]}],
-     "window": {"column": "date", "year": 2024, "quarter": 3, "month": null, "day": null,
-                "last": {"n": 30, "unit": "day"} | null} | null,
-     "order": "desc" | "asc" | null, "limit": 3 | null}
+{"aggregate": "sum" | "avg" | "median" | "min" | "max" | "count" | "count_distinct" | "none",
+ "measures": ["revenue"],                       # 0 (count), 1, or 2 (two measures: a scatter)
+ "group_by": [{"column": "region", "grain": null},
+              {"column": "date", "grain": "month"}],   # grain: hour|day|week|month|quarter|year
+ "filters": [{"column": "region", "op": "=" | "!=" | "in" | "not in" | ">" | ">=" | "<" | "<="
+              | "between", "values": ["South"]}],
+ "window": {"column": "date", "year": 2024, "quarter": 3, "month": null, "day": null,
+            "last": {"n": 30, "unit": "day"} | null} | null,
+ "order": "desc" | "asc" | null, "limit": 3 | null}
 """
 
 from __future__ import annotations
@@ -70,7 +70,9 @@ class Plan:
         groups = [Group(str(g["column"]), g.get("grain")) for g in data.get("group_by") or []]
         if any(g.grain not in (None, *GRAINS) for g in groups):
             raise ValueError("unknown time grain")
-        filters = [Filter(str(f["column"]), str(f["op"]), list(f["values"])) for f in data.get("filters") or []]
+        filters = [
+            Filter(str(f["column"]), str(f["op"]), list(f["values"])) for f in data.get("filters") or []
+        ]
         if any(f.op not in OPS for f in filters):
             raise ValueError("unknown filter operator")
         w = data.get("window")

@@ -80,7 +80,9 @@ def where_phrase(plan: Plan, profile: DatasetProfile) -> str:
                 years = {str(col.min)[:4], str(col.max)[:4]} if col and col.min and col.max else set()
                 if len(years) == 2:
                     lo, hi = sorted(years)
-                    parts.append(f"{'on' if w.day else 'in'} {period.rstrip(',')} of every year ({lo} to {hi})")
+                    parts.append(
+                        f"{'on' if w.day else 'in'} {period.rstrip(',')} of every year ({lo} to {hi})"
+                    )
                 else:
                     parts.append(f"{'on' if w.day else 'in'} {period}" + (f" {years.pop()}" if years else ""))
     return (" " + " ".join(parts)) if parts else ""
@@ -105,7 +107,7 @@ def what(plan: Plan, measure: str | None) -> str:
 def sentence(plan: Plan, profile: DatasetProfile, columns: list[str], rows: list[list[Any]]) -> str:
     where = where_phrase(plan, profile)
     ng = len(plan.group_by)
-    measures = plan.measures or [None]
+    measures: list[str | None] = [*plan.measures] or [None]
     if plan.aggregate == "none":
         return f"{len(rows):,} rows of {plan.measures[0]} against {plan.measures[1]}{where} are plotted."
     if not rows or all(v is None for v in rows[0][ng:]):
@@ -114,17 +116,23 @@ def sentence(plan: Plan, profile: DatasetProfile, columns: list[str], rows: list
         values = rows[0]
         if plan.aggregate == "count":
             return f"There {'is' if values[0] == 1 else 'are'} {fmt_number(values[0])} row{'s' if values[0] != 1 else ''}{where}."
-        parts = [f"the {what(plan, m)}{where} is {fmt_key(v, None)}" for m, v in zip(measures, values, strict=False)]
+        parts = [
+            f"the {what(plan, m)}{where} is {fmt_key(v, None)}"
+            for m, v in zip(measures, values, strict=False)
+        ]
         text = " and ".join(parts)
         return text[0].upper() + text[1:] + "."
-    key = lambda row: ", ".join(fmt_key(row[i], plan.group_by[i].grain) for i in range(ng))  # noqa: E731
+
+    def key(row: list[Any]) -> str:
+        return ", ".join(fmt_key(row[i], plan.group_by[i].grain) for i in range(ng))
+
     by = " and ".join(g.grain or g.column for g in plan.group_by)
     if plan.order and plan.limit == 1:
         rank = "highest" if plan.order == "desc" else "lowest"
-        return f"{key(rows[0])} has the {rank} {what(plan, measures[0])}{where}: {fmt_key(rows[0][ng], None)}."
-    listed = "; ".join(
-        f"{key(r)}: " + ", ".join(fmt_key(v, None) for v in r[ng:]) for r in rows[:LISTED]
-    )
+        return (
+            f"{key(rows[0])} has the {rank} {what(plan, measures[0])}{where}: {fmt_key(rows[0][ng], None)}."
+        )
+    listed = "; ".join(f"{key(r)}: " + ", ".join(fmt_key(v, None) for v in r[ng:]) for r in rows[:LISTED])
     more = f"; and {len(rows) - LISTED:,} more" if len(rows) > LISTED else ""
     head = " and ".join(what(plan, m) for m in measures)
     if plan.order and plan.limit:
@@ -132,7 +140,9 @@ def sentence(plan: Plan, profile: DatasetProfile, columns: list[str], rows: list
     return f"{head[0].upper() + head[1:]} by {by}{where}: {listed}{more}."
 
 
-def chart(plan: Plan, profile: DatasetProfile, columns: list[str], rows: list[list[Any]]) -> dict[str, Any] | None:
+def chart(
+    plan: Plan, profile: DatasetProfile, columns: list[str], rows: list[list[Any]]
+) -> dict[str, Any] | None:
     """Vega-Lite from the result's shape: category + measure: bar; time + measure: line; two
     measures: scatter; one number (or one row): none."""
     if len(rows) <= 1:
