@@ -128,6 +128,7 @@ def profile_loaded(conn: duckdb.DuckDBPyConnection) -> DatasetProfile:
         ).fetchone() or (0, 0)
         col = ColumnProfile(name=name, semantic="text", dtype=dtype, distinct=int(distinct), nulls=int(nulls))
         base = dtype.split("(")[0].upper()
+        date_format: str | None = None
         if base in NUMERIC:
             col.semantic = "id" if ID_NAME.search(name) and distinct >= 0.9 * (rows - nulls) else "quantity"
             lo, hi = conn.execute(f"SELECT min({q}), max({q}) FROM {t}").fetchone() or (None, None)
