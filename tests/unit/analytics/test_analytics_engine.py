@@ -191,3 +191,26 @@ def test_importing_the_engine_loads_nothing_heavy() -> None:
     code = "import sys, stratus.analytics; print(sorted(m for m in ('duckdb', 'pandas', 'numpy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_two_date_columns_and_a_value_in_two_columns(tmp_path: Path) -> None:
+    path = tmp_path / "games.csv"
+    path.write_text(
+        "ordered,shipped,home,away,amount\n2024-01-01,2024-01-03,Red,Blue,5\n2024-01-02,2024-02-04,Blue,Green,7\n"
+    )
+    a = Assistant(profile_table(path), path)
+    asked = a.answer("total amount in January")
+    assert asked.kind == "clarify" and "ordered or shipped" in asked.text
+    assert a.answer("total amount where shipped is in February").rows == [[7]]
+    assert a.answer("total amount by shipped month").rows == [["2024-01-01", 5], ["2024-02-01", 7]]
+    assert a.answer("When was the earliest shipped date?").text == "The earliest shipped is 2024-01-03."
+    asked = a.answer("total amount for Blue")
+    assert asked.kind == "clarify" and "away and home" in asked.text
+    assert a.answer("total amount for Blue at home").rows == [[7]]
+    assert a.answer("total amount for away team Blue").rows == [[5]]
+
+
+def test_overall_drops_the_grouping(weird: Assistant) -> None:
+    grouped = weird.answer("total amount by region")
+    assert len(grouped.rows) == 3
+    assert weird.answer("overall", grouped.plan).rows == [[7]]

@@ -592,13 +592,17 @@ class Parser:
         return out
 
     def _named_before(self, i: int, column: str) -> bool:
+        """The column's name (or its last word) within two words before position i."""
         words = self.words[column]
         n = len(words)
-        return (i >= n and self.stems[i - n : i] == words) or (i >= 1 and self.stems[i - 1] == words[-1])
+        if i >= n and self.stems[i - n : i] == words:
+            return True
+        return words[-1] in self.stems[max(0, i - 2) : i]
 
     def _named_after(self, e: int, column: str) -> bool:
+        """The column's name (or its first word) within two words after position e."""
         words = self.words[column]
-        return self.stems[e : e + len(words)] == words or (e < len(self.stems) and self.stems[e] == words[0])
+        return self.stems[e : e + len(words)] == words or words[0] in self.stems[e : e + 2]
 
     def _columns(self) -> list[Mention]:
         """Column names: whole names first, then one word of a name (or a prefix), then spellings."""
@@ -821,7 +825,13 @@ class Parser:
                 if sem == "time":
                     continue
                 out.pick_group = True
-            group = Group(m.column, "day" if sem == "time" else None)
+            grain = None
+            if sem == "time":  # "by shipped month"
+                after = t[m.end] if m.end < len(t) else ""
+                grain = GRAIN_WORDS.get(after, "day")
+                if after in GRAIN_WORDS:
+                    self._mark(m.end, m.end + 1)
+            group = Group(m.column, grain)
             out.groups.append(group)
             grouped.add(m.start)
             m.value = "group"
@@ -863,7 +873,9 @@ class Parser:
             elif out.how_many or out.distinct or out.aggregate == "count":
                 if c.semantic in {"category", "id", "text"} and (out.distinct or out.how_many):
                     out.count_column = m.column
-            elif c.semantic == "time" and (out.superlative or out.aggregate):
+            elif out.window is not None and m.column == out.window.column:
+                pass  # "where shipped is in February": the window's column
+            elif c.semantic == "time" and (out.superlative or out.aggregate in {"min", "max"}):
                 out.measures.append(m.column)  # "the earliest date"
             elif (
                 c.semantic in {"category", "text", "id"}

@@ -85,6 +85,8 @@ def where_phrase(plan: Plan, profile: DatasetProfile) -> str:
                     )
                 else:
                     parts.append(f"{'on' if w.day else 'in'} {period}" + (f" {years.pop()}" if years else ""))
+    if w is not None and not w.empty() and sum(c.semantic == "time" for c in profile.columns) > 1:
+        parts[-1] += f" (by {w.column})"
     return (" " + " ".join(parts)) if parts else ""
 
 
@@ -96,7 +98,10 @@ def _filter_phrase(f: Filter) -> str:
     return f"{f.column} {OP_WORDS[f.op]} {_values(f.values)}"
 
 
-def what(plan: Plan, measure: str | None) -> str:
+def what(plan: Plan, measure: str | None, profile: DatasetProfile | None = None) -> str:
+    col = profile.column(measure) if profile is not None and measure else None
+    if col is not None and col.semantic == "time" and plan.aggregate in {"min", "max"}:
+        return f"{'earliest' if plan.aggregate == 'min' else 'latest'} {measure}"
     if plan.aggregate == "count":
         return "number of rows"
     if plan.aggregate == "count_distinct":
@@ -111,13 +116,13 @@ def sentence(plan: Plan, profile: DatasetProfile, columns: list[str], rows: list
     if plan.aggregate == "none":
         return f"{len(rows):,} rows of {plan.measures[0]} against {plan.measures[1]}{where} are plotted."
     if not rows or all(v is None for v in rows[0][ng:]):
-        return f"No rows match{where or ' the question'}, so there is no {what(plan, measures[0])} to report."
+        return f"No rows match{where or ' the question'}, so there is no {what(plan, measures[0], profile)} to report."
     if ng == 0:
         values = rows[0]
         if plan.aggregate == "count":
             return f"There {'is' if values[0] == 1 else 'are'} {fmt_number(values[0])} row{'s' if values[0] != 1 else ''}{where}."
         parts = [
-            f"the {what(plan, m)}{where} is {fmt_key(v, None)}"
+            f"the {what(plan, m, profile)}{where} is {fmt_key(v, None)}"
             for m, v in zip(measures, values, strict=False)
         ]
         text = " and ".join(parts)
@@ -130,11 +135,11 @@ def sentence(plan: Plan, profile: DatasetProfile, columns: list[str], rows: list
     if plan.order and plan.limit == 1:
         rank = "highest" if plan.order == "desc" else "lowest"
         return (
-            f"{key(rows[0])} has the {rank} {what(plan, measures[0])}{where}: {fmt_key(rows[0][ng], None)}."
+            f"{key(rows[0])} has the {rank} {what(plan, measures[0], profile)}{where}: {fmt_key(rows[0][ng], None)}."
         )
     listed = "; ".join(f"{key(r)}: " + ", ".join(fmt_key(v, None) for v in r[ng:]) for r in rows[:LISTED])
     more = f"; and {len(rows) - LISTED:,} more" if len(rows) > LISTED else ""
-    head = " and ".join(what(plan, m) for m in measures)
+    head = " and ".join(what(plan, m, profile) for m in measures)
     if plan.order and plan.limit:
         head = f"the {'top' if plan.order == 'desc' else 'bottom'} {plan.limit} by {head}"
     return f"{head[0].upper() + head[1:]} by {by}{where}: {listed}{more}."
