@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import duckdb
 
 Semantic = Literal["quantity", "category", "time", "text", "id"]
+FORMATS = engine.FORMATS  # the table formats profile_table and Assistant read
 # A text column with at most this many distinct values is a category, and its values are recorded.
 CATEGORY_MAX = 100
 NUMERIC = {
