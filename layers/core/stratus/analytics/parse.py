@@ -685,16 +685,16 @@ class Parser:
         self, out: Parsed, columns: list[Mention], start: int, end: int, op: str, values: list[float],
         hint: str | None = None,
     ) -> None:  # fmt: skip
-        skip = {"is", "was", "are", "were", "of", "with", "had", "has", "have", "a", "the", "that", "where"}
-        column = None
-        before = [m for m in columns if m.end <= start and self.columns[m.column].semantic == "quantity"]
-        if before:
-            gap = [w for w in self.toks[before[-1].end : start] if w not in skip]
-            if len(gap) <= 1:
-                column = before[-1]
+        skip = {"is", "was", "are", "were", "be", "been", "of", "with", "had", "has", "have", "a", "an", "the",
+                "that", "where", "which", "whose", "when", "value", "values", "level", "levels"}  # fmt: skip
+        free = [m for m in columns if m.value is None and self.columns[m.column].semantic == "quantity"]
+        # "at least 5 units": the column right after the number wins over one before the comparison
+        after = [m for m in free if m.start == end]
+        column = after[0] if after else None
         if column is None:
-            after = [m for m in columns if m.start == end and self.columns[m.column].semantic == "quantity"]
-            column = after[0] if after else None
+            before = [m for m in free if m.end <= start]
+            if before and all(w in skip for w in self.toks[before[-1].end : start]):
+                column = before[-1]
         name = column.column if column else None
         if name is None and hint:
             named = [c.name for c in self.quantities if hint in self.words[c.name]]
@@ -908,10 +908,10 @@ class Parser:
                 "The dataset only has past rows; it cannot say what happens next. " + self.describe()
             )
         relative = [
-            t[i]
+            " ".join(t[i : i + 2]) if t[i] == "this" else t[i]
             for i in free
             if t[i] in RELATIVE_TIME
-            and not (t[i] == "this" and i + 1 < len(t) and t[i + 1] not in UNIT_WORDS)
+            and not (t[i] == "this" and (i + 1 >= len(t) or t[i + 1] not in UNIT_WORDS))
         ]
         if relative:
             col = self.times[0] if self.times else None

@@ -134,9 +134,7 @@ def sentence(plan: Plan, profile: DatasetProfile, columns: list[str], rows: list
     by = " and ".join(g.grain or g.column for g in plan.group_by)
     if plan.order and plan.limit == 1:
         rank = "highest" if plan.order == "desc" else "lowest"
-        return (
-            f"{key(rows[0])} has the {rank} {what(plan, measures[0], profile)}{where}: {fmt_key(rows[0][ng], None)}."
-        )
+        return f"{key(rows[0])} has the {rank} {what(plan, measures[0], profile)}{where}: {fmt_key(rows[0][ng], None)}."
     listed = "; ".join(f"{key(r)}: " + ", ".join(fmt_key(v, None) for v in r[ng:]) for r in rows[:LISTED])
     more = f"; and {len(rows) - LISTED:,} more" if len(rows) > LISTED else ""
     head = " and ".join(what(plan, m, profile) for m in measures)
