@@ -254,6 +254,19 @@ SALES = [
         chart="bar",
     ),
     Case(
+        "number-then-column",
+        "sales",
+        ["What is the average revenue of orders with at least 5 units in the West?"],
+        lambda d: d[(d.units >= 5) & (d.region == "West")].revenue.mean(),
+    ),
+    Case(
+        "clarify-this-year",
+        "sales",
+        ["total revenue this year"],
+        kind="clarify",
+        mentions=("this year", "2024-12-31"),
+    ),
+    Case(
         "clarify-profit",
         "sales",
         ["What is the average profit?"],
