@@ -217,6 +217,11 @@ SUPERLATIVES = {
     "lowest": "asc", "smallest": "asc", "least": "asc", "fewest": "asc", "minimum": "asc", "min": "asc",
     "bottom": "asc", "worst": "asc", "earliest": "asc",
 }  # fmt: skip
+# Superlatives that imply their measure: (direction, a word of the column's name).
+IMPLIED = {
+    "youngest": ("asc", "age"), "oldest": ("desc", "age"), "coldest": ("asc", "temperature"),
+    "hottest": ("desc", "temperature"), "warmest": ("desc", "temperature"), "cheapest": ("asc", "price"),
+}  # fmt: skip
 COMPARATORS = [  # longest first
     (("greater", "than", "or", "equal", "to"), ">="),
     (("less", "than", "or", "equal", "to"), "<="),
@@ -241,9 +246,32 @@ UNANSWERABLE = {
     "caused": "causes",
     "explain": "an explanation",
 }
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Words that say nothing about what to compute: verbs and nouns of ordinary questions. Any other word
+# that no column, value or keyword explains is asked back (it may be a filter we would otherwise drop).
+HARMLESS = _words(
+    """placed place sold sell sells selling bought buy buys made make makes earned earn earns generated
+    generate spent spend paid pay received receive recorded record measured measure reported report
+    logged log submitted submit answered answer gave give given took take taken got get happened happen
+    occurred occur came went registered purchased collected captured observed produced delivered need
+    like look looks users user clients client buyers buyer members member participants participant
+    students student employees employee patients patient visits visit sessions session calls call
+    tickets ticket cases case team teams group groups type types kind kinds category categories name
+    names label labels class classes level levels approximately roughly usually typically actually
+    really kindly whole entire full complete together both either respectively exact precise precisely
+    currently ever exist exists existed old years aged there's here okay ok thanks thank hi hey hello"""
+)
+# Questions the plan language cannot express: asked back with what it can do instead.
+RATIOS = _words("share percentage percent proportion ratio fraction rate")
+CHANGES = _words("compare comparison difference change changed growth grow grew increase decrease")
 # Periods relative to "now": the data's now is not the reader's, so these are asked back.
 RELATIVE_TIME = frozenset(
-    ["yesterday", "today", "tomorrow", "tonight", "now", "current", "ago", "recently", "lately", "this"]
+    ["yesterday", "today", "tomorrow", "tonight", "current", "ago", "recently", "lately", "this"]
 )
 FOLLOW_UP_STARTS = (("and",), ("what", "about"), ("how", "about"), ("same",), ("now",), ("only",), ("also",),
                     ("but",), ("then",), ("just",))  # fmt: skip
@@ -378,6 +406,7 @@ class Parsed:
     order: str | None = None
     versus: bool = False
     follow_up: bool = False
+    implied: str | None = None  # "youngest": age
 
     def says_something(self) -> bool:
         return bool(
@@ -648,7 +677,9 @@ class Parser:
             if t[i] == "between" and i + 3 < len(t) and t[i + 2] in {"and", "to"}:
                 lo, hi = number(t[i + 1]), number(t[i + 3])
                 if lo is not None and hi is not None:
-                    self._numeric_filter(out, columns, i, i + 4, "between", [lo, hi])
+                    tail = t[i + 4 : i + 6]
+                    hint = "age" if "old" in tail or "years" in tail else None
+                    self._numeric_filter(out, columns, i, i + 4, "between", [lo, hi], hint)
                     i += 4
                     continue
             for words, o in COMPARATORS:
@@ -658,7 +689,8 @@ class Parser:
             if op and i + width < len(t) and number(t[i + width]) is not None and not self.used[i + width]:
                 value = number(t[i + width])
                 assert value is not None
-                hint = "age" if t[i] in {"older", "younger"} else None
+                tail = t[i + width + 1 : i + width + 3]
+                hint = "age" if t[i] in {"older", "younger"} or "old" in tail or "years" in tail else None
                 self._numeric_filter(out, columns, i, i + width + 1, op, [value], hint)
                 i += width + 1
                 continue
@@ -741,6 +773,14 @@ class Parser:
                     out.limit = WORD_NUMBERS[nxt]
                     self._mark(i + 1, i + 2)
                 out.superlative = SUPERLATIVES[tok]
+                self._mark(i, i + 1)
+            elif tok in IMPLIED:
+                out.superlative, hint = IMPLIED[tok]
+                named = [
+                    c.name for c in self.quantities if any(w.startswith(hint) for w in self.words[c.name])
+                ]
+                if len(named) == 1:
+                    out.implied = named[0]
                 self._mark(i, i + 1)
             elif tok in {"ascending", "descending"}:
                 out.order = "asc" if tok == "ascending" else "desc"
@@ -857,7 +897,8 @@ class Parser:
         # "the Store channel", "sensor S1": the column names its value
         for m in columns:
             if m.value is None and any(
-                v.column == m.column and (v.end == m.start or v.start == m.end) for v in values
+                v.column == m.column and (0 <= m.start - v.end <= 2 or 0 <= v.start - m.end <= 2)
+                for v in values
             ):
                 m.value = "named"
         # the rest: measures, or the column a count or a "how many different" is about
@@ -871,7 +912,7 @@ class Parser:
             if c.semantic == "quantity":
                 out.measures.append(m.column)
             elif out.how_many or out.distinct or out.aggregate == "count":
-                if c.semantic in {"category", "id", "text"} and (out.distinct or out.how_many):
+                if c.semantic in {"category", "id", "text"}:
                     out.count_column = m.column
             elif out.window is not None and m.column == out.window.column:
                 pass  # "where shipped is in February": the window's column
@@ -886,7 +927,16 @@ class Parser:
                     f"{m.column} is a {c.semantic} column, so it has no {_AGG_NAME[out.aggregate]}; "
                     f"I can count it or group by it. " + self.describe()
                 )
+            elif c.semantic == "category" and not self.follows:
+                # named, but neither grouped by nor given a value: do not drop it silently
+                shown = ", ".join((c.values or [])[:8])
+                raise self.clarify(
+                    f"What should I do with {m.column}: group by it ('by {m.column}') or keep one of its "
+                    f"values ({shown})?"
+                )
             m.value = "used"
+        if out.implied and not out.measures:
+            out.measures = [out.implied]
         out.measures = list(dict.fromkeys(out.measures))
         if not out.measures and self.times and any(w in t for w in ("earliest", "latest")):
             out.measures = [self._time_column().name]  # "when was the earliest reading?"
@@ -927,8 +977,19 @@ class Parser:
             and stem(t[i]) not in STOP
             and t[i] not in STOP
             and t[i] not in KEYWORDS
-            and t[i] not in {"did", "does"}
+            and t[i] not in HARMLESS
+            and stem(t[i]) not in HARMLESS
         ]
+        if ratio := [t[i] for i in unknown if t[i] in RATIOS]:
+            raise self.clarify(
+                f"I do not compute a {ratio[0]} directly; ask for the counts or totals it is made of "
+                "(for example 'how many orders by channel')."
+            )
+        if [t[i] for i in unknown if t[i] in CHANGES]:
+            raise self.clarify(
+                "I do not compute changes or differences directly; ask for each period or group "
+                "(for example 'total revenue by year') and compare those."
+            )
         capitalised = set(re.findall(r"(?<!^)(?<![.?!] )\b([A-Z][a-zA-Z0-9]*)", self.raw.strip()))
         codes = {i for i in unknown if re.search(r"\d", t[i])}  # "S9": a value we do not have
         stray = [t[i] for i in free if number(t[i]) is not None]
@@ -956,9 +1017,10 @@ class Parser:
         if suspicious:
             word = self.toks[suspicious[0]]
             raise self.clarify(f"I could not find '{word}' in any column or value.")
+        if unknown:
+            words = "', '".join(t[i] for i in unknown[:3])
+            raise self.clarify(f"I could not match '{words}' to a column or a value.")
         if not out.says_something():
-            if unknown:
-                raise self.clarify(f"I could not match '{' '.join(t[i] for i in unknown[:3])}' to the data.")
             raise self.clarify("What should I compute?")
 
     def _original(self, i: int) -> str:
@@ -1031,7 +1093,7 @@ def build_plan(parsed: Parsed, parser: Parser, previous: Plan | None) -> Plan:
             plan.window = parsed.window
     # the aggregate
     agg = parsed.aggregate
-    if parsed.count_column and (parsed.distinct or parsed.how_many) and not parsed.measures:
+    if parsed.count_column and not parsed.measures:
         agg, plan.measures = "count_distinct", [parsed.count_column]
     elif parsed.how_many and parsed.measures:
         agg = agg or "sum"  # "how many units were sold": units add up
@@ -1043,7 +1105,10 @@ def build_plan(parsed: Parsed, parser: Parser, previous: Plan | None) -> Plan:
     if agg is None and parsed.superlative:
         on_time = plan.measures and parser.columns[plan.measures[0]].semantic == "time"
         if ranks and not parsed.single and not on_time:
-            agg = _default_aggregate(plan) if plan.measures else "count"
+            if follow and previous is not None and not parsed.measures and plan.aggregate != "none":
+                agg = plan.aggregate  # "top 2" after "median nps by country": still the median
+            else:
+                agg = _default_aggregate(plan) if plan.measures else "count"
         else:
             agg = "max" if parsed.superlative == "desc" else "min"
     if agg is None and parsed.single and parsed.superlative:
