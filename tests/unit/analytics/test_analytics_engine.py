@@ -214,3 +214,39 @@ def test_overall_drops_the_grouping(weird: Assistant) -> None:
     grouped = weird.answer("total amount by region")
     assert len(grouped.rows) == 3
     assert weird.answer("overall", grouped.plan).rows == [[7]]
+
+
+def test_booleans_spaces_and_nulls(tmp_path: Path) -> None:
+    path = tmp_path / "b.json"
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "Unit Price": 2.5,
+                    "In Stock": True,
+                    "Store Name": "Main St",
+                    "amount": 3,
+                    "when": "2024-05-01",
+                },
+                {
+                    "Unit Price": None,
+                    "In Stock": False,
+                    "Store Name": "Elm Rd",
+                    "amount": 4,
+                    "when": "2024-05-02",
+                },
+                {"Unit Price": 4.0, "In Stock": True, "Store Name": None, "amount": None, "when": None},
+            ]
+        )
+    )
+    profile = profile_table(path, "json")
+    stock = profile.column("In Stock")
+    assert stock is not None and stock.semantic == "category" and stock.values == ["false", "true"]
+    assert profile.column("Unit Price").nulls == 1  # type: ignore[union-attr]
+    a = Assistant(profile, path, "json")
+    assert a.answer("average unit price for Main St").rows == [[2.5]]
+    assert a.answer("how many rows where in stock is true").rows == [[2]]
+    grouped = a.answer("average unit price by in stock")
+    assert grouped.rows == [[False, None], [True, 3.25]]
+    assert grouped.text == "Average Unit Price by In Stock: false: (none); true: 3.25."
+    assert a.answer("total amount in May 2024").rows == [[7]]

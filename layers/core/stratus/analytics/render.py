@@ -36,6 +36,8 @@ def fmt_number(x: Any) -> str:
 def fmt_key(value: Any, grain: str | None) -> str:
     if value is None:
         return "(none)"
+    if isinstance(value, bool):
+        return str(value).lower()
     if grain and isinstance(value, str) and len(value) >= 10:
         d = dt.date.fromisoformat(value[:10])
         if grain == "month":
@@ -115,7 +117,7 @@ def sentence(plan: Plan, profile: DatasetProfile, columns: list[str], rows: list
     measures: list[str | None] = [*plan.measures] or [None]
     if plan.aggregate == "none":
         return f"{len(rows):,} rows of {plan.measures[0]} against {plan.measures[1]}{where} are plotted."
-    if not rows or all(v is None for v in rows[0][ng:]):
+    if not rows or (ng == 0 and all(v is None for v in rows[0])):
         return f"No rows match{where or ' the question'}, so there is no {what(plan, measures[0], profile)} to report."
     if ng == 0:
         values = rows[0]
