@@ -250,3 +250,8 @@ def test_booleans_spaces_and_nulls(tmp_path: Path) -> None:
     assert grouped.rows == [[False, None], [True, 3.25]]
     assert grouped.text == "Average Unit Price by In Stock: false: (none); true: 3.25."
     assert a.answer("total amount in May 2024").rows == [[7]]
+
+
+def test_a_long_question_is_asked_to_be_shorter(weird: Assistant) -> None:
+    answer = weird.answer("total amount for North " * 100)
+    assert answer.kind == "clarify" and "1000 characters" in answer.text

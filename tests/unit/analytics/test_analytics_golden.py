@@ -267,6 +267,12 @@ SALES = [
         mentions=("this year", "2024-12-31"),
     ),
     Case(
+        "between-year-like-numbers",
+        "sales",
+        ["how many orders with revenue between 1000 and 2030"],
+        lambda d: len(d[(d.revenue >= 1000) & (d.revenue <= 2030)]),
+    ),
+    Case(
         "clarify-profit",
         "sales",
         ["What is the average profit?"],

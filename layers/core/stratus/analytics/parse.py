@@ -234,6 +234,7 @@ COMPARATORS = [  # longest first
     (("over",), ">"), (("above",), ">"), (("exceeding",), ">"), (("exceeds",), ">"), (("under",), "<"),
     (("below",), "<"), ((">",), ">"), ((">=",), ">="), (("<",), "<"), (("<=",), "<="), (("=",), "="),
 ]  # fmt: skip
+COMPARATOR_WORDS = frozenset(w for words, _ in COMPARATORS for w in words)
 NEGATIONS = {"excluding", "except", "not", "without", "other", "besides"}
 GROUP_MARKERS = {"by", "per", "each", "every", "across"}
 UNANSWERABLE = {
@@ -528,7 +529,11 @@ class Parser:
                 if day and 1 <= int(day[1]) <= 31 and not self.used[i - 1]:  # "30 March"
                     w["day"] = int(day[1])
                     self._mark(i - 1, i)
-            elif _year(tok) and prev not in {w for words, _ in COMPARATORS for w in words} | {"between"}:
+            elif (
+                _year(tok)
+                and prev not in COMPARATOR_WORDS | {"between"}
+                and not (i >= 3 and t[i - 3] == "between" and prev in {"and", "to"})  # between 2000 and 2030
+            ):
                 w["year"] = int(tok)
                 self._mark(i, i + 1)
         if w:
