@@ -18,9 +18,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.analytics_data, the generator
 
-from stratus.analytics import Assistant, profile_table  # noqa: E402
-from stratus.analytics import engine  # noqa: E402
-from tests.analytics_data import write_sales  # noqa: E402
+from stratus.analytics import Assistant, engine, profile_table
+from tests.analytics_data import write_sales
 
 QUESTIONS = [
     "What is the average revenue for Q3 2024 in the South?",
@@ -61,8 +60,12 @@ def main() -> None:
         engine.convert_dates(direct, {"date": "%Y-%m-%d"})
         print(f"{rows:,} rows, {size:.1f} MB CSV; {repeats} repeats per question (after one warm-up)")
         print(f"profile_table: median {statistics.median(profile_s) * 1000:.0f} ms")
-        print(f"fresh Assistant, first answer (loads the file): median {statistics.median(cold) * 1000:.0f} ms\n")
-        print("| question | answer p50 (ms) | answer p95 (ms) | same SQL on DuckDB p50 (ms) | overhead p50 (ms) |")
+        print(
+            f"fresh Assistant, first answer (loads the file): median {statistics.median(cold) * 1000:.0f} ms\n"
+        )
+        print(
+            "| question | answer p50 (ms) | answer p95 (ms) | same SQL on DuckDB p50 (ms) | overhead p50 (ms) |"
+        )
         print("| --- | --- | --- | --- | --- |")
         all_answers: list[float] = []
         for question in QUESTIONS:
@@ -75,7 +78,9 @@ def main() -> None:
             all_answers += got
             overhead = statistics.median(got) - statistics.median(base)
             print(f"| {question} | {ms(got)} | {ms(got, 0.95)} | {ms(base)} | {overhead * 1000:.1f} |")
-        print(f"\nall questions: answer p50 {ms(all_answers)} ms, p95 {ms(all_answers, 0.95)} ms (target p50 < 1000 ms)")
+        print(
+            f"\nall questions: answer p50 {ms(all_answers)} ms, p95 {ms(all_answers, 0.95)} ms (target p50 < 1000 ms)"
+        )
         direct.close()
         assistant.close()
 
