@@ -25,6 +25,10 @@ from stratus.analytics.plan import Filter, Group, Plan, Window
 from stratus.analytics.profile import ColumnProfile, DatasetProfile
 
 
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 class Clarify(Exception):
     pass
 
@@ -34,160 +38,17 @@ class Unanswerable(Exception):
 
 
 TOKEN = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?%?|[a-z0-9][a-z0-9_']*|[<>]=?|=|\"|'")
-STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "of",
-        "for",
-        "in",
-        "on",
-        "at",
-        "to",
-        "from",
-        "with",
-        "and",
-        "or",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "being",
-        "do",
-        "does",
-        "did",
-        "what",
-        "whats",
-        "which",
-        "who",
-        "whom",
-        "when",
-        "where",
-        "how",
-        "me",
-        "my",
-        "our",
-        "us",
-        "we",
-        "you",
-        "your",
-        "i",
-        "it",
-        "its",
-        "this",
-        "that",
-        "these",
-        "those",
-        "there",
-        "their",
-        "please",
-        "show",
-        "tell",
-        "give",
-        "list",
-        "find",
-        "get",
-        "compute",
-        "calculate",
-        "display",
-        "return",
-        "see",
-        "want",
-        "know",
-        "can",
-        "could",
-        "would",
-        "should",
-        "will",
-        "has",
-        "have",
-        "had",
-        "per",
-        "by",
-        "each",
-        "every",
-        "all",
-        "any",
-        "some",
-        "across",
-        "during",
-        "between",
-        "than",
-        "as",
-        "into",
-        "out",
-        "about",
-        "also",
-        "then",
-        "now",
-        "just",
-        "only",
-        "same",
-        "instead",
-        "so",
-        "up",
-        "down",
-        "value",
-        "values",
-        "number",
-        "amount",
-        "data",
-        "dataset",
-        "table",
-        "file",
-        "row",
-        "rows",
-        "record",
-        "records",
-        "entry",
-        "entries",
-        "item",
-        "items",
-        "order",
-        "orders",
-        "transaction",
-        "transactions",
-        "reading",
-        "readings",
-        "measurement",
-        "measurements",
-        "response",
-        "responses",
-        "respondent",
-        "respondents",
-        "person",
-        "people",
-        "customer",
-        "customers",
-        "observation",
-        "observations",
-        "event",
-        "events",
-        "time",
-        "period",
-        "result",
-        "results",
-        "overall",
-        "altogether",
-        "figure",
-        "figures",
-        "there's",
-        "what's",
-        "sold",
-        "made",
-        "recorded",
-        "got",
-        "given",
-        "say",
-        "said",
-        "give",
-        "many",
-        "much",
-        "whole",
-    ]
+STOP = _words(
+    """a an the of for in on at to from with and or is are was were be been being do does did what
+    whats which who whom when where how me my our us we you your i it its this that these those
+    there their please show tell give list find get compute calculate display return see want know
+    can could would should will has have had per by each every all any some across during between
+    than as into out about also then now just only same instead so up down value values number
+    amount data dataset table file row rows record records entry entries item items order orders
+    transaction transactions reading readings measurement measurements response responses respondent
+    respondents person people customer customers observation observations event events time period
+    result results overall altogether figure figures there's what's sold made recorded got given say
+    said give many much whole"""
 )
 MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
 MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
@@ -202,8 +63,8 @@ UNIT_WORDS = {
     "quarter": "quarter", "quarters": "quarter", "year": "year", "years": "year",
 }  # fmt: skip
 GRAIN_WORDS = {
-    "hour": "hour", "hourly": "hour", "day": "day", "daily": "day", "date": "day", "week": "week", "weekly": "week", "month": "month",
-    "monthly": "month", "quarter": "quarter", "quarterly": "quarter", "year": "year", "yearly": "year",
+    "hour": "hour", "hourly": "hour", "day": "day", "daily": "day", "date": "day", "week": "week",
+    "weekly": "week", "month": "month", "monthly": "month", "quarter": "quarter", "quarterly": "quarter", "year": "year", "yearly": "year",
     "annual": "year", "annually": "year",
 }  # fmt: skip
 AGG_WORDS = {
@@ -249,10 +110,6 @@ UNANSWERABLE = {
 }
 
 
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
 # Words that say nothing about what to compute: verbs and nouns of ordinary questions. Any other word
 # that no column, value or keyword explains is asked back (it may be a filter we would otherwise drop).
 HARMLESS = _words(
@@ -271,80 +128,31 @@ HARMLESS = _words(
 RATIOS = _words("share percentage percent proportion ratio fraction rate")
 CHANGES = _words("compare comparison difference change changed growth grow grew increase decrease")
 # Periods relative to "now": the data's now is not the reader's, so these are asked back.
-RELATIVE_TIME = frozenset(
-    ["yesterday", "today", "tomorrow", "tonight", "current", "ago", "recently", "lately", "this"]
-)
+RELATIVE_TIME = _words("yesterday today tomorrow tonight current ago recently lately this")
 FOLLOW_UP_STARTS = (("and",), ("what", "about"), ("how", "about"), ("same",), ("now",), ("only",), ("also",),
                     ("but",), ("then",), ("just",))  # fmt: skip
 KEYWORDS = (
     set(AGG_WORDS)
     | set(SUPERLATIVES)
+    | set(IMPLIED)
     | set(GRAIN_WORDS)
     | set(UNIT_WORDS)
     | set(MONTHS)
     | set(ORDINALS)
-    | {w for words, _ in COMPARATORS for w in words}
+    | COMPARATOR_WORDS
     | NEGATIONS
     | set(UNANSWERABLE)
-    | {
-        "last",
-        "past",
-        "previous",
-        "recent",
-        "q1",
-        "q2",
-        "q3",
-        "q4",
-        "single",
-        "individual",
-        "distinct",
-        "unique",
-        "different",
-        "sorted",
-        "ordered",
-        "ranked",
-        "rank",
-        "sort",
-        "ascending",
-        "descending",
-        "vs",
-        "versus",
-        "against",
-        "trend",
-        "over",
-        "time",
-    }
-) - {"no"}  # fmt: skip  ("no" is a comparator word, in "no more than", and a common answer)
+    | _words(
+        """last past previous recent q1 q2 q3 q4 single individual distinct unique different sorted ordered
+        ranked rank sort ascending descending vs versus against trend over time"""
+    )
+) - {"no"}  # "no" is a comparator word ("no more than") and a common answer
 # Measures that do not add up: without an aggregate word their default is the average, not the total.
-NON_ADDITIVE = frozenset(
-    [
-        "temperature",
-        "temp",
-        "humidity",
-        "rating",
-        "score",
-        "satisfaction",
-        "nps",
-        "age",
-        "price",
-        "rate",
-        "ratio",
-        "percent",
-        "percentage",
-        "pct",
-        "battery",
-        "level",
-        "pressure",
-        "speed",
-        "latency",
-        "duration",
-        "margin",
-        "grade",
-        "weight",
-        "height",
-    ]
+NON_ADDITIVE = _words(
+    """temperature temp humidity rating score satisfaction nps age price rate ratio percent percentage
+    pct battery level pressure speed latency duration margin grade weight height"""
 )
-CONTENT = re.compile(r"^[a-z][a-z_']{2,}$")
+CONTENT = re.compile(r"^[a-z][a-z_']{2,}$")  # a word that could name a column
 
 
 def stem(word: str) -> str:
