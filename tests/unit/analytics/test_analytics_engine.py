@@ -154,6 +154,11 @@ def test_a_stored_plan_is_checked(weird: Assistant) -> None:
         ("No numbers here.", [], True),
         ("The South leads with 41,200.50 on 2024-07-01.", [41200.5, 2024, 7, 1], True),
         ("The South leads with 41,200.50 in 2023.", [41200.5, 2024], False),
+        ("About three thousand orders.", [3012.0], True),
+        ("About three thousand orders.", [3600.0], False),
+        ("Twenty-five orders, one of them large.", [25.0], True),
+        ("Twenty-six orders.", [25.0], False),
+        ("Two hundred and five rows.", [205.0], True),
     ],
 )
 def test_numbers_agree(sentence: str, numbers: list[float], agrees: bool) -> None:

@@ -24,6 +24,46 @@ SCALE = {
 }
 
 
+_UNIT_WORDS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen"
+_UNIT_WORDS += " sixteen seventeen eighteen nineteen"
+UNITS = {w: i for i, w in enumerate(_UNIT_WORDS.split(" "))}
+_TEN_WORDS = "twenty thirty forty fifty sixty seventy eighty ninety"
+TENS = {w: 10 * (i + 2) for i, w in enumerate(_TEN_WORDS.split(" "))}
+MULTIPLIERS = {"hundred": 100, "thousand": 1e3, "million": 1e6, "billion": 1e9}
+WORD = re.compile(r"[a-z]+")
+
+
+def _spelled(sentence: str) -> list[tuple[float, float, float]]:
+    """Numbers written in words ("three thousand", "twenty-five"), as (value, tolerance, 1.0). A lone
+    "one" is left alone: it is usually a pronoun ("one of the regions")."""
+    out: list[tuple[float, float, float]] = []
+    words = WORD.findall(sentence.lower())
+    i = 0
+    while i < len(words):
+        if words[i] not in UNITS and words[i] not in TENS:
+            i += 1
+            continue
+        total, current, last_scale, j = 0.0, 0.0, 1.0, i
+        while j < len(words) and (
+            words[j] in UNITS or words[j] in TENS or words[j] in MULTIPLIERS or words[j] == "and"
+        ):
+            w = words[j]
+            if w in UNITS or w in TENS:
+                current += UNITS.get(w, 0) + TENS.get(w, 0)
+            elif w == "hundred":
+                current *= 100
+            elif w in MULTIPLIERS:
+                total += current * MULTIPLIERS[w]
+                current, last_scale = 0.0, MULTIPLIERS[w]
+            j += 1
+        value = total + current
+        if not (j == i + 1 and words[i] == "one"):
+            # "three thousand" stands for anything that rounds to it, in thousands
+            out.append((value, 0.5 * last_scale if current == 0 and last_scale > 1 else 0.0, 1.0))
+        i = j
+    return out
+
+
 def extract(sentence: str) -> list[tuple[float, float, float]]:
     """(value, tolerance, scale) for each number written in `sentence`: a number with d decimals
     stands for anything that rounds to it."""
@@ -41,6 +81,7 @@ def extract(sentence: str) -> list[tuple[float, float, float]]:
         if suffix and suffix.strip() == "M":
             scale = 1e6
         out.append((value, 0.5 * 10**-decimals, scale))
+    out.extend(_spelled(sentence))
     return out
 
 
