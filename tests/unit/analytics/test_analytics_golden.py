@@ -636,3 +636,38 @@ def test_golden(tables: dict[str, Any], case: Case) -> None:
     else:
         assert answer.chart is not None and answer.chart["$schema"].endswith("/v5.json")
         assert len(answer.chart["data"]["values"]) == len(answer.rows)
+
+
+def test_random_word_salad_never_raises_and_never_cites_a_foreign_number(tables: dict[str, Any]) -> None:
+    """Questions made of keywords, column names, values and numbers at random: every answer is one of
+    the three kinds, JSON-ready, and its sentence cites only its own numbers."""
+    import json
+    import random
+
+    from stratus.analytics.parse import KEYWORDS
+
+    rng = random.Random(5)
+    common = sorted(KEYWORDS)[:200] + [
+        "2023",
+        "2024",
+        "10",
+        "1,000",
+        "between",
+        "and",
+        "by",
+        "which",
+        "top",
+        "?",
+    ]
+    for table in tables.values():
+        names = [c.name for c in table.profile.columns] + [
+            v for c in table.profile.columns for v in c.values or []
+        ]
+        plan = None
+        for _ in range(150):
+            question = " ".join(rng.choice(common + names * 3) for _ in range(rng.randint(1, 8)))
+            answer = table.assistant.answer(question, plan if rng.random() < 0.5 else None)
+            assert answer.kind in {"answer", "clarify", "unanswerable"}
+            assert numbers_agree(answer.text, answer.numbers), (question, answer.text)
+            json.dumps(answer.to_dict())
+            plan = answer.plan if answer.kind == "answer" else plan
