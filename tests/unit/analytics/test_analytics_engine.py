@@ -260,3 +260,21 @@ def test_booleans_spaces_and_nulls(tmp_path: Path) -> None:
 def test_a_long_question_is_asked_to_be_shorter(weird: Assistant) -> None:
     answer = weird.answer("total amount for North " * 100)
     assert answer.kind == "clarify" and "1000 characters" in answer.text
+
+
+def test_a_late_contradicting_row_and_unreadable_files(tmp_path: Path) -> None:
+    from stratus.analytics import TableError
+
+    path = tmp_path / "late.csv"
+    path.write_text("n,label\n" + "".join(f"{i},x\n" for i in range(30000)) + "oops,y\n")
+    profile = profile_table(path)  # the sample says BIGINT; line 30,002 says otherwise: read again
+    assert profile.rows == 30001 and profile.column("n").dtype == "VARCHAR"  # type: ignore[union-attr]
+    assert Assistant(profile, path).answer("how many rows").rows == [[30001]]
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"a": 1}, oops')
+    with pytest.raises(TableError, match="Cannot read the json file"):
+        profile_table(bad, "json")
+    with pytest.raises(TableError, match="Unsupported table format"):
+        profile_table(bad, "xlsx")
+    with pytest.raises(TableError):
+        Assistant(profile, tmp_path / "gone.csv").answer("how many rows")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from stratus.analytics.answer import Answer, AnswerKind
 from stratus.analytics.assistant import Assistant
+from stratus.analytics.engine import TableError
 from stratus.analytics.numbers import numbers_agree
 from stratus.analytics.profile import ColumnProfile, DatasetProfile, Semantic, profile_table
 
@@ -25,6 +26,7 @@ __all__ = [
     "ColumnProfile",
     "DatasetProfile",
     "Semantic",
+    "TableError",
     "numbers_agree",
     "profile_table",
 ]

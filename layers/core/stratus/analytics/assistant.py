@@ -29,7 +29,8 @@ class Assistant:
     """Answers questions about one table. Build it once per dataset (the table is loaded into an
     in-memory, locked-down DuckDB on first use) and call `answer` per question; pass the previous
     answer's `plan` as `previous_plan` for a follow-up ("and for the South?", "by month instead").
-    Safe to share between threads: queries on its connection run one at a time."""
+    Safe to share between threads: queries on its connection run one at a time. A file that cannot be
+    read as a table raises `TableError` (a ValueError) from the first answer."""
 
     def __init__(self, profile: DatasetProfile, table_path: str | os.PathLike[str], fmt: str = "csv") -> None:
         self.profile = profile
@@ -42,11 +43,21 @@ class Assistant:
         """The loaded, locked-down database (loaded on first use)."""
         if self._conn is None:
             conn = engine.connect()
-            engine.load(conn, self.table_path, self.fmt)
-            engine.convert_dates(conn, {c.name: c.date_format for c in self.profile.columns
-                                        if c.semantic == "time" and c.date_format
-                                        and dict(engine.columns(conn)).get(c.name) == "VARCHAR"})  # fmt: skip
-            engine.lock_down(conn)
+            try:
+                engine.load(conn, self.table_path, self.fmt)
+                loaded = dict(engine.columns(conn))
+                engine.convert_dates(
+                    conn,
+                    {
+                        c.name: c.date_format
+                        for c in self.profile.columns
+                        if c.semantic == "time" and c.date_format and loaded.get(c.name) == "VARCHAR"
+                    },
+                )
+                engine.lock_down(conn)
+            except BaseException:
+                conn.close()
+                raise
             self._conn = conn
         return self._conn
 

@@ -62,19 +62,40 @@ def connect() -> duckdb.DuckDBPyConnection:
     )
 
 
+class TableError(ValueError):
+    """The file could not be read as a table (the reader's message says where)."""
+
+
 def load(conn: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], fmt: str) -> None:
-    """Read the file into the table `data` (raw: text dates are converted by `convert_dates`)."""
+    """Read the file into the table `data` (raw: text dates are converted by `convert_dates`).
+
+    DuckDB guesses column types from a sample of the file; when a later row contradicts the guess
+    ("oops" in a column of numbers on line 30,002) the file is read again with every row sampled."""
+    import duckdb
+
     fmt = fmt.lower()
     if fmt not in FORMATS:
-        raise ValueError(f"Unsupported table format {fmt!r}; use one of {', '.join(FORMATS)}")
+        raise TableError(f"Unsupported table format {fmt!r}; use one of {', '.join(FORMATS)}")
+    types = "auto_type_candidates = ['BIGINT', 'DOUBLE', 'VARCHAR']"
     reader = {
-        "csv": "read_csv(?, header = true, auto_type_candidates = ['BIGINT', 'DOUBLE', 'VARCHAR'])",
-        "tsv": "read_csv(?, header = true, delim = '\t', auto_type_candidates = ['BIGINT', 'DOUBLE', 'VARCHAR'])",
-        "json": "read_json(?, format = 'array')",
-        "jsonl": "read_json(?, format = 'newline_delimited')",
+        "csv": f"read_csv(?, header = true, {types}{{sample}})",
+        "tsv": f"read_csv(?, header = true, delim = '\t', {types}{{sample}})",
+        "json": "read_json(?, format = 'array'{sample})",
+        "jsonl": "read_json(?, format = 'newline_delimited'{sample})",
         "parquet": "read_parquet(?)",
     }[fmt]
-    conn.execute(f"CREATE TABLE {TABLE} AS SELECT * FROM {reader}", [os.fspath(path)])
+    try:
+        try:
+            conn.execute(
+                f"CREATE TABLE {TABLE} AS SELECT * FROM {reader.format(sample='')}", [os.fspath(path)]
+            )
+        except duckdb.ConversionException:
+            if fmt == "parquet":
+                raise
+            whole = reader.format(sample=", sample_size = -1")
+            conn.execute(f"CREATE OR REPLACE TABLE {TABLE} AS SELECT * FROM {whole}", [os.fspath(path)])
+    except duckdb.Error as e:
+        raise TableError(f"Cannot read the {fmt} file as a table: {str(e).splitlines()[0]}") from e
 
 
 def convert_dates(conn: duckdb.DuckDBPyConnection, formats: dict[str, str]) -> None:
@@ -84,13 +105,18 @@ def convert_dates(conn: duckdb.DuckDBPyConnection, formats: dict[str, str]) -> N
     parts, params = [], []
     for column, fmt in formats.items():
         if fmt not in DATE_FORMATS:
-            raise ValueError(f"Unknown date format {fmt!r}")
+            raise TableError(f"Unknown date format {fmt!r}")
         cast = "TIMESTAMP" if "%H" in fmt else "DATE"
         parts.append(f"CAST(strptime({quote(column)}, ?) AS {cast}) AS {quote(column)}")
         params.append(fmt)
-    conn.execute(
-        f"CREATE OR REPLACE TABLE {TABLE} AS SELECT * REPLACE ({', '.join(parts)}) FROM {TABLE}", params
-    )
+    import duckdb
+
+    try:
+        conn.execute(
+            f"CREATE OR REPLACE TABLE {TABLE} AS SELECT * REPLACE ({', '.join(parts)}) FROM {TABLE}", params
+        )
+    except duckdb.Error as e:
+        raise TableError(f"The dates do not match their profiled formats: {str(e).splitlines()[0]}") from e
 
 
 def lock_down(conn: duckdb.DuckDBPyConnection) -> None:

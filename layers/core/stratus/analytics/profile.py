@@ -73,7 +73,8 @@ class DatasetProfile:
 
 def profile_table(path: str | os.PathLike[str], fmt: str = "csv") -> DatasetProfile:
     """Profile the table in `path` (`fmt`: csv, tsv, json, jsonl or parquet): one pass of DuckDB
-    queries per column over the loaded table."""
+    queries per column over the loaded table. A file that cannot be read as a table raises
+    `TableError` (a ValueError)."""
     conn = engine.connect()
     try:
         engine.load(conn, path, fmt)
