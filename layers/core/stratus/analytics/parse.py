@@ -626,7 +626,6 @@ class Parser:
                 ):
                     out.groups.append(Group(column))
         # groups: "by X", "per month", "monthly", "which X", "top 3 X"
-        grouped: set[int] = set()
         for i, tok in enumerate(t):
             if (
                 tok in GRAIN_WORDS
@@ -686,7 +685,6 @@ class Parser:
                     self._mark(m.end, m.end + 1)
             group = Group(m.column, grain)
             out.groups.append(group)
-            grouped.add(m.start)
             m.value = "group"
             self._mark(i, m.end)
             # "by region and product"
@@ -740,7 +738,7 @@ class Parser:
                     f"{m.column} is a {c.semantic} column, so it has no {_AGG_NAME[out.aggregate]}; "
                     f"I can count it or group by it. " + self.describe()
                 )
-            elif c.semantic == "category" and not self.follows:
+            elif c.semantic == "category":
                 # named, but neither grouped by nor given a value: do not drop it silently
                 shown = ", ".join((c.values or [])[:8])
                 raise self.clarify(
