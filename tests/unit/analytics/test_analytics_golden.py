@@ -273,6 +273,20 @@ SALES = [
         lambda d: len(d[(d.revenue >= 1000) & (d.revenue <= 2030)]),
     ),
     Case(
+        "clarify-two-years",
+        "sales",
+        ["revenue in 2023 and 2024"],
+        kind="clarify",
+        mentions=("2023 and 2024", "by year"),
+    ),
+    Case(
+        "clarify-month-range",
+        "sales",
+        ["revenue from January to March 2024"],
+        kind="clarify",
+        mentions=("January and March",),
+    ),
+    Case(
         "clarify-profit",
         "sales",
         ["What is the average profit?"],

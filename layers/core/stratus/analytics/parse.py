@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import calendar
 import difflib
+import json
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from stratus.analytics.plan import Filter, Group, Plan, Window
 from stratus.analytics.profile import ColumnProfile, DatasetProfile
@@ -301,6 +303,7 @@ class Parser:
     def _time_window(self, out: Parsed) -> None:
         t = self.toks
         w: dict[str, object] = {}
+        seen: dict[str, list[object]] = {}
         for i, tok in enumerate(t):
             if self.used[i]:
                 continue
@@ -308,12 +311,15 @@ class Parser:
             prev = t[i - 1] if i > 0 else ""
             if re.fullmatch(r"q[1-4]", tok):
                 w["quarter"] = int(tok[1])
+                seen.setdefault("quarter", []).append(w["quarter"])
                 self._mark(i, i + 1)
             elif tok in ORDINALS and nxt == "quarter":
                 w["quarter"] = ORDINALS[tok]
+                seen.setdefault("quarter", []).append(w["quarter"])
                 self._mark(i, i + 2)
             elif tok == "quarter" and nxt in {"1", "2", "3", "4"}:
                 w["quarter"] = int(nxt)
+                seen.setdefault("quarter", []).append(w["quarter"])
                 self._mark(i, i + 2)
             elif tok in {"last", "past", "previous", "recent"} and i + 1 < len(t):
                 n_tok, unit_at = nxt, i + 2
@@ -323,19 +329,23 @@ class Parser:
                 unit = UNIT_WORDS.get(t[unit_at]) if unit_at < len(t) else None
                 if unit and n == int(n) and n > 0:
                     w["last"] = {"n": int(n), "unit": unit}
+                    seen.setdefault("last", []).append(w["last"])
                     self._mark(i, unit_at + 1)
             elif tok in MONTHS and (
                 tok != "may" or prev in {"in", "for", "during", "of", "on"} or _year(nxt)
             ):
                 w["month"] = MONTHS[tok]
+                seen.setdefault("month", []).append(w["month"])
                 self._mark(i, i + 1)
                 day = re.fullmatch(r"(\d{1,2})(?:st|nd|rd|th)?", nxt)
                 if day and 1 <= int(day[1]) <= 31:  # "March 30"
                     w["day"] = int(day[1])
+                    seen.setdefault("day", []).append(w["day"])
                     self._mark(i + 1, i + 2)
                 day = re.fullmatch(r"(\d{1,2})(?:st|nd|rd|th)?", prev)
                 if day and 1 <= int(day[1]) <= 31 and not self.used[i - 1]:  # "30 March"
                     w["day"] = int(day[1])
+                    seen.setdefault("day", []).append(w["day"])
                     self._mark(i - 1, i)
             elif (
                 _year(tok)
@@ -343,7 +353,18 @@ class Parser:
                 and not (i >= 3 and t[i - 3] == "between" and prev in {"and", "to"})  # between 2000 and 2030
             ):
                 w["year"] = int(tok)
+                seen.setdefault("year", []).append(w["year"])
                 self._mark(i, i + 1)
+        for part, found in seen.items():
+            distinct = list(dict.fromkeys(json.dumps(v, sort_keys=True) for v in found))
+            if len(distinct) > 1:
+                shown = " and ".join(_period_name(part, json.loads(d)) for d in distinct)
+                grain = "day" if part == "last" else part
+                example = f"total {self.quantities[0].name}" if self.quantities else "rows"
+                raise self.clarify(
+                    f"The question names more than one {part} ({shown}); I compute one period at a time. "
+                    f"Ask for each, or group by it (for example '{example} by {grain}')."
+                )
         if w:
             column = self._time_column()
             out.window = Window(
@@ -862,6 +883,16 @@ def edit_distance(a: str, b: str) -> int:
                 cur[j] = min(cur[j], prev2[j - 2] + 1)
         prev2, prev = prev, cur
     return prev[len(b)]
+
+
+def _period_name(part: str, value: Any) -> str:
+    if part == "quarter":
+        return f"Q{value}"
+    if part == "month":
+        return calendar.month_name[int(value)]
+    if part == "last":
+        return f"the last {value['n']} {value['unit']}s"
+    return str(value)
 
 
 def _year(tok: str) -> bool:
