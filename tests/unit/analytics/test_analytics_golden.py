@@ -287,6 +287,26 @@ SALES = [
         mentions=("January and March",),
     ),
     Case(
+        "total-number-of",
+        "sales",
+        ["total number of orders in 2024"],
+        lambda d: len(d[d.date.dt.year == 2024]),
+    ),
+    Case(
+        "clarify-two-aggregates",
+        "sales",
+        ["average and median revenue"],
+        kind="clarify",
+        mentions=("average", "median"),
+    ),
+    Case(
+        "clarify-three-measures",
+        "sales",
+        ["total revenue, units and list price"],
+        kind="clarify",
+        mentions=("two",),
+    ),
+    Case(
         "clarify-profit",
         "sales",
         ["What is the average profit?"],

@@ -588,9 +588,20 @@ class Parser:
                 out.how_many = True
                 self._mark(i, i + 2)
             elif tok == "number" and nxt == "of":
-                out.aggregate = out.aggregate or "count"
+                out.aggregate = (
+                    "count" if out.aggregate in (None, "sum") else out.aggregate
+                )  # "total number of"
                 self._mark(i, i + 2)
-            elif tok in AGG_WORDS and not (tok == "count" and prev == "the"):
+            elif tok in AGG_WORDS:
+                if {out.aggregate, AGG_WORDS[tok]} == {"sum", "count"}:
+                    out.aggregate = "count"  # "the total count of orders": a count
+                    self._mark(i, i + 1)
+                    continue
+                if out.aggregate not in (None, AGG_WORDS[tok]):
+                    raise self.clarify(
+                        f"The question asks for both the {_AGG_LABEL[out.aggregate]} and the "
+                        f"{_AGG_LABEL[AGG_WORDS[tok]]}; I compute one at a time."
+                    )
                 out.aggregate = AGG_WORDS[tok]
                 self._mark(i, i + 1)
             elif tok in {"distinct", "unique", "different"}:
@@ -606,6 +617,10 @@ class Parser:
                 elif tok in {"top", "bottom"} and nxt in WORD_NUMBERS and nxt not in {"a", "an"}:
                     out.limit = WORD_NUMBERS[nxt]
                     self._mark(i + 1, i + 2)
+                if out.superlative not in (None, SUPERLATIVES[tok]):
+                    raise self.clarify(
+                        "The question asks for both the highest and the lowest; I find one at a time."
+                    )
                 out.superlative = SUPERLATIVES[tok]
                 self._mark(i, i + 1)
             elif tok in IMPLIED:
@@ -862,6 +877,7 @@ class Parser:
         return self.toks[i]
 
 
+_AGG_LABEL = {"sum": "total", "avg": "average", "median": "median", "count": "count"}
 _AGG_NAME = {"sum": "total", "avg": "average", "median": "median"}
 
 
@@ -912,8 +928,12 @@ def build_plan(parsed: Parsed, parser: Parser, previous: Plan | None) -> Plan:
         plan.group_by = parsed.groups
         if follow:
             plan.order, plan.limit = None, None
+    if len(parsed.measures) > 2:
+        raise parser.clarify(
+            "The question names " + ", ".join(parsed.measures) + "; I compute at most two measures at a time."
+        )
     if parsed.measures:
-        plan.measures = parsed.measures[:2]
+        plan.measures = parsed.measures
     for f in parsed.filters:
         plan.filters = [g for g in plan.filters if g.column != f.column or f.op in {">", "<", ">=", "<="}]
         plan.filters.append(f)
