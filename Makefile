@@ -51,6 +51,9 @@ vendor-assets:
 	cd $(VENDOR)/.npm && npm pack --silent swagger-ui-dist@5.36.0 redoc@2.5.4 htmx.org@2.0.11 uplot@1.6.32 vega@5.33.1 vega-lite@5.23.0 vega-embed@6.29.0 && for f in *.tgz; do mkdir -p "$${f%.tgz}" && tar xzf "$$f" -C "$${f%.tgz}"; done
 	cd $(VENDOR)/.npm && cp swagger-ui-dist-5.36.0/package/swagger-ui-bundle.js swagger-ui-dist-5.36.0/package/swagger-ui-bundle.js.LICENSE.txt swagger-ui-dist-5.36.0/package/swagger-ui.css swagger-ui-dist-5.36.0/package/favicon-32x32.png swagger-ui-dist-5.36.0/package/oauth2-redirect.html swagger-ui-dist-5.36.0/package/LICENSE swagger-ui-dist-5.36.0/package/NOTICE ../swagger-ui/
 	cd $(VENDOR)/.npm && cp redoc-2.5.4/package/bundles/redoc.standalone.js redoc-2.5.4/package/bundles/redoc.standalone.js.LICENSE.txt redoc-2.5.4/package/LICENSE ../redoc/
+	# ReDoc's sidebar footer loads its logo from cdn.redoc.ly whatever the options: an empty data URL instead
+	# (the image hides itself when it fails to load), so /redoc makes no outside request.
+	sed -i 's#src:"https://cdn.redoc.ly/redoc/logo-mini.svg"#src:"data:,"#' $(VENDOR)/redoc/redoc.standalone.js
 	cd $(VENDOR)/.npm && cp htmx.org-2.0.11/package/dist/htmx.min.js htmx.org-2.0.11/package/LICENSE ../htmx/
 	cd $(VENDOR)/.npm && cp uplot-1.6.32/package/dist/uPlot.iife.min.js uplot-1.6.32/package/dist/uPlot.min.css uplot-1.6.32/package/LICENSE ../uplot/
 	cd $(VENDOR)/.npm && cp vega-5.33.1/package/build/vega.min.js vega-lite-5.23.0/package/build/vega-lite.min.js vega-embed-6.29.0/package/build/vega-embed.min.js ../vega/ && cp vega-lite-5.23.0/package/LICENSE ../vega/LICENSE.vega-lite && cp vega-embed-6.29.0/package/LICENSE ../vega/LICENSE.vega-embed

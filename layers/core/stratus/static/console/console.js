@@ -8,6 +8,7 @@
   const ITEM = body.dataset.id;
   const TOKEN_KEY = "stratus.token";
   const TERMINAL = ["completed", "failed", "stopped", "cancelled"];
+  const NOT_CURVES = ["learning_rate", "lr", "tokens_per_s", "epoch", "step"];
 
   const token = () => localStorage.getItem(TOKEN_KEY);
   const $ = (sel) => document.querySelector(sel);
@@ -246,7 +247,7 @@
 
     function draw() {
       const rows = [...points.values()].sort((a, b) => a.seq - b.seq);
-      for (const r of rows) for (const k of Object.keys(r.metrics)) if (!series.includes(k) && typeof r.metrics[k] === "number") series.push(k);
+      for (const r of rows) for (const k of Object.keys(r.metrics)) if (!series.includes(k) && !NOT_CURVES.includes(k) && typeof r.metrics[k] === "number") series.push(k);
       if (!rows.length || !series.length) return;
       const xs = rows.map((r, i) => (r.epoch || r.step || i + 1));
       const data = [xs, ...series.map((k) => rows.map((r) => (typeof r.metrics[k] === "number" ? r.metrics[k] : null)))];
@@ -261,7 +262,7 @@
             width,
             height: 260,
             scales: { x: { time: false } },
-            axes: [{ label: rows[0].epoch ? "epoch" : "step" }, {}],
+            axes: [{ label: rows.some((r) => r.epoch) ? "epoch" : "step" }, {}],
             series: [{ label: "x" }, ...series.map((k, i) => ({ label: k, stroke: colors[i % colors.length], width: 2 }))],
           },
           data,
