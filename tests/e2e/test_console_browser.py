@@ -23,7 +23,8 @@ pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 SCREENSHOTS = Path(
-    os.environ.get("STRATUS_SCREENSHOT_DIR") or Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+    os.environ.get("STRATUS_SCREENSHOT_DIR")
+    or Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 )
 
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -113,7 +114,9 @@ def test_sign_in_upload_train_and_watch_the_curve(
 ) -> None:
     base = stratus_server.base_url
     created = httpx.post(
-        f"{base}/api/auth/register", json={"email": EMAIL, "password": PASSWORD, "name": "Browser"}, timeout=30
+        f"{base}/api/auth/register",
+        json={"email": EMAIL, "password": PASSWORD, "name": "Browser"},
+        timeout=30,
     )
     assert created.status_code == 201, created.text
 
@@ -177,9 +180,9 @@ def test_sign_in_upload_train_and_watch_the_curve(
 
 def test_every_page_fits_a_phone(stratus_server: ServeProcess, phone: WebDriver) -> None:
     base = stratus_server.base_url
-    token = httpx.post(f"{base}/api/auth/login", json={"email": EMAIL, "password": PASSWORD}, timeout=30).json()[
-        "access_token"
-    ]
+    token = httpx.post(
+        f"{base}/api/auth/login", json={"email": EMAIL, "password": PASSWORD}, timeout=30
+    ).json()["access_token"]
     phone.get(base + "/console/signin")
     _shot(phone, "phone-signin")
     phone.execute_script("localStorage.setItem('stratus.token', arguments[0])", token)
@@ -204,7 +207,13 @@ def test_every_page_fits_a_phone(stratus_server: ServeProcess, phone: WebDriver)
     phone.find_element(By.CSS_SELECTOR, "#hook-form button").click()
     _wait(phone, lambda d: "127.0.0.1:9/hook" in d.find_element(By.ID, "hooks-table").text)
     phone.find_element(By.XPATH, "//button[text()='Test']").click()
-    _wait(phone, lambda d: "webhook.test" in d.find_element(By.ID, "deliveries-table").text or "test" in d.find_element(By.ID, "deliveries-table").text)
+    _wait(
+        phone,
+        lambda d: (
+            "webhook.test" in d.find_element(By.ID, "deliveries-table").text
+            or "test" in d.find_element(By.ID, "deliveries-table").text
+        ),
+    )
     _shot(phone, "phone-webhooks-deliveries")
 
 

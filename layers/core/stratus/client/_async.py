@@ -31,6 +31,7 @@ from stratus.client._core import (
     new_idempotency_key,
     page_items,
     raise_for_status,
+    socket_url,
     status_message,
     websocket_url,
 )
@@ -235,6 +236,108 @@ class AsyncClient(Endpoints[Any]):
 
     def deliveries(self, webhook_id: str) -> AsyncIterator[Json]:
         return self._offset_pages(f"/api/webhooks/{webhook_id}/deliveries")
+
+    def chats(self) -> AsyncIterator[Json]:
+        return self._offset_pages("/api/chats")
+
+    def messages(self, chat_id: str) -> AsyncIterator[Json]:
+        return self._offset_pages(f"/api/messages/chat/{chat_id}")
+
+    def chat_history(self) -> AsyncIterator[Json]:
+        return self._offset_pages("/api/chat/history")
+
+    # --- chats, live -------------------------------------------------------------------------------
+    async def _socket(self, query: str) -> Any:
+        try:
+            from websockets.asyncio.client import connect
+        except ImportError:
+            return None
+        if not self.token:
+            raise AuthenticationError(401, "sign in first: the WebSocket needs a token")
+        try:
+            return await connect(socket_url(self.base_url, self.token, query), open_timeout=10)
+        except OSError:
+            return None
+
+    async def _reply(self, chat_id: str, asked: Any) -> Json | None:
+        async for message in self.messages(chat_id):
+            if message.get("role") == "assistant" and message.get("reply_to") == asked:
+                return message
+        return None
+
+    async def ask(
+        self,
+        chat_id: str,
+        content: str,
+        *,
+        on_token: Callable[[str], None] | None = None,
+        timeout: float = 300,
+    ) -> Json:
+        """Post a user message and return the assistant's reply (see Client.ask)."""
+        deadline = time.monotonic() + timeout
+        ws = await self._socket(f"follow={chat_id}")
+        try:
+            posted: Json = await self.post_message(chat_id, content)
+            asked = posted.get("id") or posted.get("_id")
+            while ws is not None and time.monotonic() < deadline:
+                try:
+                    message = jsonlib.loads(await asyncio.wait_for(ws.recv(), 2.0))
+                except TimeoutError:
+                    reply = await self._reply(chat_id, asked)
+                    if reply is not None:
+                        return reply
+                    continue
+                except Exception:
+                    break
+                data = message.get("data") or {}
+                if data.get("reply_to") != asked:
+                    continue
+                if message.get("type") == "chat_token" and on_token is not None:
+                    on_token(str(data.get("token", "")))
+                elif message.get("type") == "chat_message":
+                    return dict(data)
+        finally:
+            if ws is not None:
+                await ws.close()
+        while time.monotonic() < deadline:
+            reply = await self._reply(chat_id, asked)
+            if reply is not None:
+                return reply
+            await asyncio.sleep(0.5)
+        raise TimeoutError(f"no reply in chat {chat_id} within {timeout} s")
+
+    async def stream_chat(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> AsyncIterator[Json]:
+        """Seed 004's chat over the WebSocket (see Client.stream_chat)."""
+        request = {"message": message, "model": model, "temperature": temperature, "max_tokens": max_tokens}
+        ws = await self._socket("")
+        if ws is None:
+            reply: Json = await self.chat(
+                message, model=model, temperature=temperature, max_tokens=max_tokens
+            )
+            yield {"type": "chat_response", "data": reply}
+            return
+        try:
+            await ws.send(
+                jsonlib.dumps({"type": "chat", "data": {k: v for k, v in request.items() if v is not None}})
+            )
+            while True:
+                event = jsonlib.loads(await asyncio.wait_for(ws.recv(), 300))
+                if event.get("type") in ("connected", "pong"):
+                    continue
+                if event.get("type") == "error":
+                    raise ApiError(400, event.get("data") or {})
+                yield event
+                if event.get("type") == "chat_response":
+                    return
+        finally:
+            await ws.close()
 
     # --- uploads -----------------------------------------------------------------------------------
     async def upload_dataset(

@@ -136,10 +136,15 @@ def job_id_of(started: Mapping[str, Any]) -> str:
     raise StratusError(f"no job id in {dict(started)}")
 
 
-def websocket_url(base_url: str, job_id: str, token: str) -> str:
+def socket_url(base_url: str, token: str, query: str = "") -> str:
+    """The API's WebSocket (/ws next to the HTTP API, as `stratus serve` has it) with the token."""
     base = base_url.rstrip("/")
     scheme = "wss" + base[5:] if base.startswith("https") else "ws" + base[4:]
-    return f"{scheme}/ws?follow={job_id}&token={token}"
+    return f"{scheme}/ws?{query + '&' if query else ''}token={token}"
+
+
+def websocket_url(base_url: str, job_id: str, token: str) -> str:
+    return socket_url(base_url, token, f"follow={job_id}")
 
 
 def is_terminal(message: Mapping[str, Any]) -> bool:
@@ -375,6 +380,118 @@ class Endpoints(Generic[R]):
 
     def test_webhook(self, webhook_id: str) -> R:
         return self._call("POST", f"/api/webhooks/{webhook_id}/test")
+
+    # --- chats (seed 003: chats and messages, answered by the data assistant) ----------------------
+    def create_chat(self, title: str, *, model_id: str | None = None, dataset_id: str | None = None) -> R:
+        """A chat; with `dataset_id`, questions about that dataset are answered with computed numbers."""
+        body = _clean({"title": title, "model_id": model_id, "dataset_id": dataset_id})
+        return self._call("POST", "/api/chats", json=body)
+
+    def get_chat(self, chat_id: str) -> R:
+        return self._call("GET", f"/api/chats/{chat_id}")
+
+    def update_chat(self, chat_id: str, **fields: Any) -> R:
+        return self._call("PATCH", f"/api/chats/{chat_id}", json=fields)
+
+    def delete_chat(self, chat_id: str) -> R:
+        return self._call("DELETE", f"/api/chats/{chat_id}")
+
+    def post_message(self, chat_id: str, content: str, *, role: str = "user") -> R:
+        """Adds a message; a `user` message is answered by the assistant in the background (see ask())."""
+        body = {"chat_id": chat_id, "role": role, "content": content}
+        return self._call("POST", "/api/messages", json=body)
+
+    def get_message(self, message_id: str) -> R:
+        return self._call("GET", f"/api/messages/{message_id}")
+
+    # --- AI chat (seed 004) and the OpenAI-compatible API --------------------------------------------
+    def chat(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> R:
+        """One exchange with the language model: {id, message, model, usage, created_at}."""
+        body = _clean(
+            {"message": message, "model": model, "temperature": temperature, "max_tokens": max_tokens}
+        )
+        return self._call("POST", "/api/chat", json=body)
+
+    def chat_completion(self, messages: list[dict[str, str]], *, model: str, **params: Any) -> R:
+        """OpenAI's chat completions (non-streaming) on the platform's models."""
+        return self._call(
+            "POST", "/v1/chat/completions", json={"model": model, "messages": messages, **params}
+        )
+
+    # --- media generation (seed 002) -----------------------------------------------------------------
+    def generate_image(
+        self,
+        prompt: str,
+        *,
+        negative_prompt: str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        seed: int | None = None,
+        model_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> R:
+        """Start a text-to-image generation: {task_id, status, image_url, progress}; follow `task_id`."""
+        body = _clean(
+            {
+                "prompt": prompt,
+                "negative_prompt": negative_prompt,
+                "width": width,
+                "height": height,
+                "num_inference_steps": num_inference_steps,
+                "guidance_scale": guidance_scale,
+                "seed": seed,
+                "model_id": model_id,
+            }
+        )
+        return self._call(
+            "POST",
+            "/api/text-to-image/generate",
+            json=body,
+            starts_work=True,
+            idempotency_key=idempotency_key,
+        )
+
+    def generate_video(
+        self,
+        prompt: str,
+        *,
+        num_frames: int | None = None,
+        fps: int | None = None,
+        num_inference_steps: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> R:
+        """Start a text-to-video generation; follow `task_id`, the MP4 is at the status's `video_url`."""
+        body = _clean(
+            {
+                "prompt": prompt,
+                "num_frames": num_frames,
+                "fps": fps,
+                "num_inference_steps": num_inference_steps,
+            }
+        )
+        return self._call(
+            "POST",
+            "/api/text-to-video/generate",
+            json=body,
+            starts_work=True,
+            idempotency_key=idempotency_key,
+        )
+
+    def media_status(self, task_id: str, *, kind: str = "text-to-image") -> R:
+        """{task_id, status, image_url or video_url, progress} (URLs re-signed on each read)."""
+        return self._call("GET", f"/api/{kind}/status/{task_id}")
+
+    def image_models(self) -> R:
+        return self._call("GET", "/api/text-to-image/models")
 
     # --- anything else -----------------------------------------------------------------------------
     def request(self, method: str, path: str, **kwargs: Any) -> R:

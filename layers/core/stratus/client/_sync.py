@@ -28,6 +28,7 @@ from stratus.client._core import (
     new_idempotency_key,
     page_items,
     raise_for_status,
+    socket_url,
     status_message,
     websocket_url,
 )
@@ -231,6 +232,113 @@ class Client(Endpoints[Any]):
 
     def deliveries(self, webhook_id: str) -> Iterator[Json]:
         return self._offset_pages(f"/api/webhooks/{webhook_id}/deliveries")
+
+    def chats(self) -> Iterator[Json]:
+        """Your chats, most recently updated first."""
+        return self._offset_pages("/api/chats")
+
+    def messages(self, chat_id: str) -> Iterator[Json]:
+        """A chat's messages, oldest first."""
+        return self._offset_pages(f"/api/messages/chat/{chat_id}")
+
+    def chat_history(self) -> Iterator[Json]:
+        return self._offset_pages("/api/chat/history")
+
+    # --- chats, live -------------------------------------------------------------------------------
+    def _socket(self, query: str) -> Any:
+        """A WebSocket to the API's /ws, or None when none can be opened (no websockets package)."""
+        try:
+            from websockets.sync.client import connect
+        except ImportError:
+            return None
+        if not self.token:
+            raise AuthenticationError(401, "sign in first: the WebSocket needs a token")
+        try:
+            return connect(socket_url(self.base_url, self.token, query), open_timeout=10)
+        except OSError:
+            return None
+
+    def ask(
+        self,
+        chat_id: str,
+        content: str,
+        *,
+        on_token: Callable[[str], None] | None = None,
+        timeout: float = 300,
+    ) -> Json:
+        """Post a user message and return the assistant's reply (with its `charts` and `query`), calling
+        `on_token` with each piece of text as it is generated (over the WebSocket; polled otherwise)."""
+        deadline = time.monotonic() + timeout
+        ws = self._socket(f"follow={chat_id}")
+        try:
+            posted: Json = self.post_message(chat_id, content)
+            asked = posted.get("id") or posted.get("_id")
+            while ws is not None and time.monotonic() < deadline:
+                try:
+                    message = jsonlib.loads(ws.recv(timeout=2.0))
+                except TimeoutError:
+                    reply = self._reply(chat_id, asked)  # announced before we listened?
+                    if reply is not None:
+                        return reply
+                    continue
+                except Exception:  # the connection dropped: poll instead
+                    break
+                data = message.get("data") or {}
+                if data.get("reply_to") != asked:
+                    continue
+                if message.get("type") == "chat_token" and on_token is not None:
+                    on_token(str(data.get("token", "")))
+                elif message.get("type") == "chat_message":
+                    return dict(data)
+        finally:
+            if ws is not None:
+                ws.close()
+        while time.monotonic() < deadline:
+            reply = self._reply(chat_id, asked)
+            if reply is not None:
+                if on_token is not None:
+                    on_token(reply.get("content", ""))
+                return reply
+            time.sleep(0.5)
+        raise TimeoutError(f"no reply in chat {chat_id} within {timeout} s")
+
+    def _reply(self, chat_id: str, asked: Any) -> Json | None:
+        for message in self.messages(chat_id):
+            if message.get("role") == "assistant" and message.get("reply_to") == asked:
+                return message
+        return None
+
+    def stream_chat(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> Iterator[Json]:
+        """Seed 004's chat over the WebSocket: {"type": "chat_token", "data": {token}} as the model generates,
+        then {"type": "chat_response", "data": {id, message, model, usage}}. Without a WebSocket, the
+        whole reply of POST /api/chat as one chat_response."""
+        request = {"message": message, "model": model, "temperature": temperature, "max_tokens": max_tokens}
+        ws = self._socket("")
+        if ws is None:
+            reply: Json = self.chat(message, model=model, temperature=temperature, max_tokens=max_tokens)
+            yield {"type": "chat_response", "data": reply}
+            return
+        with ws:
+            ws.send(
+                jsonlib.dumps({"type": "chat", "data": {k: v for k, v in request.items() if v is not None}})
+            )
+            while True:
+                event = jsonlib.loads(ws.recv(timeout=300))
+                if event.get("type") in ("connected", "pong"):
+                    continue
+                if event.get("type") == "error":
+                    data = event.get("data") or {}
+                    raise ApiError(400, data)
+                yield event
+                if event.get("type") == "chat_response":
+                    return
 
     # --- uploads -----------------------------------------------------------------------------------
     def upload_dataset(

@@ -302,6 +302,8 @@ def _detail(data: dict[str, Any]) -> str:
         parts.append(f"epoch {data.get('current_epoch')}/{data['total_epochs']}")
     elif data.get("total_steps"):
         parts.append(f"step {data.get('current_step')}/{data['total_steps']}")
+    elif data.get("total") and data.get("step") is not None:  # media generation: denoising steps
+        parts.append(f"step {data['step']}/{data['total']}")
     metrics = data.get("metrics") or {}
     parts.extend(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, int | float))
     for key in ("files_done", "files_total", "bytes_done", "bytes_total", "phase"):
@@ -399,6 +401,113 @@ def cmd_finetune(args: argparse.Namespace, client: Client, out: Output) -> int:
     return OK
 
 
+def cmd_chat(args: argparse.Namespace, client: Client, out: Output) -> int:
+    """Seed 003's chats (with --chat or --dataset: the data assistant) or seed 004's AI chat."""
+    chat_id = args.chat
+    if chat_id is None and args.dataset:
+        chat = client.create_chat(args.title or "stratus chat", dataset_id=args.dataset, model_id=args.model)
+        chat_id = chat.get("id") or chat.get("_id")
+        if not out.as_json:
+            out.console.print(f"Chat [bold]{chat_id}[/bold] on dataset {args.dataset}")
+    questions = [args.message] if args.message else _lines()
+    for question in questions:
+        if chat_id is not None:
+            reply = client.ask(chat_id, question, on_token=None if out.as_json else _print_token)
+            if out.as_json:
+                out.json(reply)
+            else:
+                print(flush=True)
+                for chart in _charts(reply.get("charts")):
+                    mark = chart.get("mark")
+                    mark = mark.get("type") if isinstance(mark, dict) else mark
+                    values = ((chart.get("data") or {}).get("values")) or []
+                    out.console.print(f"[dim]chart: {mark} of {len(values)} values[/dim]")
+                if reply.get("query"):
+                    out.console.print(f"[dim]query: {json.dumps(reply['query'], default=str)[:300]}[/dim]")
+        else:
+            final: dict[str, Any] = {}
+            streamed = False
+            for event in client.stream_chat(
+                question, model=args.model, temperature=args.temperature, max_tokens=args.max_tokens
+            ):
+                if event["type"] == "chat_token" and not out.as_json:
+                    streamed = True
+                    _print_token(str(event["data"].get("token", "")))
+                elif event["type"] == "chat_response":
+                    final = event["data"]
+            if out.as_json:
+                out.json(final)
+            else:
+                if not streamed:  # no WebSocket: the whole reply came at once
+                    print(final.get("message", ""), end="")
+                print(flush=True)
+                out.console.print(f"[dim]{final.get('model')} · {_cell(final.get('usage') or {})}[/dim]")
+    return OK
+
+
+def _print_token(token: str) -> None:
+    print(token, end="", flush=True)
+
+
+def _lines() -> Iterator[str]:
+    while True:
+        try:
+            line = input("> " if sys.stdin.isatty() else "")
+        except EOFError:
+            return
+        if line.strip():
+            yield line
+
+
+def _charts(charts: Any) -> list[dict[str, Any]]:
+    if isinstance(charts, dict):
+        return [charts]
+    if isinstance(charts, list):
+        return [c for c in charts if isinstance(c, dict)]
+    return []
+
+
+def cmd_generate(args: argparse.Namespace, client: Client, out: Output) -> int:
+    """Seed 002's media generation: start, follow the denoising steps, save the output."""
+    kind = "text-to-image" if args.media == "image" else "text-to-video"
+    if args.media == "image":
+        started = client.generate_image(
+            args.prompt,
+            negative_prompt=args.negative_prompt,
+            width=args.width,
+            height=args.height,
+            num_inference_steps=args.steps,
+            seed=args.seed,
+            model_id=args.model,
+        )
+    else:
+        started = client.generate_video(
+            args.prompt, num_frames=args.frames, fps=args.fps, num_inference_steps=args.steps
+        )
+    job_id = _started(out, started, f"{kind} generation")
+    if not (args.follow or args.out):
+        if out.as_json:
+            out.json(started)
+        return OK
+    code = follow_job(client, out, job_id, label="Generating")
+    status = client.media_status(job_id, kind=kind)
+    url = status.get("image_url") or status.get("video_url")
+    if code == OK and url:
+        target = Path(args.out or f"{job_id}.{'png' if args.media == 'image' else 'mp4'}")
+        import httpx
+
+        with httpx.stream("GET", url if "://" in url else client.base_url + url, timeout=120) as response:
+            response.raise_for_status()
+            with target.open("wb") as f:
+                for chunk in response.iter_bytes():
+                    f.write(chunk)
+        if out.as_json:
+            out.json({**status, "saved": str(target)})
+        else:
+            out.console.print(f"Saved {target}")
+    return code
+
+
 # --- parser ------------------------------------------------------------------------------------------
 Handler = Callable[[argparse.Namespace, "Client", Output], int]
 
@@ -478,6 +587,29 @@ def add_commands(commands: Any) -> None:
     download.add_argument("--task", required=True, help="its task, e.g. text-classification")
     download.add_argument("--revision")
     download.add_argument("--follow", action="store_true", help="show files and bytes until it ends")
+
+    chat = add("chat", cmd_chat, "chat with the language model, or ask questions about a dataset")
+    chat.add_argument("message", nargs="?", help="default: one question per line from stdin")
+    chat.add_argument("--chat", help="a chat's id (seed 003): the data assistant answers in it")
+    chat.add_argument("--dataset", help="start a chat on this dataset (its questions get computed answers)")
+    chat.add_argument("--title")
+    chat.add_argument("--model", help="a model name or alias")
+    chat.add_argument("--temperature", type=float)
+    chat.add_argument("--max-tokens", type=int)
+
+    generate = add("generate", cmd_generate, "generate an image or a video from a prompt")
+    generate.add_argument("media", choices=["image", "video"])
+    generate.add_argument("prompt")
+    generate.add_argument("--negative-prompt")
+    generate.add_argument("--width", type=int)
+    generate.add_argument("--height", type=int)
+    generate.add_argument("--steps", type=int)
+    generate.add_argument("--seed", type=int)
+    generate.add_argument("--frames", type=int)
+    generate.add_argument("--fps", type=int)
+    generate.add_argument("--model", help="a text-to-image model id")
+    generate.add_argument("--out", help="where to save the output (implies --follow)")
+    generate.add_argument("--follow", action="store_true", help="show the denoising steps until it ends")
 
     finetune = add("finetune", cmd_finetune, "start a LoRA or QLoRA fine-tune of an LLM")
     finetune.add_argument("dataset", help="the dataset's id or name")
