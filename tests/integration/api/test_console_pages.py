@@ -6,8 +6,9 @@ import re
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
-from stratus.capabilities.console.routes import PAGES
+from stratus.capabilities.console.routes import NEEDS, PAGES
 
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 
@@ -23,7 +24,7 @@ async def test_a_browser_at_the_root_opens_the_console_and_api_clients_keep_the_
     assert home.status_code == 307 and home.headers["location"] == "/console/jobs"
 
 
-@pytest.mark.parametrize("page", sorted(PAGES))
+@pytest.mark.parametrize("page", sorted(set(PAGES) - set(NEEDS)))
 async def test_every_page_renders_with_local_assets_only(client: httpx.AsyncClient, page: str) -> None:
     response = await client.get(f"/console/{page}")
     assert response.status_code == 200, response.text
@@ -70,3 +71,14 @@ async def test_docs_and_redoc_load_nothing_from_outside(client: httpx.AsyncClien
         for src in re.findall(r"""(?:src|href)=["']?(/static/[^"' >]+)""", page.text):
             assert (await client.get(src)).status_code == 200, src
     assert (await client.get("/docs/oauth2-redirect")).status_code == 200
+
+
+async def test_pages_of_capabilities_the_api_lacks_are_neither_served_nor_linked(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    paths = {getattr(route, "path", None) for route in app.routes}
+    jobs = (await client.get("/console/jobs")).text
+    for page, needed in NEEDS.items():
+        served = needed in paths
+        assert ((await client.get(f"/console/{page}")).status_code == 200) is served, page
+        assert (f'href="/console/{page}"' in jobs) is served, page

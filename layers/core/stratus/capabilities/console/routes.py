@@ -27,12 +27,14 @@ if TYPE_CHECKING:
 STATIC_DIR = (Path(__file__).resolve().parents[2] / "static").resolve()
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
-# page name -> (template, title). Chats and the media playground join here when their APIs exist.
+# page name -> (template, title).
 PAGES: dict[str, tuple[str, str]] = {
     "signin": ("signin.html", "Sign in"),
     "jobs": ("jobs.html", "Jobs"),
     "datasets": ("datasets.html", "Datasets"),
     "models": ("models.html", "Models"),
+    "chats": ("chats.html", "Chats"),
+    "media": ("media.html", "Media"),
     "playground": ("playground.html", "NLP playground"),
     "keys": ("keys.html", "API keys"),
     "webhooks": ("webhooks.html", "Webhooks"),
@@ -41,8 +43,11 @@ PAGES: dict[str, tuple[str, str]] = {
 DETAIL_PAGES: dict[str, tuple[str, str]] = {
     "jobs": ("job.html", "Job"),
     "datasets": ("dataset.html", "Dataset"),
+    "chats": ("chat.html", "Chat"),
 }
-NAV = ("jobs", "datasets", "models", "playground", "keys", "webhooks")
+NAV = ("jobs", "datasets", "models", "chats", "media", "playground", "keys", "webhooks")
+# Pages shown only when the API serves what they call (capabilities that may not be deployed).
+NEEDS: dict[str, str] = {"chats": "/api/chats", "media": "/api/text-to-image/generate"}
 
 router = APIRouter(include_in_schema=False)
 
@@ -56,6 +61,20 @@ def _templates() -> Environment:
     )
 
 
+def _available(request: Request) -> frozenset[str]:
+    """The optional pages whose API this app serves (read once from its routes)."""
+    cached: frozenset[str] | None = getattr(request.app.state, "console_pages", None)
+    if cached is None:
+        paths = {getattr(route, "path", None) for route in request.app.routes}
+        cached = frozenset(page for page, path in NEEDS.items() if path in paths)
+        request.app.state.console_pages = cached
+    return cached
+
+
+def _shown(request: Request, page: str) -> bool:
+    return page not in NEEDS or page in _available(request)
+
+
 def _render(
     request: Request, settings: Any, page: str, template: str, title: str, **extra: Any
 ) -> HTMLResponse:
@@ -67,7 +86,7 @@ def _render(
         .render(
             page=page,
             title=title,
-            nav=[(name, PAGES[name][1]) for name in NAV],
+            nav=[(name, PAGES[name][1]) for name in NAV if _shown(request, name)],
             root=root,
             static=f"{root}/static",
             websocket_url=websocket_url,
@@ -85,7 +104,7 @@ async def console_home(request: Request) -> RedirectResponse:
 
 @router.get("/console/{page}", response_class=HTMLResponse)
 async def console_page(page: str, request: Request, settings: AppSettings) -> HTMLResponse:
-    if page not in PAGES:
+    if page not in PAGES or not _shown(request, page):
         raise NotFound(f"No console page {page!r}")
     template, title = PAGES[page]
     return _render(request, settings, page, template, title)
@@ -93,7 +112,7 @@ async def console_page(page: str, request: Request, settings: AppSettings) -> HT
 
 @router.get("/console/{page}/{item_id}", response_class=HTMLResponse)
 async def console_detail(page: str, item_id: str, request: Request, settings: AppSettings) -> HTMLResponse:
-    if page not in DETAIL_PAGES or not item_id.isalnum() or len(item_id) > 64:
+    if page not in DETAIL_PAGES or not _shown(request, page) or not item_id.isalnum() or len(item_id) > 64:
         raise NotFound(f"No console page {page!r}")
     template, title = DETAIL_PAGES[page]
     return _render(request, settings, page, template, title, item_id=item_id)

@@ -620,6 +620,214 @@
     await refresh();
   };
 
+  /* Vega-Lite specs of a message (one spec, or a list), rendered into `into`. */
+  function renderCharts(charts, into) {
+    const specs = Array.isArray(charts) ? charts : charts && typeof charts === "object" ? [charts] : [];
+    for (const spec of specs) {
+      if (!spec || !(spec.mark || spec.layer || spec.vconcat || spec.hconcat || spec.$schema)) continue;
+      const box = el("div", { className: "chart" });
+      into.append(box);
+      if (window.vegaEmbed) {
+        window.vegaEmbed(box, Object.assign({ width: "container" }, spec), { actions: false, renderer: "svg" })
+          .catch((err) => box.append(el("p", { className: "muted" }, "chart: " + err.message)));
+      }
+    }
+  }
+
+  pages.chats = async function () {
+    const datasets = items(await api("GET", "/api/datasets?limit=100")).filter((d) => d.status === "ready");
+    const names = Object.fromEntries(datasets.map((d) => [d.id, d.name]));
+    $("#chat-dataset").append(...datasets.map((d) => el("option", { value: d.id }, d.name)));
+    $("#chat-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const f = fields(e.target);
+      try {
+        const chat = await api("POST", "/api/chats", { json: { title: f.title, dataset_id: f.dataset_id || null } });
+        location.href = ROOT + "/console/chats/" + (chat.id || chat._id);
+      } catch (err) {
+        flash(err.message);
+      }
+    });
+    const chats = items(await api("GET", "/api/chats?limit=100"));
+    fill(
+      $("#chats-table"),
+      chats.map((c) => {
+        const id = c.id || c._id;
+        return el("tr", {},
+          el("td", {}, el("a", { href: ROOT + "/console/chats/" + id }, c.title)),
+          el("td", {}, names[c.dataset_id] || c.dataset_id || ""),
+          el("td", {}, when(c.last_updated)),
+          el("td", {}, el("button", { className: "small danger", onclick: async () => {
+            try { await api("DELETE", "/api/chats/" + id); location.reload(); } catch (err) { flash(err.message); }
+          } }, "Delete")));
+      })
+    );
+  };
+
+  pages.chat = async function () {
+    const id = ITEM;
+    const chat = await api("GET", "/api/chats/" + id);
+    document.querySelector("h1").firstChild.textContent = chat.title + " ";
+    const list = $("#chat-messages");
+    const bubble = (m) => {
+      const node = el("div", { className: "msg " + (m.role === "user" ? "user" : "assistant"), "data-id": m.id || m._id || "" });
+      node.append(el("div", { className: "text" }, m.content || ""));
+      renderCharts(m.charts, node);
+      if (m.query) node.append(el("details", {}, el("summary", {}, "How this was computed"), el("pre", { className: "mono" }, JSON.stringify(m.query, null, 2))));
+      return node;
+    };
+    const shown = new Set();
+    const show = (m) => {
+      const key = m.id || m._id;
+      if (key && shown.has(key)) return null;
+      if (key) shown.add(key);
+      const node = bubble(m);
+      list.append(node);
+      list.scrollTop = list.scrollHeight;
+      return node;
+    };
+    for (let offset = 0; ; offset += 100) {
+      const page = items(await api("GET", "/api/messages/chat/" + id + "?limit=100&offset=" + offset));
+      page.forEach(show);
+      if (page.length < 100) break;
+    }
+    // Replies stream in as tokens over the WebSocket (following the chat), then arrive whole.
+    const pending = new Map(); // user message id -> the assistant bubble being written
+    const answered = new Set(); // user message ids whose reply is shown
+    let socket = null;
+    try {
+      socket = new WebSocket(websocketUrl(id), ["bearer", token()]);
+      socket.onmessage = (e) => {
+        const message = JSON.parse(e.data);
+        const d = message.data || {};
+        if (message.type === "chat_token") {
+          let node = pending.get(d.reply_to);
+          if (!node) {
+            node = el("div", { className: "msg assistant streaming" }, el("div", { className: "text" }, ""));
+            list.append(node);
+            pending.set(d.reply_to, node);
+          }
+          node.querySelector(".text").textContent += d.token || "";
+          list.scrollTop = list.scrollHeight;
+        } else if (message.type === "chat_message") {
+          if (d.reply_to) answered.add(d.reply_to);
+          const node = pending.get(d.reply_to);
+          pending.delete(d.reply_to);
+          const final = bubble(d);
+          shown.add(d.id || d._id);
+          if (node) node.replaceWith(final);
+          else list.append(final);
+          list.scrollTop = list.scrollHeight;
+          $("#ask-submit").disabled = false;
+        }
+      };
+    } catch (e) {
+      socket = null;
+    }
+    $("#ask-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const content = $("#ask-content").value.trim();
+      if (!content) return;
+      $("#ask-submit").disabled = true;
+      try {
+        const posted = await api("POST", "/api/messages", { json: { chat_id: id, role: "user", content } });
+        show(posted);
+        $("#ask-content").value = "";
+        // Without a live socket (or if it missed the reply), poll for the answer.
+        const asked = posted.id || posted._id;
+        for (let i = 0; i < 300; i++) {
+          await new Promise((r) => setTimeout(r, socket && socket.readyState === 1 ? 3000 : 1000));
+          if (answered.has(asked)) break;
+          const all = items(await api("GET", "/api/messages/chat/" + id + "?limit=1000"));
+          const reply = all.find((m) => m.role === "assistant" && m.reply_to === asked);
+          if (reply) {
+            answered.add(asked);
+            const node = pending.get(asked);
+            pending.delete(asked);
+            if (!shown.has(reply.id || reply._id)) {
+              const final = bubble(reply);
+              shown.add(reply.id || reply._id);
+              if (node) node.replaceWith(final);
+              else list.append(final);
+            }
+            break;
+          }
+        }
+      } catch (err) {
+        flash(err.message);
+      } finally {
+        $("#ask-submit").disabled = false;
+      }
+    });
+  };
+
+  pages.media = async function () {
+    const GALLERY_KEY = "stratus.media";
+    let models = [];
+    try { models = items(await api("GET", "/api/text-to-image/models")); } catch (e) { /* optional */ }
+    $("#media-model").replaceChildren(...models.map((m) => el("option", { value: m.id }, m.name || m.id)));
+    const gallery = $("#gallery");
+    const remembered = () => JSON.parse(localStorage.getItem(GALLERY_KEY) || "[]");
+    const addToGallery = (status, prompt) => {
+      const url = status.image_url || status.video_url;
+      if (!url) return;
+      const media = status.video_url ? el("video", { src: url, controls: "", muted: "" }) : el("img", { src: url, alt: prompt });
+      gallery.prepend(el("figure", { "data-task": status.task_id }, media, el("figcaption", {}, prompt)));
+    };
+    // Outputs are served by short-lived signed URLs: read each remembered task's status again.
+    for (const item of remembered().slice(0, 24)) {
+      try { addToGallery(await api("GET", "/api/" + item.kind + "/status/" + item.task_id), item.prompt); } catch (e) { /* gone */ }
+    }
+    $("#media-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const f = fields(e.target);
+      const body = { prompt: f.prompt };
+      for (const k of ["width", "height", "num_inference_steps", "seed"]) if (f[k]) body[k] = Number(f[k]);
+      if (f.negative_prompt) body.negative_prompt = f.negative_prompt;
+      if (f.model_id) body.model_id = f.model_id;
+      try {
+        const started = await api("POST", "/api/text-to-image/generate", {
+          json: body,
+          headers: { "Idempotency-Key": crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) },
+        });
+        const taskId = started.task_id;
+        localStorage.setItem(GALLERY_KEY, JSON.stringify([{ task_id: taskId, kind: "text-to-image", prompt: f.prompt }, ...remembered()].slice(0, 50)));
+        $("#media-live").hidden = false;
+        $("#media-progress").value = 0;
+        $("#media-preview").hidden = true;
+        const finish = async () => {
+          const status = await api("GET", "/api/text-to-image/status/" + taskId);
+          $("#media-progress").value = status.progress || 0;
+          if (status.status === "completed") {
+            addToGallery(status, f.prompt);
+            $("#media-live").hidden = true;
+          } else if (TERMINAL.includes(status.status)) {
+            flash("Generation " + status.status + (status.error ? ": " + status.error : ""));
+          }
+        };
+        if (TERMINAL.includes(started.status)) return finish();
+        follow(taskId, async (message) => {
+          const d = message.data || {};
+          if (message.type === "progress") {
+            $("#media-progress").value = d.progress || 0;
+            const step = d.step ?? d.current_step;
+            const total = d.total ?? d.total_steps;
+            $("#media-step").textContent = step != null && total ? "step " + step + " / " + total + (d.eta_s != null ? " · " + Math.round(d.eta_s) + " s left" : "") : "";
+            const preview = d.preview || d.preview_url;
+            if (preview) {
+              $("#media-preview").src = preview.startsWith("data:") || preview.startsWith("http") || preview.startsWith("/") ? preview : "data:image/png;base64," + preview;
+              $("#media-preview").hidden = false;
+            }
+          } else if (message.type === "status" || message.type === "error") {
+            if (TERMINAL.includes(d.status)) await finish();
+          }
+        });
+      } catch (err) {
+        flash(err.message);
+      }
+    });
+  };
+
   /* ------------------------------------------------------------------ start ---- */
   const signout = $("#signout");
   if (signout) {
@@ -629,7 +837,7 @@
       location.href = ROOT + "/console/signin";
     });
   }
-  const detail = { jobs: "job", datasets: "dataset" };
+  const detail = { jobs: "job", datasets: "dataset", chats: "chat" };
   const name = ITEM ? detail[PAGE] : PAGE;
   if (name !== "signin" && !token()) {
     location.href = ROOT + "/console/signin?next=" + encodeURIComponent(location.pathname);
