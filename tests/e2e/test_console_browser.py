@@ -103,7 +103,12 @@ def _csv(rows: int = 400) -> str:
 
 
 def _ready(driver: WebDriver) -> None:
-    _wait(driver, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+    """Waits for the page's script to finish loading its data; fails with what it showed if it failed."""
+    state = _wait(driver, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
+    if state != "true":
+        flash = driver.find_element(By.ID, "flash").text
+        logs = [entry["message"] for entry in driver.get_log("browser")]
+        raise AssertionError(f"{driver.current_url}: {flash} {logs}")
 
 
 EMAIL, PASSWORD = "browser@example.com", "securepass123"

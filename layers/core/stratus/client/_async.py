@@ -250,13 +250,14 @@ class AsyncClient(Endpoints[Any]):
     async def _socket(self, query: str) -> Any:
         try:
             from websockets.asyncio.client import connect
+            from websockets.exceptions import InvalidHandshake
         except ImportError:
             return None
         if not self.token:
             raise AuthenticationError(401, "sign in first: the WebSocket needs a token")
         try:
             return await connect(socket_url(self.base_url, self.token, query), open_timeout=10)
-        except OSError:
+        except (OSError, InvalidHandshake):
             return None
 
     async def _reply(self, chat_id: str, asked: Any) -> Json | None:

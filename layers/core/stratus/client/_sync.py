@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json as jsonlib
 import mimetypes
 import os
@@ -249,13 +250,14 @@ class Client(Endpoints[Any]):
         """A WebSocket to the API's /ws, or None when none can be opened (no websockets package)."""
         try:
             from websockets.sync.client import connect
+            from websockets.exceptions import InvalidHandshake
         except ImportError:
             return None
         if not self.token:
             raise AuthenticationError(401, "sign in first: the WebSocket needs a token")
         try:
             return connect(socket_url(self.base_url, self.token, query), open_timeout=10)
-        except OSError:
+        except (OSError, InvalidHandshake):
             return None
 
     def ask(
@@ -269,8 +271,10 @@ class Client(Endpoints[Any]):
         """Post a user message and return the assistant's reply (with its `charts` and `query`), calling
         `on_token` with each piece of text as it is generated (over the WebSocket; polled otherwise)."""
         deadline = time.monotonic() + timeout
-        ws = self._socket(f"follow={chat_id}")
-        try:
+        with contextlib.ExitStack() as stack:
+            ws = self._socket(f"follow={chat_id}")
+            if ws is not None:
+                stack.enter_context(ws)
             posted: Json = self.post_message(chat_id, content)
             asked = posted.get("id") or posted.get("_id")
             while ws is not None and time.monotonic() < deadline:
@@ -290,9 +294,6 @@ class Client(Endpoints[Any]):
                     on_token(str(data.get("token", "")))
                 elif message.get("type") == "chat_message":
                     return dict(data)
-        finally:
-            if ws is not None:
-                ws.close()
         while time.monotonic() < deadline:
             reply = self._reply(chat_id, asked)
             if reply is not None:

@@ -61,18 +61,22 @@ def _templates() -> Environment:
     )
 
 
-def _available(request: Request) -> frozenset[str]:
-    """The optional pages whose API this app serves (read once from its routes)."""
-    cached: frozenset[str] | None = getattr(request.app.state, "console_pages", None)
-    if cached is None:
-        paths = {getattr(route, "path", None) for route in request.app.routes}
-        cached = frozenset(page for page, path in NEEDS.items() if path in paths)
-        request.app.state.console_pages = cached
-    return cached
+@functools.cache
+def _available() -> frozenset[str]:
+    """The optional pages whose API the platform serves: read once from every capability's routes, since
+    in AWS the console's Lambda serves only its own group's (the API's other paths go to other Lambdas)."""
+    from stratus import capabilities
+
+    paths = {
+        getattr(route, "path", None)
+        for router in capabilities.routes_of(capabilities.CAPABILITIES)
+        for route in router.routes
+    }
+    return frozenset(page for page, path in NEEDS.items() if path in paths)
 
 
 def _shown(request: Request, page: str) -> bool:
-    return page not in NEEDS or page in _available(request)
+    return page not in NEEDS or page in _available()
 
 
 def _render(
