@@ -249,8 +249,8 @@ class Client(Endpoints[Any]):
     def _socket(self, query: str) -> Any:
         """A WebSocket to the API's /ws, or None when none can be opened (no websockets package)."""
         try:
-            from websockets.sync.client import connect
             from websockets.exceptions import InvalidHandshake
+            from websockets.sync.client import connect
         except ImportError:
             return None
         if not self.token:
