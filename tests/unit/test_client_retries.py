@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -86,3 +89,47 @@ def test_client_imports_without_the_server() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_websocket_urls_beside_the_api_or_the_websocket_api_of_aws() -> None:
+    from stratus.client._core import socket_url
+
+    assert (
+        socket_url("http://127.0.0.1:8000/", "sk-a", "follow=j1")
+        == "ws://127.0.0.1:8000/ws?follow=j1&token=sk-a"
+    )
+    assert socket_url("https://api.example.com", "t/+") == "wss://api.example.com/ws?token=t%2F%2B"
+    aws = socket_url("https://x", "t", "follow=j", "wss://abc.execute-api.us-east-1.amazonaws.com/prod")
+    assert aws == "wss://abc.execute-api.us-east-1.amazonaws.com/prod?follow=j&token=t"
+
+
+def test_credentials_are_written_owner_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stratus.client import cli
+
+    monkeypatch.setenv("STRATUS_CONFIG_DIR", str(tmp_path / "stratus"))
+    path = cli.save_credentials({"url": "http://x", "token": "sk-secret"})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert cli.load_credentials() == {"url": "http://x", "token": "sk-secret"}
+    path.write_text("not json")
+    assert cli.load_credentials() == {}
+
+
+def test_cli_exit_codes_without_a_server(tmp_path: Path) -> None:
+    env = {**os.environ, "STRATUS_CONFIG_DIR": str(tmp_path)}
+    env.pop("STRATUS_API_KEY", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "stratus.local.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    assert run("jobs").returncode == 3  # not signed in
+    assert run("jobs", "--bogus").returncode == 2  # usage
+    env["STRATUS_API_KEY"] = "sk-x"
+    unreachable = run("jobs", "--url", "http://127.0.0.1:9")
+    assert unreachable.returncode == 4, unreachable.stderr

@@ -33,7 +33,6 @@ from stratus.client._core import (
     raise_for_status,
     socket_url,
     status_message,
-    websocket_url,
 )
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
@@ -76,6 +75,7 @@ class AsyncClient(Endpoints[Any]):
         timeout: float = 60.0,
         retry: RetryPolicy | None = None,
         inline_limit: int = DEFAULT_INLINE_LIMIT,
+        websocket_url: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -83,6 +83,8 @@ class AsyncClient(Endpoints[Any]):
         self.refresh_token = refresh_token
         self.retry = retry or RetryPolicy()
         self.inline_limit = inline_limit
+        # The WebSocket API (in AWS its own endpoint, the WebSocketUrl output); default: /ws beside base_url.
+        self.websocket_url = websocket_url
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, transport=transport)
 
     async def close(self) -> None:
@@ -256,7 +258,9 @@ class AsyncClient(Endpoints[Any]):
         if not self.token:
             raise AuthenticationError(401, "sign in first: the WebSocket needs a token")
         try:
-            return await connect(socket_url(self.base_url, self.token, query), open_timeout=10)
+            return await connect(
+                socket_url(self.base_url, self.token, query, self.websocket_url), open_timeout=10
+            )
         except (OSError, InvalidHandshake):
             return None
 
@@ -439,7 +443,9 @@ class AsyncClient(Endpoints[Any]):
         if not self.token:
             raise AuthenticationError(401, "sign in first: follow needs a token")
         try:
-            ws = await connect(websocket_url(self.base_url, job_id, self.token), open_timeout=10)
+            ws = await connect(
+                socket_url(self.base_url, self.token, f"follow={job_id}", self.websocket_url), open_timeout=10
+            )
         except (OSError, InvalidHandshake):
             async for message in self._poll(job_id, deadline):
                 yield message

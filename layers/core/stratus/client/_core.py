@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 import httpx
 
@@ -136,15 +137,16 @@ def job_id_of(started: Mapping[str, Any]) -> str:
     raise StratusError(f"no job id in {dict(started)}")
 
 
-def socket_url(base_url: str, token: str, query: str = "") -> str:
-    """The API's WebSocket (/ws next to the HTTP API, as `stratus serve` has it) with the token."""
-    base = base_url.rstrip("/")
-    scheme = "wss" + base[5:] if base.startswith("https") else "ws" + base[4:]
-    return f"{scheme}/ws?{query + '&' if query else ''}token={token}"
-
-
-def websocket_url(base_url: str, job_id: str, token: str) -> str:
-    return socket_url(base_url, token, f"follow={job_id}")
+def socket_url(base_url: str, token: str, query: str = "", websocket_url: str | None = None) -> str:
+    """The API's WebSocket with the token: `websocket_url` (in AWS the WebSocket API's own endpoint), else
+    /ws beside the HTTP API, as `stratus serve` has it."""
+    if websocket_url:
+        url = websocket_url.rstrip("/")
+    else:
+        base = base_url.rstrip("/")
+        url = ("wss" + base[5:] if base.startswith("https") else "ws" + base[4:]) + "/ws"
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}{query + '&' if query else ''}token={quote(token, safe='')}"
 
 
 def is_terminal(message: Mapping[str, Any]) -> bool:

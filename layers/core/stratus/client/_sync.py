@@ -31,7 +31,6 @@ from stratus.client._core import (
     raise_for_status,
     socket_url,
     status_message,
-    websocket_url,
 )
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
@@ -74,6 +73,7 @@ class Client(Endpoints[Any]):
         timeout: float = 60.0,
         retry: RetryPolicy | None = None,
         inline_limit: int = DEFAULT_INLINE_LIMIT,
+        websocket_url: str | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -81,6 +81,8 @@ class Client(Endpoints[Any]):
         self.refresh_token = refresh_token
         self.retry = retry or RetryPolicy()
         self.inline_limit = inline_limit
+        # The WebSocket API (in AWS its own endpoint, the WebSocketUrl output); default: /ws beside base_url.
+        self.websocket_url = websocket_url
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
 
     def close(self) -> None:
@@ -256,7 +258,7 @@ class Client(Endpoints[Any]):
         if not self.token:
             raise AuthenticationError(401, "sign in first: the WebSocket needs a token")
         try:
-            return connect(socket_url(self.base_url, self.token, query), open_timeout=10)
+            return connect(socket_url(self.base_url, self.token, query, self.websocket_url), open_timeout=10)
         except (OSError, InvalidHandshake):
             return None
 
@@ -439,7 +441,9 @@ class Client(Endpoints[Any]):
         if not self.token:
             raise AuthenticationError(401, "sign in first: follow needs a token")
         try:
-            ws = connect(websocket_url(self.base_url, job_id, self.token), open_timeout=10)
+            ws = connect(
+                socket_url(self.base_url, self.token, f"follow={job_id}", self.websocket_url), open_timeout=10
+            )
         except (OSError, InvalidHandshake):
             yield from self._poll(job_id, deadline)
             return

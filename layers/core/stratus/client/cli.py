@@ -118,7 +118,8 @@ def make_client(args: argparse.Namespace) -> Client:
         stored.get("token") if stored.get("url", url) == url else None
     )
     refresh = stored.get("refresh_token") if token == stored.get("token") else None
-    return Client(url, api_key=token, refresh_token=refresh)
+    websocket = os.environ.get("STRATUS_WEBSOCKET_URL") or stored.get("websocket_url")
+    return Client(url, api_key=token, refresh_token=refresh, websocket_url=websocket)
 
 
 def _persist_refreshed(client: Client) -> None:
@@ -135,10 +136,11 @@ def _persist_refreshed(client: Client) -> None:
 
 # --- commands ----------------------------------------------------------------------------------------
 def cmd_login(args: argparse.Namespace, client: Client, out: Output) -> int:
+    stored: dict[str, Any]
     if args.api_key:
         client.token = args.api_key
         me = client.me()  # an API key is used as it is: check it works
-        stored: dict[str, Any] = {"url": client.base_url, "token": args.api_key, "email": me.get("email")}
+        stored = {"url": client.base_url, "token": args.api_key, "email": me.get("email")}
     else:
         email = args.email or input("Email: ")
         password = args.password or os.environ.get("STRATUS_PASSWORD") or getpass.getpass("Password: ")
@@ -152,6 +154,8 @@ def cmd_login(args: argparse.Namespace, client: Client, out: Output) -> int:
             "refresh_token": client.refresh_token,
             "email": email,
         }
+    if args.websocket_url or client.websocket_url:
+        stored["websocket_url"] = args.websocket_url or client.websocket_url
     path = save_credentials(stored)
     out.result(
         {"url": client.base_url, "email": stored.get("email"), "credentials": str(path)},
@@ -531,6 +535,10 @@ def add_commands(commands: Any) -> None:
     login.add_argument("--api-key", help="an sk- key to use instead of a session")
     login.add_argument("--register", action="store_true", help="create the account first")
     login.add_argument("--name", help="with --register: your name")
+    login.add_argument(
+        "--websocket-url",
+        help="the WebSocket API (AWS: the stack's WebSocketUrl output); default: /ws on --url",
+    )
     add("logout", cmd_logout, "forget the stored credentials")
     add("whoami", cmd_whoami, "who the stored credentials sign in as")
 
