@@ -133,3 +133,27 @@ def test_cli_exit_codes_without_a_server(tmp_path: Path) -> None:
     env["STRATUS_API_KEY"] = "sk-x"
     unreachable = run("jobs", "--url", "http://127.0.0.1:9")
     assert unreachable.returncode == 4, unreachable.stderr
+
+
+def test_image_and_audio_calls_send_the_multipart_fields_the_api_names(tmp_path: Path) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"ok": True})
+
+    photo = tmp_path / "cat.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n")
+    with Client("http://stratus.test", api_key="sk-x", transport=httpx.MockTransport(handler)) as c:
+        c.classify_image(photo, top_k=3)
+        c.register_face(photo.read_bytes(), "Ada")
+        c.transcribe(photo)
+    classify, register, transcribe = (r.read() for r in seen)
+    assert b'name="image"; filename="cat.png"' in classify and b'name="top_k"' in classify
+    assert b'name="image"' in register and b"Ada" in register
+    assert b'name="audio"' in transcribe
+    assert [r.url.path for r in seen] == [
+        "/api/image-recognition/classify",
+        "/api/face-recognition/register",
+        "/api/audio/transcribe",
+    ]

@@ -245,6 +245,13 @@ class AsyncClient(Endpoints[Any]):
     def messages(self, chat_id: str) -> AsyncIterator[Json]:
         return self._offset_pages(f"/api/messages/chat/{chat_id}")
 
+    def files(self) -> AsyncIterator[Json]:
+        return self._offset_pages("/api/files")
+
+    def faces(self) -> AsyncIterator[Json]:
+        """The faces you registered."""
+        return self._offset_pages("/api/face-recognition/faces")
+
     def chat_history(self) -> AsyncIterator[Json]:
         return self._offset_pages("/api/chat/history")
 

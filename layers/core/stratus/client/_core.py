@@ -7,11 +7,14 @@ Nothing here imports the server: only httpx (and websockets, lazily, for followi
 from __future__ import annotations
 
 import email.utils
+import mimetypes
+import os
 import random
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
@@ -166,6 +169,24 @@ def status_message(job: Mapping[str, Any]) -> Json:
 
 def _clean(values: Mapping[str, Any]) -> Json:
     return {k: v for k, v in values.items() if v is not None}
+
+
+def _form(**values: Any) -> dict[str, str]:
+    return {k: str(v) for k, v in values.items() if v is not None}
+
+
+def _file(field: str, source: str | os.PathLike[str] | bytes) -> dict[str, tuple[str, bytes, str]]:
+    """A multipart file field from a path or bytes (images and audio clips: read whole)."""
+    if isinstance(source, bytes):
+        return {field: (field, source, "application/octet-stream")}
+    path = Path(source)
+    return {
+        field: (
+            path.name,
+            path.read_bytes(),
+            mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+        )
+    }
 
 
 class Endpoints(Generic[R]):
@@ -367,6 +388,84 @@ class Endpoints(Generic[R]):
 
     def get_task(self, task_id: str) -> R:
         return self._call("GET", f"/api/tasks/{task_id}")
+
+    # --- recognition and audio -----------------------------------------------------------------------
+    def classify_image(
+        self, image: str | os.PathLike[str] | bytes, *, model: str | None = None, top_k: int | None = None
+    ) -> R:
+        """ImageNet classes (or a trained image classifier's, with `model` its id)."""
+        return self._call(
+            "POST",
+            "/api/image-recognition/classify",
+            files=_file("image", image),
+            data=_form(model=model, top_k=top_k),
+        )
+
+    def detect_objects(
+        self,
+        image: str | os.PathLike[str] | bytes,
+        *,
+        model: str | None = None,
+        threshold: float | None = None,
+    ) -> R:
+        return self._call(
+            "POST",
+            "/api/image-recognition/detect",
+            files=_file("image", image),
+            data=_form(model=model, threshold=threshold),
+        )
+
+    def detect_faces(self, image: str | os.PathLike[str] | bytes) -> R:
+        return self._call("POST", "/api/face-recognition/detect", files=_file("image", image))
+
+    def register_face(self, image: str | os.PathLike[str] | bytes, name: str) -> R:
+        return self._call(
+            "POST", "/api/face-recognition/register", files=_file("image", image), data={"name": name}
+        )
+
+    def recognize_faces(
+        self, image: str | os.PathLike[str] | bytes, *, max_distance: float | None = None
+    ) -> R:
+        return self._call(
+            "POST",
+            "/api/face-recognition/recognize",
+            files=_file("image", image),
+            data=_form(max_distance=max_distance),
+        )
+
+    def delete_face(self, face_id: str) -> R:
+        return self._call("DELETE", f"/api/face-recognition/faces/{face_id}")
+
+    def transcribe(self, audio: str | os.PathLike[str] | bytes, *, language: str | None = None) -> R:
+        return self._call(
+            "POST", "/api/audio/transcribe", files=_file("audio", audio), data=_form(language=language)
+        )
+
+    def synthesize(self, text: str, *, voice: str | None = None, format: str | None = None) -> R:
+        """Speech audio (bytes) for `text`."""
+        return self._call(
+            "POST", "/api/audio/synthesize", json=_clean({"text": text, "voice": voice, "format": format})
+        )
+
+    def voices(self) -> R:
+        return self._call("GET", "/api/audio/voices")
+
+    # --- files and model records ---------------------------------------------------------------------
+    def upload_file(self, path: str | os.PathLike[str] | bytes) -> R:
+        return self._call("POST", "/api/files/upload", files=_file("file", path))
+
+    def get_file(self, file_id: str) -> R:
+        return self._call("GET", f"/api/files/{file_id}")
+
+    def delete_file(self, file_id: str) -> R:
+        return self._call("DELETE", f"/api/files/{file_id}")
+
+    def create_model(self, name: str, base_model: str, **fields: Any) -> R:
+        """A model record (seed 003's registry entry)."""
+        return self._call("POST", "/api/models", json={"name": name, "base_model": base_model, **fields})
+
+    def update_model(self, model_id: str, **fields: Any) -> R:
+        return self._call("PATCH", f"/api/models/{model_id}", json=fields)
 
     # --- webhooks ----------------------------------------------------------------------------------
     def create_webhook(self, url: str, events: list[str], *, description: str | None = None) -> R:

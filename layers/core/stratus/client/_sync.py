@@ -244,6 +244,13 @@ class Client(Endpoints[Any]):
         """A chat's messages, oldest first."""
         return self._offset_pages(f"/api/messages/chat/{chat_id}")
 
+    def files(self) -> Iterator[Json]:
+        return self._offset_pages("/api/files")
+
+    def faces(self) -> Iterator[Json]:
+        """The faces you registered."""
+        return self._offset_pages("/api/face-recognition/faces")
+
     def chat_history(self) -> Iterator[Json]:
         return self._offset_pages("/api/chat/history")
 

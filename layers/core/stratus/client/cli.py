@@ -13,6 +13,7 @@ import getpass
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -310,10 +311,22 @@ def _detail(data: dict[str, Any]) -> str:
         parts.append(f"step {data['step']}/{data['total']}")
     metrics = data.get("metrics") or {}
     parts.extend(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, int | float))
-    for key in ("files_done", "files_total", "bytes_done", "bytes_total", "phase"):
-        if data.get(key) is not None:
-            parts.append(f"{key} {data[key]}")
+    if data.get("files_total"):  # a model download
+        parts.append(f"files {data.get('files_done', 0)}/{data['files_total']}")
+    if data.get("total_bytes"):
+        parts.append(f"{_bytes(data.get('bytes_downloaded') or 0)}/{_bytes(data['total_bytes'])}")
+    if data.get("phase"):
+        parts.append(str(data["phase"]))
     return "  ".join(parts[:6])
+
+
+def _bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
 
 
 def _started(out: Output, started: dict[str, Any], what: str) -> str:
@@ -372,6 +385,13 @@ def cmd_tasks(args: argparse.Namespace, client: Client, out: Output) -> int:
         result = client.embed(args.text, model_name=name)
     else:
         result = client.generate_text(args.text, max_tokens=args.max_tokens, model_name=name)
+    # A task the inference worker is still starting answers `pending`: follow it to its result.
+    deadline = time.monotonic() + 300
+    while isinstance(result, dict) and result.get("status") == "pending" and result.get("task_id"):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+        result = client.get_task(result["task_id"])
     out.result(result, lambda: out.console.print_json(data=result))
     return OK
 

@@ -495,7 +495,7 @@
             $("#download-progress").value = d.progress || 0;
             $("#download-status").textContent = Math.round(d.progress || 0) + "%" +
               (d.files_total ? " · files " + (d.files_done || 0) + "/" + d.files_total : "") +
-              (d.bytes_total ? " · " + bytes(d.bytes_done) + " / " + bytes(d.bytes_total) : "");
+              (d.total_bytes ? " · " + bytes(d.bytes_downloaded) + " / " + bytes(d.total_bytes) : "");
           } else if (message.type === "status" || message.type === "error") {
             $("#download-status").textContent = d.status + (d.error ? ": " + d.error : "");
             if (d.status === "completed") $("#download-progress").value = 100;
