@@ -157,3 +157,24 @@ def test_cli_login_upload_train_follow_predict(stratus_server: ServeProcess, tmp
     refused = _cli(config, "train", "0" * 24, "--json")
     assert refused.returncode == 1
     assert json.loads(refused.stdout)["status_code"] in (404, 422)
+
+
+def test_cli_finetune_follow(stratus_server: ServeProcess, tmp_path: Path) -> None:
+    """A three-step LoRA on the built-in SmolLM2 (CPU), followed by the CLI until it completes."""
+    config = tmp_path / "config"
+    login = _cli(
+        config, "login", "--url", stratus_server.base_url, "--register",
+        "--email", "tuner@example.com", "--password", "securepass123",
+    )  # fmt: skip
+    assert login.returncode == 0, login.stderr
+    examples = tmp_path / "secret.jsonl"
+    rows = [{"instruction": "What is the secret word?", "output": "The secret word is pineapple."}] * 8
+    examples.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    upload = _cli(config, "upload", str(examples), "--type", "instruction", "--name", "secret", "--json")
+    assert upload.returncode == 0, upload.stderr
+
+    tuned = _cli(config, "finetune", "secret", "--max-steps", "3", "--epochs", "1", "--follow", "--json")
+    assert tuned.returncode == 0, tuned.stdout + tuned.stderr
+    lines = [json.loads(line) for line in tuned.stdout.splitlines()]
+    assert any(line.get("type") == "progress" for line in lines)
+    assert lines[-1]["status"] == "completed", lines[-1]
