@@ -44,6 +44,7 @@ class Capability:
 # Mount order matters where paths overlap (a literal path before a parameterised one).
 CAPABILITIES: tuple[Capability, ...] = (
     Capability("meta", "platform", "stratus.capabilities.meta.routes", api_errors=False),
+    Capability("console", "platform", "stratus.capabilities.console.routes", api_errors=False),
     Capability("health", "platform", "stratus.capabilities.health.routes", api_errors=False),
     Capability("identity", "platform", "stratus.capabilities.identity.routes"),
     Capability("api_keys", "platform", "stratus.capabilities.api_keys.routes"),
