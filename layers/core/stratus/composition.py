@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from stratus import capabilities
+from stratus.capabilities.chats.repository import ChatMessageRepository, ChatRepository
 from stratus.db.database import Database
 from stratus.db.repositories.api_keys import ApiKeyRepository
 from stratus.db.repositories.connections import ConnectionRepository
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from bson import ObjectId
 
     from stratus.capabilities.api_keys.service import ApiKeyService
+    from stratus.capabilities.chats.service import ConversationService
     from stratus.capabilities.datasets.service import DatasetService
     from stratus.capabilities.downloads.service import DownloadService
     from stratus.capabilities.files.service import FileService
@@ -103,6 +105,8 @@ class Container:
         self.connection_repo = ConnectionRepository(db)
         self.task_repo = TaskRepository(db)
         self.face_repo = FaceRepository(db)
+        self.chat_repo = ChatRepository(db)
+        self.chat_message_repo = ChatMessageRepository(db)
         self.repositories: list[Repository] = [
             self.users,
             self.refresh_tokens,
@@ -119,6 +123,8 @@ class Container:
             self.connection_repo,
             self.task_repo,
             self.face_repo,
+            self.chat_repo,
+            self.chat_message_repo,
         ]
         self.job_kinds = capabilities.job_kinds()
         self.job_store = JobStore(self.job_repo, self.job_event_repo)
@@ -372,6 +378,28 @@ class Container:
         )
 
     @cached_property
+    def chats(self) -> ConversationService:
+        from stratus.capabilities.chats.model import GenerationReplyModel
+        from stratus.capabilities.chats.service import ConversationService
+
+        # Seed 003's chats; replies are produced by the chat.reply queue consumer, the language model
+        # on the inference worker.
+        return ConversationService(
+            chats=self.chat_repo,
+            messages=self.chat_message_repo,
+            datasets=self.dataset_repo,
+            models=self.model_repo,
+            storage=self.ports.storage,
+            queue=self.ports.queue,
+            quota=self.quota,
+            live=self.live,
+            model=GenerationReplyModel(
+                self.ports.inference, self.tasks.resolve, wait_s=self.settings.task_max_wait_s
+            ),
+            scratch_dir=self.settings.state_dir / "scratch",
+        )
+
+    @cached_property
     def messages(self) -> MessageRouter:
         """Queue messages, by type: the SQS dispatcher and the local queue both hand bodies here. Each
         handler's service is built when its first message arrives."""
@@ -388,7 +416,11 @@ class Container:
 
     async def _owns_job_or_task(self, user_id: ObjectId, reference: str) -> bool:
         """WebSocket subscriptions follow jobs (training, downloads) and inference tasks alike."""
-        return await self.jobs.owns(user_id, reference) or await self.tasks.owns(user_id, reference)
+        return (
+            await self.jobs.owns(user_id, reference)
+            or await self.tasks.owns(user_id, reference)
+            or await self.chats.owns(user_id, reference)
+        )
 
     async def bootstrap(self) -> None:
         """Idempotent start-up work that needs I/O (indexes); run lazily on the first request."""

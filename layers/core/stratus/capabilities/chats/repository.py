@@ -1,0 +1,119 @@
+"""Chats and their messages (two collections); a chat's owner is checked on every read and write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+
+from stratus.db.repository import Repository
+from stratus.schemas.common import utcnow
+
+
+class ChatRepository(Repository):
+    collection_name = "chats"
+    indexes = (IndexModel([("user_id", ASCENDING), ("last_updated", DESCENDING)], name="user_updated"),)
+
+    async def insert(self, doc: dict[str, Any]) -> dict[str, Any]:
+        now = utcnow()
+        doc = {"created_at": now, "last_updated": now, **doc}
+        doc["_id"] = (await self.collection.insert_one(doc)).inserted_id
+        return doc
+
+    async def get_owned(self, user_id: ObjectId, chat_id: ObjectId) -> dict[str, Any] | None:
+        return await self.collection.find_one({"_id": chat_id, "user_id": user_id})
+
+    async def get(self, chat_id: ObjectId) -> dict[str, Any] | None:
+        return await self.collection.find_one({"_id": chat_id})
+
+    async def list_owned(
+        self, user_id: ObjectId, *, limit: int, offset: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        query = {"user_id": user_id}
+        # _id breaks ties so pages never repeat or skip items.
+        cursor = (
+            self.collection.find(query)
+            .sort([("last_updated", DESCENDING), ("_id", DESCENDING)])
+            .skip(offset)
+            .limit(limit)
+        )
+        return await cursor.to_list(), await self.collection.count_documents(query)
+
+    async def update_owned(
+        self, user_id: ObjectId, chat_id: ObjectId, changes: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        return await self.collection.find_one_and_update(
+            {"_id": chat_id, "user_id": user_id},
+            {"$set": {**changes, "last_updated": utcnow()}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def touch(self, chat_id: ObjectId) -> None:
+        """A new message moves the chat to the top of the list."""
+        await self.collection.update_one({"_id": chat_id}, {"$set": {"last_updated": utcnow()}})
+
+    async def delete_owned(self, user_id: ObjectId, chat_id: ObjectId) -> dict[str, Any] | None:
+        return await self.collection.find_one_and_delete({"_id": chat_id, "user_id": user_id})
+
+
+class ChatMessageRepository(Repository):
+    collection_name = "chat_messages"
+    indexes = (
+        IndexModel([("chat_id", ASCENDING), ("timestamp", ASCENDING), ("_id", ASCENDING)], name="chat_time"),
+        # At most one assistant reply per user message, however often its queue message is delivered.
+        # Sparse: user messages carry no `reply_to` at all (never null).
+        IndexModel([("reply_to", ASCENDING)], unique=True, sparse=True, name="one_reply"),
+    )
+
+    async def insert(self, doc: dict[str, Any]) -> dict[str, Any]:
+        doc = {"timestamp": utcnow(), **doc}
+        doc["_id"] = (await self.collection.insert_one(doc)).inserted_id
+        return doc
+
+    async def get(self, message_id: ObjectId) -> dict[str, Any] | None:
+        return await self.collection.find_one({"_id": message_id})
+
+    async def list_for_chat(
+        self, chat_id: ObjectId, *, limit: int, offset: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        query = {"chat_id": chat_id}
+        cursor = (
+            self.collection.find(query)
+            .sort([("timestamp", ASCENDING), ("_id", ASCENDING)])
+            .skip(offset)
+            .limit(limit)
+        )
+        return await cursor.to_list(), await self.collection.count_documents(query)
+
+    async def history(self, chat_id: ObjectId, *, before: ObjectId, limit: int) -> list[dict[str, Any]]:
+        """The chat's last `limit` messages up to and including `before`, oldest first."""
+        anchor = await self.get(before)
+        query: dict[str, Any] = {"chat_id": chat_id}
+        if anchor is not None:
+            query["timestamp"] = {"$lte": anchor["timestamp"]}
+        cursor = (
+            self.collection.find(query).sort([("timestamp", DESCENDING), ("_id", DESCENDING)]).limit(limit)
+        )
+        return list(reversed(await cursor.to_list()))
+
+    async def reply_to(self, message_id: ObjectId) -> dict[str, Any] | None:
+        return await self.collection.find_one({"reply_to": message_id})
+
+    async def last_plan(self, chat_id: ObjectId, *, before: ObjectId) -> dict[str, Any] | None:
+        """The plan of the chat's latest assistant answer before this message (for follow-ups)."""
+        anchor = await self.get(before)
+        query: dict[str, Any] = {"chat_id": chat_id, "role": "assistant", "query.plan": {"$type": "object"}}
+        if anchor is not None:
+            query["timestamp"] = {"$lte": anchor["timestamp"]}
+        doc = await self.collection.find_one(query, sort=[("timestamp", DESCENDING), ("_id", DESCENDING)])
+        if doc is None:
+            return None
+        plan = (doc.get("query") or {}).get("plan")
+        return plan if isinstance(plan, dict) else None
+
+    async def delete(self, message_id: ObjectId) -> None:
+        await self.collection.delete_one({"_id": message_id})
+
+    async def delete_for_chat(self, chat_id: ObjectId) -> int:
+        return (await self.collection.delete_many({"chat_id": chat_id})).deleted_count
