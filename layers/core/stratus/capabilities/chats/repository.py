@@ -89,13 +89,15 @@ class ChatMessageRepository(Repository):
     async def history(self, chat_id: ObjectId, *, before: ObjectId, limit: int) -> list[dict[str, Any]]:
         """The chat's last `limit` messages up to and including `before`, oldest first."""
         anchor = await self.get(before)
-        query: dict[str, Any] = {"chat_id": chat_id}
-        if anchor is not None:
-            query["timestamp"] = {"$lte": anchor["timestamp"]}
+        # Read newest first and cut at the anchor here: messages posted after it are few (a reply is
+        # produced right away), and a range filter on the timestamp is not needed.
         cursor = (
-            self.collection.find(query).sort([("timestamp", DESCENDING), ("_id", DESCENDING)]).limit(limit)
+            self.collection.find({"chat_id": chat_id})
+            .sort([("timestamp", DESCENDING), ("_id", DESCENDING)])
+            .limit(limit + 20)
         )
-        return list(reversed(await cursor.to_list()))
+        docs = [d for d in await cursor.to_list() if anchor is None or _at_or_before(d, anchor)]
+        return list(reversed(docs[:limit]))
 
     async def reply_to(self, message_id: ObjectId) -> dict[str, Any] | None:
         return await self.collection.find_one({"reply_to": message_id})
@@ -103,17 +105,23 @@ class ChatMessageRepository(Repository):
     async def last_plan(self, chat_id: ObjectId, *, before: ObjectId) -> dict[str, Any] | None:
         """The plan of the chat's latest assistant answer before this message (for follow-ups)."""
         anchor = await self.get(before)
-        query: dict[str, Any] = {"chat_id": chat_id, "role": "assistant", "query.plan": {"$type": "object"}}
-        if anchor is not None:
-            query["timestamp"] = {"$lte": anchor["timestamp"]}
-        doc = await self.collection.find_one(query, sort=[("timestamp", DESCENDING), ("_id", DESCENDING)])
-        if doc is None:
-            return None
-        plan = (doc.get("query") or {}).get("plan")
-        return plan if isinstance(plan, dict) else None
+        cursor = (
+            self.collection.find({"chat_id": chat_id, "role": "assistant", "query.plan": {"$type": "object"}})
+            .sort([("timestamp", DESCENDING), ("_id", DESCENDING)])
+            .limit(20)
+        )
+        for doc in await cursor.to_list():
+            if anchor is None or _at_or_before(doc, anchor):
+                plan = (doc.get("query") or {}).get("plan")
+                return plan if isinstance(plan, dict) else None
+        return None
 
     async def delete(self, message_id: ObjectId) -> None:
         await self.collection.delete_one({"_id": message_id})
 
     async def delete_for_chat(self, chat_id: ObjectId) -> int:
         return (await self.collection.delete_many({"chat_id": chat_id})).deleted_count
+
+
+def _at_or_before(doc: dict[str, Any], anchor: dict[str, Any]) -> bool:
+    return bool((doc["timestamp"], doc["_id"]) <= (anchor["timestamp"], anchor["_id"]))

@@ -104,7 +104,7 @@ class ConversationService:
         self._queue = queue
         self._quota = quota
         self._live = live
-        self._model = model
+        self.model = model  # public: the composition (and tests) may swap it
         self._scratch = scratch_dir
         self.policy = policy or ChatPolicy()
         self._assistants: collections.OrderedDict[ObjectId, Assistant] = collections.OrderedDict()
@@ -357,7 +357,7 @@ class ConversationService:
         temperature: float | None = None,
     ) -> str:
         parts: list[str] = []
-        stream = self._model.stream(
+        stream = self.model.stream(
             user_id,
             model,
             turns,
