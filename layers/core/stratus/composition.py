@@ -6,9 +6,10 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from stratus import capabilities
+from stratus.capabilities.chat.repository import ChatHistoryRepository
 from stratus.db.database import Database
 from stratus.db.repositories.api_keys import ApiKeyRepository
 from stratus.db.repositories.connections import ConnectionRepository
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from bson import ObjectId
 
     from stratus.capabilities.api_keys.service import ApiKeyService
+    from stratus.capabilities.chat.service import ChatService
     from stratus.capabilities.datasets.service import DatasetService
     from stratus.capabilities.downloads.service import DownloadService
     from stratus.capabilities.files.service import FileService
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
     from stratus.capabilities.webhooks.service import WebhookService
     from stratus.jobs.events import JobEventsService
     from stratus.jobs.service import JobService
+    from stratus.ports.chat import ChatStreamer
     from stratus.ports.events import EventBus
     from stratus.ports.inference import InferenceBackend
     from stratus.ports.jobs import JobBackend
@@ -73,6 +76,8 @@ class Ports:
     inference: InferenceBackend
     # Webhook deliveries' own queue (STRATUS_WEBHOOKS_QUEUE_URL); None: they share `queue`.
     webhook_queue: MessageQueue | None = None
+    # The chat task's token stream; None: `inference` streams it (the local inference server does).
+    chat: ChatStreamer | None = None
 
 
 class Container:
@@ -103,6 +108,7 @@ class Container:
         self.connection_repo = ConnectionRepository(db)
         self.task_repo = TaskRepository(db)
         self.face_repo = FaceRepository(db)
+        self.chat_history_repo = ChatHistoryRepository(db)
         self.repositories: list[Repository] = [
             self.users,
             self.refresh_tokens,
@@ -119,6 +125,7 @@ class Container:
             self.connection_repo,
             self.task_repo,
             self.face_repo,
+            self.chat_history_repo,
         ]
         self.job_kinds = capabilities.job_kinds()
         self.job_store = JobStore(self.job_repo, self.job_event_repo)
@@ -319,6 +326,20 @@ class Container:
             self.quota,
             wait_s=self.settings.task_max_wait_s,
             trained_models=self.predictions,
+        )
+
+    @cached_property
+    def chat(self) -> ChatService:
+        from stratus.capabilities.chat.service import ChatPolicy, ChatService
+
+        streamer = self.ports.chat or cast("ChatStreamer", self.ports.inference)
+        return ChatService(
+            self.tasks,
+            streamer,
+            self.quota,
+            self.chat_history_repo,
+            models=self.model_repo,
+            policy=ChatPolicy(aliases=dict(self.settings.chat_model_aliases)),
         )
 
     @cached_property
