@@ -19,10 +19,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from stratus.capabilities.chat import spec
+from stratus.capabilities.chat.events import ChatDelta, ChatDone, ChatEvent, ChatStart, Usage, first_event
 from stratus.capabilities.identity.principal import Principal
 from stratus.errors import DependencyFailed, DomainError, NotFound, ValidationFailed
 from stratus.ml import catalogue
@@ -35,57 +35,6 @@ if TYPE_CHECKING:
     from stratus.capabilities.nlp.service import TaskService
     from stratus.db.repositories.models import ModelRepository
     from stratus.services.quota import QuotaService
-
-FinishReason = Literal["stop", "length"]
-
-
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int
-    completion_tokens: int
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.total_tokens,
-        }
-
-
-@dataclass(frozen=True)
-class ChatStart:
-    """The request was accepted: `model` is the served model that answers (aliases resolved)."""
-
-    id: str
-    model: str
-    requested: str | None  # the name the client sent (None: the default model)
-    prompt_tokens: int
-    dropped_messages: int
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class ChatDelta:
-    text: str
-
-
-@dataclass(frozen=True)
-class ChatDone:
-    id: str
-    model: str
-    text: str
-    finish_reason: FinishReason
-    usage: Usage
-    dropped_messages: int
-    created_at: datetime
-    requested: str | None = None
-
-
-ChatEvent = ChatStart | ChatDelta | ChatDone
 
 
 @dataclass(frozen=True)
@@ -193,6 +142,9 @@ class ChatService:
         if self.policy.embedding_model:
             return self.policy.embedding_model
         return catalogue.for_task("embeddings")[0].name
+
+    def embedding_models(self) -> list[str]:
+        return _embedding_names()
 
     async def available(self, principal: Principal) -> list[str]:
         """Every name the caller may send as a chat model: aliases, built-in, downloaded, fine-tuned."""
@@ -377,14 +329,6 @@ class ChatService:
 
 def _embedding_names() -> list[str]:
     return [m.name for m in catalogue.for_task("embeddings")]
-
-
-async def first_event(stream: AsyncIterator[ChatEvent]) -> ChatStart:
-    """Await a stream's ChatStart (raising its DomainError, if any, before anything is sent)."""
-    event = await anext(stream)
-    if not isinstance(event, ChatStart):
-        raise DependencyFailed("The model's stream began without a start", code="INFERENCE_FAILED")
-    return event
 
 
 __all__ = [
