@@ -6,9 +6,10 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from stratus import capabilities
+from stratus.capabilities.chat.repository import ChatHistoryRepository
 from stratus.capabilities.chats.repository import ChatMessageRepository, ChatRepository
 from stratus.db.database import Database
 from stratus.db.repositories.api_keys import ApiKeyRepository
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from bson import ObjectId
 
     from stratus.capabilities.api_keys.service import ApiKeyService
+    from stratus.capabilities.chat.service import ChatService
     from stratus.capabilities.chats.service import ConversationService
     from stratus.capabilities.datasets.service import DatasetService
     from stratus.capabilities.downloads.service import DownloadService
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
     from stratus.capabilities.webhooks.service import WebhookService
     from stratus.jobs.events import JobEventsService
     from stratus.jobs.service import JobService
+    from stratus.ports.chat import ChatStreamer
     from stratus.ports.events import EventBus
     from stratus.ports.inference import InferenceBackend
     from stratus.ports.jobs import JobBackend
@@ -75,6 +78,8 @@ class Ports:
     inference: InferenceBackend
     # Webhook deliveries' own queue (STRATUS_WEBHOOKS_QUEUE_URL); None: they share `queue`.
     webhook_queue: MessageQueue | None = None
+    # The chat task's token stream; None: `inference` streams it (the local inference server does).
+    chat: ChatStreamer | None = None
 
 
 class Container:
@@ -107,6 +112,7 @@ class Container:
         self.face_repo = FaceRepository(db)
         self.chat_repo = ChatRepository(db)
         self.chat_message_repo = ChatMessageRepository(db)
+        self.chat_history_repo = ChatHistoryRepository(db)
         self.repositories: list[Repository] = [
             self.users,
             self.refresh_tokens,
@@ -125,6 +131,7 @@ class Container:
             self.face_repo,
             self.chat_repo,
             self.chat_message_repo,
+            self.chat_history_repo,
         ]
         self.job_kinds = capabilities.job_kinds()
         self.job_store = JobStore(self.job_repo, self.job_event_repo)
@@ -328,6 +335,20 @@ class Container:
         )
 
     @cached_property
+    def chat(self) -> ChatService:
+        from stratus.capabilities.chat.service import ChatPolicy, ChatService
+
+        streamer = self.ports.chat or cast("ChatStreamer", self.ports.inference)
+        return ChatService(
+            self.tasks,
+            streamer,
+            self.quota,
+            self.chat_history_repo,
+            models=self.model_repo,
+            policy=ChatPolicy(aliases=dict(self.settings.chat_model_aliases)),
+        )
+
+    @cached_property
     def job_events(self) -> JobEventsService:
         from stratus.jobs.events import JobEventsService
 
@@ -379,7 +400,7 @@ class Container:
 
     @cached_property
     def chats(self) -> ConversationService:
-        from stratus.capabilities.chats.model import GenerationReplyModel
+        from stratus.capabilities.chats.model import StreamingReplyModel
         from stratus.capabilities.chats.service import ConversationService
 
         # Seed 003's chats; replies are produced by the chat.reply queue consumer, the language model
@@ -393,8 +414,8 @@ class Container:
             queue=self.ports.queue,
             quota=self.quota,
             live=self.live,
-            model=GenerationReplyModel(
-                self.ports.inference, self.tasks.resolve, wait_s=self.settings.task_max_wait_s
+            model=StreamingReplyModel(
+                self.chat, self.ports.chat or cast("ChatStreamer", self.ports.inference)
             ),
             scratch_dir=self.settings.state_dir / "scratch",
         )

@@ -15,6 +15,7 @@ from stratus.settings import Settings
 
 if TYPE_CHECKING:
     from stratus.capabilities.api_keys.service import ApiKeyService
+    from stratus.capabilities.chat.service import ChatService
     from stratus.capabilities.chats.service import ConversationService
     from stratus.capabilities.datasets.service import DatasetService
     from stratus.capabilities.downloads.service import DownloadService
@@ -116,6 +117,10 @@ def get_chats(container: _Container) -> ConversationService:
     return container.chats
 
 
+def get_chat(container: _Container) -> ChatService:
+    return container.chat
+
+
 AppSettings = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
@@ -140,6 +145,7 @@ if TYPE_CHECKING:
     Tasks = Annotated[TaskService, Depends(get_tasks)]
     Webhooks = Annotated[WebhookService, Depends(get_webhooks)]
     Chats = Annotated[ConversationService, Depends(get_chats)]
+    Chat = Annotated[ChatService, Depends(get_chat)]
 else:
     HealthSvc = Annotated[Any, Depends(get_health)]
     Auth = Annotated[Any, Depends(get_auth)]
@@ -158,3 +164,4 @@ else:
     Tasks = Annotated[Any, Depends(get_tasks)]
     Webhooks = Annotated[Any, Depends(get_webhooks)]
     Chats = Annotated[Any, Depends(get_chats)]
+    Chat = Annotated[Any, Depends(get_chat)]

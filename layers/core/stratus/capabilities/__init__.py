@@ -68,6 +68,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("nlp", "models", "stratus.capabilities.nlp.routes"),
     Capability("perception", "models", "stratus.capabilities.perception.routes"),
     Capability("chats", "data", "stratus.capabilities.chats.routes", messages=((REPLY_MESSAGE, "chats"),)),
+    Capability("chat", "models", "stratus.capabilities.chat.routes"),
 )
 
 

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bson import ObjectId
 
 from stratus.errors import DependencyFailed
-from stratus.ports.inference import InferenceBackend, InferencePending, InferenceRequest
+from stratus.ports.inference import InferenceBackend, InferencePending, InferenceRequest, worker_error
+
+if TYPE_CHECKING:
+    from stratus.capabilities.chat.service import ChatService
+    from stratus.ports.chat import ChatStreamer
 
 # (user, model name or None for the default) -> (served model name, downloaded model's source or None)
 Resolve = Callable[[ObjectId, str, str | None], Awaitable[tuple[str, dict[str, Any] | None]]]
@@ -58,8 +62,8 @@ def flatten(messages: Sequence[dict[str, str]]) -> str:
 
 
 class GenerationReplyModel:
-    """The inference worker's `generation` task (one call, the whole reply), handed on in word pieces.
-    Used until a streaming chat call is wired in (composition: one line)."""
+    """The inference worker's `generation` task (one call, the whole reply), handed on in word pieces:
+    for a backend that cannot stream (kept as the fallback; the composition wires StreamingReplyModel)."""
 
     def __init__(self, backend: InferenceBackend, resolve: Resolve, *, wait_s: float) -> None:
         self._backend = backend
@@ -89,3 +93,51 @@ class GenerationReplyModel:
         text = str((result.outputs[0] if result.outputs else {}).get("text") or "")
         for piece in pieces(text):
             yield piece
+
+
+class StreamingReplyModel:
+    """The chat task of the inference worker, streamed (seed 004's chat service resolves the model:
+    aliases, built-in, downloaded or fine-tuned). The query was counted when the message was posted, so
+    this calls the stream port directly rather than ChatService.stream (which counts one more)."""
+
+    def __init__(self, chat: ChatService, streamer: ChatStreamer) -> None:
+        self._chat = chat
+        self._streamer = streamer
+
+    async def stream(
+        self,
+        user_id: ObjectId,
+        model: str | None,
+        messages: Sequence[dict[str, str]],
+        *,
+        max_tokens: int,
+        temperature: float,
+    ) -> AsyncIterator[str]:
+        from stratus.capabilities.chat import spec
+        from stratus.capabilities.chat.service import check_messages
+        from stratus.capabilities.identity.principal import Principal
+
+        served = await self._chat.resolve(Principal(user_id=user_id, via="token"), model)
+        request = InferenceRequest(
+            task=spec.TASK,
+            model=served.name,
+            inputs=[
+                {
+                    "messages": check_messages(messages),
+                    "max_tokens": max_tokens,
+                    "temperature": temperature,
+                    "stop": [],
+                }
+            ],
+            options={"top_p": spec.TOP_P.default},
+            source=served.source,
+        )
+        async for event in self._streamer.stream(request):
+            kind = event.get("type")
+            if kind == "delta" and event.get("text"):
+                yield str(event["text"])
+            elif kind == "done":
+                return
+            elif kind == "error":
+                raise worker_error(int(event.get("status") or 500), event)
+        raise DependencyFailed("The model's stream ended early", code="INFERENCE_FAILED")
