@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from bson import ObjectId
 
-from stratus.errors import DependencyFailed
+from stratus.errors import DependencyFailed, NotFound
 from stratus.ports.inference import InferenceBackend, InferencePending, InferenceRequest, worker_error
 
 if TYPE_CHECKING:
@@ -117,7 +117,12 @@ class StreamingReplyModel:
         from stratus.capabilities.chat.service import check_messages
         from stratus.capabilities.identity.principal import Principal
 
-        served = await self._chat.resolve(Principal(user_id=user_id, via="token"), model)
+        principal = Principal(user_id=user_id, via="token")
+        try:
+            served = await self._chat.resolve(principal, model)
+        except NotFound:
+            # The chat's model is gone (deleted, or a name no alias covers): the default model answers.
+            served = await self._chat.resolve(principal, None)
         request = InferenceRequest(
             task=spec.TASK,
             model=served.name,

@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHAT_NOT_FOUND = "Chat not found"
+# Model records the inference worker can serve by name: downloaded and fine-tuned models.
+SERVED_SOURCES = ("hub", "finetuned")
 MESSAGE_NOT_FOUND = "Message not found"
 # The dataset formats the analytics engine reads (stratus.analytics.profile.FORMATS).
 ANALYTICS_FORMATS = ("csv", "tsv", "json", "jsonl", "parquet")
@@ -399,7 +401,14 @@ class ConversationService:
             return None
         if ObjectId.is_valid(model_id):
             record = await self._models.get_owned(chat["user_id"], ObjectId(model_id))
-            return str(record["name"]) if record is not None else None
+            if record is None:
+                return None
+            if record.get("source") in SERVED_SOURCES:
+                return str(record["name"])
+            # A record the client keeps itself (seed 003's POST /api/models): its base model answers
+            # ("gpt-3.5-turbo" through the chat model aliases).
+            base = record.get("base_model")
+            return str(base) if base else None
         return str(model_id)
 
     # --- the dataset's table and profile -----------------------------------------------------------
