@@ -113,7 +113,7 @@ def test_seed_003_chat_on_a_dataset_answers_with_the_computed_number(
                                                   "content": "What is the average sales for Q3?",
                                                   "query_type": "analytics"}))  # fmt: skip
         assert status == 201 and question["role"] == "user" and question["query_type"] == "analytics"
-        pushed = []
+        pushed: list[dict[str, Any]] = []
         while not pushed or pushed[-1]["type"] != "chat_message":
             pushed.append(json.loads(ws.recv(timeout=REPLY_WAIT_S)))
     tokens = [m["data"]["token"] for m in pushed if m["type"] == "chat_token"]
