@@ -24,12 +24,6 @@ from stratus.ports.inference import InferenceRequest
 from stratus.services.live import LiveUpdates
 from tests.integration.live.conftest import User
 from tests.integration.live.test_websocket_lambda import CONNECTION, connect_event, invoke, message_event
-    CONNECTION,
-    connect_event,
-    invoke,
-    message_event,
-    run,
-)
 from tests.unit.adapters.test_local_ws_hub import Socket
 
 SMOL = "HuggingFaceTB/SmolLM2-135M-Instruct"
