@@ -475,6 +475,7 @@ def build_aws_ports(settings: Settings) -> Ports:
     from stratus.adapters.aws.s3 import S3Storage
     from stratus.adapters.aws.sagemaker import SageMakerBackend
     from stratus.adapters.aws.sagemaker_async import SageMakerAsyncInference
+    from stratus.adapters.aws.sagemaker_stream import SageMakerChatStream
     from stratus.adapters.aws.sqs import SqsQueue
 
     if not (settings.artifacts_bucket and settings.jobs_queue_url):
@@ -515,6 +516,10 @@ def build_aws_ports(settings: Settings) -> Ports:
             storage,
             bucket=settings.artifacts_bucket,
             endpoint_name=settings.inference_endpoint_name or "",
+        ),
+        chat=SageMakerChatStream(
+            clients.LazyClient(lambda: clients.sagemaker_runtime(settings)),
+            endpoint_name=settings.chat_endpoint_name or "",
         ),
     )
 
