@@ -156,3 +156,46 @@ async def test_a_chat_whose_dataset_was_deleted_says_so(
     assert deleted.status_code == 204
     reply = await _ask(client, alice, ports, sales_chat, "What is the average sales for Q3?")
     assert "no longer exists" in reply["content"] and not any(ch.isdigit() for ch in reply["content"])
+
+
+@pytest.mark.usefixtures("consuming")
+async def test_an_engine_failure_is_answered_not_retried_forever(
+    client: httpx.AsyncClient,
+    alice: Account,
+    container: Container,
+    ports: LocalPorts,
+    sales_chat: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stratus.analytics import Assistant
+
+    def broken(self: Assistant, question: str, previous_plan: dict[str, Any] | None = None) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Assistant, "answer", broken)
+    container.chats.model = PhrasingModel()
+    reply = await _ask(client, alice, ports, sales_chat, "What is the average sales for Q3?")
+    assert reply["content"] == "I could not compute an answer from this dataset."
+    assert reply["query"] == {"kind": "unanswerable", "error": "RuntimeError"}
+    assert ports.queue.dead_letters == []
+
+
+@pytest.mark.usefixtures("consuming")
+async def test_a_follow_up_after_switching_datasets_starts_afresh(
+    client: httpx.AsyncClient, alice: Account, container: Container, ports: LocalPorts, sales_chat: str
+) -> None:
+    container.chats.model = PhrasingModel()
+    first = await _ask(client, alice, ports, sales_chat, "What is the average sales for Q3?")
+    assert first["query"]["rows"] == [[3000.0]]
+    other = await client.post(
+        "/api/datasets/upload",
+        headers=alice.headers,
+        files={"file": ("scores.csv", b"team,score\nRed,10\nBlue,30\n")},
+    )
+    assert other.status_code == 201
+    patched = await client.patch(
+        f"/api/chats/{sales_chat}", headers=alice.headers, json={"dataset_id": other.json()["_id"]}
+    )
+    assert patched.status_code == 200
+    reply = await _ask(client, alice, ports, sales_chat, "What is the average score?")
+    assert reply["query"]["rows"] == [[20.0]] and reply["query"]["dataset_id"] == other.json()["_id"]

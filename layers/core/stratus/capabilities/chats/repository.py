@@ -102,14 +102,18 @@ class ChatMessageRepository(Repository):
     async def reply_to(self, message_id: ObjectId) -> dict[str, Any] | None:
         return await self.collection.find_one({"reply_to": message_id})
 
-    async def last_plan(self, chat_id: ObjectId, *, before: ObjectId) -> dict[str, Any] | None:
-        """The plan of the chat's latest assistant answer before this message (for follow-ups)."""
+    async def last_plan(
+        self, chat_id: ObjectId, *, before: ObjectId, dataset_id: str
+    ) -> dict[str, Any] | None:
+        """The plan of the chat's latest answer on `dataset_id` before this message (for follow-ups)."""
         anchor = await self.get(before)
-        cursor = (
-            self.collection.find({"chat_id": chat_id, "role": "assistant", "query.plan": {"$type": "object"}})
-            .sort([("timestamp", DESCENDING), ("_id", DESCENDING)])
-            .limit(20)
-        )
+        query = {
+            "chat_id": chat_id,
+            "role": "assistant",
+            "query.dataset_id": dataset_id,
+            "query.plan": {"$type": "object"},
+        }
+        cursor = self.collection.find(query).sort([("timestamp", DESCENDING), ("_id", DESCENDING)]).limit(20)
         for doc in await cursor.to_list():
             if anchor is None or _at_or_before(doc, anchor):
                 plan = (doc.get("query") or {}).get("plan")

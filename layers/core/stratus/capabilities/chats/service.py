@@ -294,10 +294,23 @@ class ConversationService:
             content = f"I can answer questions about CSV, JSON and Parquet tables, not {dataset.get('format')} datasets."
             await self._stream_text(chat["_id"], question["_id"], content)
             return Reply(content, "analytics", query={"kind": "unanswerable"})
-        previous = await self._messages.last_plan(chat["_id"], before=question["_id"])
-        assistant = await self._assistant(dataset)
-        answer: Answer = await asyncio.to_thread(assistant.answer, question["content"], previous)
+        # A follow-up builds on the last plan made on this same dataset (the chat's may have changed).
+        previous = await self._messages.last_plan(
+            chat["_id"], before=question["_id"], dataset_id=str(dataset["_id"])
+        )
+        try:
+            assistant = await self._assistant(dataset)
+            answer: Answer = await asyncio.to_thread(assistant.answer, question["content"], previous)
+        except DomainError:
+            raise  # storage or database away: the message is redelivered
+        except Exception as e:
+            # A table the engine cannot read, or a bug: say so rather than leave the question unanswered.
+            log.exception("chat %s: the analytics engine failed on dataset %s", chat["_id"], dataset["_id"])
+            content = "I could not compute an answer from this dataset."
+            await self._stream_text(chat["_id"], question["_id"], content)
+            return Reply(content, "analytics", query={"kind": "unanswerable", "error": type(e).__name__})
         query = {
+            "dataset_id": str(dataset["_id"]),
             "kind": answer.kind,
             "plan": answer.plan,
             "sql": answer.query,
