@@ -25,7 +25,19 @@ def write_sales(path: Path, rows: int = 3000, seed: int = 11) -> Path:
     start = dt.date(2023, 1, 1)
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["order_id", "date", "region", "product", "channel", "units", "list_price", "unit_price", "revenue"])
+        w.writerow(
+            [
+                "order_id",
+                "date",
+                "region",
+                "product",
+                "channel",
+                "units",
+                "list_price",
+                "unit_price",
+                "revenue",
+            ]
+        )
         for i in range(rows):
             day = start + dt.timedelta(days=rng.randrange(731)) if i else dt.date(2024, 12, 31)
             product = rng.choice(PRODUCTS)

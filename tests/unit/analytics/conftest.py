@@ -32,11 +32,17 @@ def tables(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Table
     sensors = write_sensors(root / "sensors.jsonl")
     frames = {
         "sales": pd.read_csv(sales, parse_dates=["date"]),
-        "survey": pd.read_csv(survey).assign(submitted=lambda d: pd.to_datetime(d.submitted, format="%m/%d/%Y")),
+        "survey": pd.read_csv(survey).assign(
+            submitted=lambda d: pd.to_datetime(d.submitted, format="%m/%d/%Y")
+        ),
         "sensors": pd.read_json(sensors, lines=True).assign(timestamp=lambda d: pd.to_datetime(d.timestamp)),
     }
     out = {}
-    for name, path, fmt in (("sales", sales, "csv"), ("survey", survey, "csv"), ("sensors", sensors, "jsonl")):
+    for name, path, fmt in (
+        ("sales", sales, "csv"),
+        ("survey", survey, "csv"),
+        ("sensors", sensors, "jsonl"),
+    ):
         profile = profile_table(path, fmt)
         out[name] = Table(path, fmt, profile, Assistant(profile, path, fmt), frames[name])
     yield out

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     import duckdb
 
 
+MAX_QUESTION = 1000  # characters: the parser's fuzzy matching grows with the question's length
+
+
 class Assistant:
     """Answers questions about one table. Build it once per dataset (the table is loaded into an
     in-memory, locked-down DuckDB on first use) and call `answer` per question; pass the previous
@@ -66,11 +69,14 @@ class Assistant:
         if previous_plan:
             try:
                 previous = Plan.from_dict(previous_plan)
-            except (ValueError, KeyError, TypeError):
+                compile_plan(previous, self.profile)  # names only this table's columns
+            except (ValueError, KeyError, TypeError, AttributeError):
                 previous = None  # a stale or foreign plan: the question stands alone
         parser = Parser(self.profile)
         if not question.strip():
             raise parser.clarify("What would you like to know?")
+        if len(question) > MAX_QUESTION:
+            raise parser.clarify(f"Please ask in at most {MAX_QUESTION} characters.")
         plan = build_plan(parser.parse(question, follows=previous is not None), parser, previous)
         self._check_window(plan, parser)
         return plan

@@ -19,6 +19,7 @@ ROW_CAP = 1000  # most groups a grouped answer returns
 POINT_CAP = 5000  # most points a scatter of raw rows returns
 AGG_SQL = {"sum": "sum({})", "avg": "avg({})", "median": "median({})", "min": "min({})", "max": "max({})"}
 GRAIN_SQL = {
+    "hour": "CAST(date_trunc('hour', {}) AS TIMESTAMP)",
     "day": "CAST({} AS DATE)",
     "week": "CAST(date_trunc('week', {}) AS DATE)",
     "month": "CAST(date_trunc('month', {}) AS DATE)",
@@ -26,7 +27,7 @@ GRAIN_SQL = {
     "year": "CAST(date_trunc('year', {}) AS DATE)",
 }
 OP_SQL = {"=": "=", "!=": "<>", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
-MONTHS_OF = {"day": 0, "week": 0, "month": 1, "quarter": 3, "year": 12}
+MONTHS_OF = {"hour": 0, "day": 0, "week": 0, "month": 1, "quarter": 3, "year": 12}
 
 
 def measure_alias(plan: Plan, measure: str | None) -> str:
@@ -57,7 +58,10 @@ def window_range(w: Window) -> tuple[dt.date, dt.date] | None:
     """[start, end) of a window with a year, or None."""
     if w.year is None:
         return None
-    if w.month is not None:
+    if w.month is not None and w.day is not None:
+        start = dt.date(w.year, w.month, w.day)
+        end = start + dt.timedelta(days=1)
+    elif w.month is not None:
         start = dt.date(w.year, w.month, 1)
         end = dt.date(w.year + (w.month == 12), w.month % 12 + 1, 1)
     elif w.quarter is not None:
@@ -113,10 +117,11 @@ def compile_plan(plan: Plan, profile: DatasetProfile) -> tuple[str, list[Any]]:
         w, q = plan.window, quote(plan.window.column)
         if w.last:
             col = profile.column(w.column)
-            assert col is not None and col.max is not None
+            if col is None or col.max is None:
+                raise ValueError(f"{w.column} has no dates")
             where.append(f"CAST({q} AS DATE) > ?")
             params.append(cutoff(str(col.max), int(w.last["n"]), str(w.last["unit"])))
-        for part, value in (("year", w.year), ("quarter", w.quarter), ("month", w.month)):
+        for part, value in (("year", w.year), ("quarter", w.quarter), ("month", w.month), ("day", w.day)):
             if value is not None:
                 where.append(f"{part}({q}) = ?")
                 params.append(int(value))

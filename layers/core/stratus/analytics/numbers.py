@@ -12,7 +12,16 @@ NUMBER = re.compile(
     r"(?<![\d.,])(?:(?<![\w])[-−])?(\d{1,3}(?:,\d{3})+|\d+)?(\.\d+)?(?![\d])"
     r"(\s*(?:%|percent\b|k\b|K\b|thousand\b|m\b|M\b|million\b|bn\b|billion\b))?"
 )
-SCALE = {"%": 0.01, "percent": 0.01, "k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "bn": 1e9, "billion": 1e9}
+SCALE = {
+    "%": 0.01,
+    "percent": 0.01,
+    "k": 1e3,
+    "thousand": 1e3,
+    "m": 1e6,
+    "million": 1e6,
+    "bn": 1e9,
+    "billion": 1e9,
+}
 
 
 def extract(sentence: str) -> list[tuple[float, float, float]]:

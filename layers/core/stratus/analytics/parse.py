@@ -25,25 +25,30 @@ from stratus.analytics.plan import Filter, Group, Plan, Window
 from stratus.analytics.profile import ColumnProfile, DatasetProfile
 
 
-class Clarify(Exception):  # noqa: N818 (an outcome, not an error)
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+class Clarify(Exception):
     pass
 
 
-class Unanswerable(Exception):  # noqa: N818
+class Unanswerable(Exception):
     pass
 
 
 TOKEN = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?%?|[a-z0-9][a-z0-9_']*|[<>]=?|=|\"|'")
-STOP = frozenset(
-    """a an the of for in on at to from with and or is are was were be been being do does did what whats
-    which who whom when where how me my our us we you your i it its this that these those there their
-    please show tell give list find get compute calculate display return see want know can could would
-    should will has have had per by each every all any some across during between than as into out
-    about also then now just only same instead so up down value values number amount data dataset table
-    file row rows record records entry entries item items order orders transaction transactions reading
-    readings measurement measurements response responses respondent respondents person people customer
-    customers observation observations event events time period result results overall altogether
-    figure figures there's what's sold made recorded got given say said give many much whole""".split()
+STOP = _words(
+    """a an the of for in on at to from with and or is are was were be been being do does did what
+    whats which who whom when where how me my our us we you your i it its this that these those
+    there their please show tell give list find get compute calculate display return see want know
+    can could would should will has have had per by each every all any some across during between
+    than as into out about also then now just only same instead so up down value values number
+    amount data dataset table file row rows record records entry entries item items order orders
+    transaction transactions reading readings measurement measurements response responses respondent
+    respondents person people customer customers observation observations event events time period
+    result results overall altogether figure figures there's what's sold made recorded got given say
+    said give many much whole"""
 )
 MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
 MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
@@ -58,8 +63,8 @@ UNIT_WORDS = {
     "quarter": "quarter", "quarters": "quarter", "year": "year", "years": "year",
 }  # fmt: skip
 GRAIN_WORDS = {
-    "day": "day", "daily": "day", "date": "day", "week": "week", "weekly": "week", "month": "month",
-    "monthly": "month", "quarter": "quarter", "quarterly": "quarter", "year": "year", "yearly": "year",
+    "hour": "hour", "hourly": "hour", "day": "day", "daily": "day", "date": "day", "week": "week",
+    "weekly": "week", "month": "month", "monthly": "month", "quarter": "quarter", "quarterly": "quarter", "year": "year", "yearly": "year",
     "annual": "year", "annually": "year",
 }  # fmt: skip
 AGG_WORDS = {
@@ -73,6 +78,11 @@ SUPERLATIVES = {
     "lowest": "asc", "smallest": "asc", "least": "asc", "fewest": "asc", "minimum": "asc", "min": "asc",
     "bottom": "asc", "worst": "asc", "earliest": "asc",
 }  # fmt: skip
+# Superlatives that imply their measure: (direction, a word of the column's name).
+IMPLIED = {
+    "youngest": ("asc", "age"), "oldest": ("desc", "age"), "coldest": ("asc", "temperature"),
+    "hottest": ("desc", "temperature"), "warmest": ("desc", "temperature"), "cheapest": ("asc", "price"),
+}  # fmt: skip
 COMPARATORS = [  # longest first
     (("greater", "than", "or", "equal", "to"), ">="),
     (("less", "than", "or", "equal", "to"), "<="),
@@ -85,6 +95,7 @@ COMPARATORS = [  # longest first
     (("over",), ">"), (("above",), ">"), (("exceeding",), ">"), (("exceeds",), ">"), (("under",), "<"),
     (("below",), "<"), ((">",), ">"), ((">=",), ">="), (("<",), "<"), (("<=",), "<="), (("=",), "="),
 ]  # fmt: skip
+COMPARATOR_WORDS = frozenset(w for words, _ in COMPARATORS for w in words)
 NEGATIONS = {"excluding", "except", "not", "without", "other", "besides"}
 GROUP_MARKERS = {"by", "per", "each", "every", "across"}
 UNANSWERABLE = {
@@ -97,16 +108,51 @@ UNANSWERABLE = {
     "caused": "causes",
     "explain": "an explanation",
 }
+
+
+# Words that say nothing about what to compute: verbs and nouns of ordinary questions. Any other word
+# that no column, value or keyword explains is asked back (it may be a filter we would otherwise drop).
+HARMLESS = _words(
+    """placed place sold sell sells selling bought buy buys made make makes earned earn earns generated
+    generate spent spend paid pay received receive recorded record measured measure reported report
+    logged log submitted submit answered answer gave give given took take taken got get happened happen
+    occurred occur came went registered purchased collected captured observed produced delivered need
+    like look looks users user clients client buyers buyer members member participants participant
+    students student employees employee patients patient visits visit sessions session calls call
+    tickets ticket cases case team teams group groups type types kind kinds category categories name
+    names label labels class classes level levels approximately roughly usually typically actually
+    really kindly whole entire full complete together both either respectively exact precise precisely
+    currently ever exist exists existed old years aged there's here okay ok thanks thank hi hey hello"""
+)
+# Questions the plan language cannot express: asked back with what it can do instead.
+RATIOS = _words("share percentage percent proportion ratio fraction rate")
+CHANGES = _words("compare comparison difference change changed growth grow grew increase decrease")
+# Periods relative to "now": the data's now is not the reader's, so these are asked back.
+RELATIVE_TIME = _words("yesterday today tomorrow tonight current ago recently lately this")
 FOLLOW_UP_STARTS = (("and",), ("what", "about"), ("how", "about"), ("same",), ("now",), ("only",), ("also",),
                     ("but",), ("then",), ("just",))  # fmt: skip
 KEYWORDS = (
-    set(AGG_WORDS) | set(SUPERLATIVES) | set(GRAIN_WORDS) | set(UNIT_WORDS) | set(MONTHS) | set(ORDINALS)
-    | {w for words, _ in COMPARATORS for w in words} | NEGATIONS | set(UNANSWERABLE)
-    | {"last", "past", "previous", "recent", "q1", "q2", "q3", "q4", "single", "individual", "distinct",
-       "unique", "different", "sorted", "ordered", "ranked", "rank", "sort", "ascending", "descending",
-       "vs", "versus", "against", "trend", "over", "time"}
-)  # fmt: skip
-CONTENT = re.compile(r"^[a-z][a-z_']{2,}$")
+    set(AGG_WORDS)
+    | set(SUPERLATIVES)
+    | set(IMPLIED)
+    | set(GRAIN_WORDS)
+    | set(UNIT_WORDS)
+    | set(MONTHS)
+    | set(ORDINALS)
+    | COMPARATOR_WORDS
+    | NEGATIONS
+    | set(UNANSWERABLE)
+    | _words(
+        """last past previous recent q1 q2 q3 q4 single individual distinct unique different sorted ordered
+        ranked rank sort ascending descending vs versus against trend over time"""
+    )
+) - {"no"}  # "no" is a comparator word ("no more than") and a common answer
+# Measures that do not add up: without an aggregate word their default is the average, not the total.
+NON_ADDITIVE = _words(
+    """temperature temp humidity rating score satisfaction nps age price rate ratio percent percentage
+    pct battery level pressure speed latency duration margin grade weight height"""
+)
+CONTENT = re.compile(r"^[a-z][a-z_']{2,}$")  # a word that could name a column
 
 
 def stem(word: str) -> str:
@@ -169,6 +215,7 @@ class Parsed:
     order: str | None = None
     versus: bool = False
     follow_up: bool = False
+    implied: str | None = None  # "youngest": age
 
     def says_something(self) -> bool:
         return bool(
@@ -204,6 +251,12 @@ class Parser:
         """The parts of `question`; `follows`: a previous plan exists (a part it lacks may come
         from there, so no measure is not yet a reason to ask back)."""
         self.follows = follows
+        # ISO dates as words: 2024-03-30 -> march 30 2024
+        question = re.sub(
+            r"\b((?:19|20)\d\d)-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])\b",
+            lambda m: f"{calendar.month_name[int(m[2])]} {int(m[3])} {m[1]}",
+            question,
+        )
         self.raw = question
         self.toks = tokens(question)
         self.stems = [stem(t) for t in self.toks]
@@ -236,6 +289,9 @@ class Parser:
                 "The dataset has no date or time column, so it cannot be filtered or grouped by a period. "
                 + self.describe()
             )
+        named = [c for c in self.times if all(w in self.stems for w in self.words[c.name])]
+        if len(named) == 1:
+            return named[0]
         if len(self.times) > 1:
             raise self.clarify(
                 "Which date column should I use: " + " or ".join(c.name for c in self.times) + "?"
@@ -268,10 +324,24 @@ class Parser:
                 if unit and n == int(n) and n > 0:
                     w["last"] = {"n": int(n), "unit": unit}
                     self._mark(i, unit_at + 1)
-            elif tok in MONTHS and (tok != "may" or prev in {"in", "for", "during", "of"} or _year(nxt)):
+            elif tok in MONTHS and (
+                tok != "may" or prev in {"in", "for", "during", "of", "on"} or _year(nxt)
+            ):
                 w["month"] = MONTHS[tok]
                 self._mark(i, i + 1)
-            elif _year(tok) and prev not in {w for words, _ in COMPARATORS for w in words} | {"between"}:
+                day = re.fullmatch(r"(\d{1,2})(?:st|nd|rd|th)?", nxt)
+                if day and 1 <= int(day[1]) <= 31:  # "March 30"
+                    w["day"] = int(day[1])
+                    self._mark(i + 1, i + 2)
+                day = re.fullmatch(r"(\d{1,2})(?:st|nd|rd|th)?", prev)
+                if day and 1 <= int(day[1]) <= 31 and not self.used[i - 1]:  # "30 March"
+                    w["day"] = int(day[1])
+                    self._mark(i - 1, i)
+            elif (
+                _year(tok)
+                and prev not in COMPARATOR_WORDS | {"between"}
+                and not (i >= 3 and t[i - 3] == "between" and prev in {"and", "to"})  # between 2000 and 2030
+            ):
                 w["year"] = int(tok)
                 self._mark(i, i + 1)
         if w:
@@ -282,6 +352,7 @@ class Parser:
                 quarter=w.get("quarter"),  # type: ignore[arg-type]
                 month=w.get("month"),  # type: ignore[arg-type]
                 last=w.get("last"),  # type: ignore[arg-type]
+                day=w.get("day"),  # type: ignore[arg-type]
             )
 
     def _values(self) -> list[Mention]:
@@ -298,7 +369,9 @@ class Parser:
                     candidates.append((len(vt), c.name, v, vt))
         candidates.sort(key=lambda x: -x[0])
         for n, column, value, vt in candidates:
-            weak = n == 1 and (vt[0] in STOP or vt[0] in KEYWORDS or len(vt[0]) < 2 or number(vt[0]) is not None)
+            weak = n == 1 and (
+                vt[0] in STOP or vt[0] in KEYWORDS or len(vt[0]) < 2 or number(vt[0]) is not None
+            )
             for i in range(len(self.toks) - n + 1):
                 if self.stems[i : i + n] != vt or any(self.used[i : i + n]):
                     continue
@@ -309,7 +382,7 @@ class Parser:
         by_span: dict[tuple[int, int], list[Mention]] = {}
         for m in found:
             by_span.setdefault((m.start, m.end), []).append(m)
-        result = []
+        result: list[Mention] = []
         for (s, e), ms in sorted(by_span.items()):
             if any(r.start <= s < r.end for r in result):
                 continue
@@ -361,13 +434,17 @@ class Parser:
         return out
 
     def _named_before(self, i: int, column: str) -> bool:
+        """The column's name (or its last word) within two words before position i."""
         words = self.words[column]
         n = len(words)
-        return i >= n and self.stems[i - n : i] == words or (i >= 1 and self.stems[i - 1] == words[-1])
+        if i >= n and self.stems[i - n : i] == words:
+            return True
+        return words[-1] in self.stems[max(0, i - 2) : i]
 
     def _named_after(self, e: int, column: str) -> bool:
+        """The column's name (or its first word) within two words after position e."""
         words = self.words[column]
-        return self.stems[e : e + len(words)] == words or (e < len(self.stems) and self.stems[e] == words[0])
+        return self.stems[e : e + len(words)] == words or words[0] in self.stems[e : e + 2]
 
     def _columns(self) -> list[Mention]:
         """Column names: whole names first, then one word of a name (or a prefix), then spellings."""
@@ -394,7 +471,9 @@ class Parser:
                 ]
             if len(partial) > 1:
                 raise self.clarify(
-                    f"'{self.toks[i]}' could be " + " or ".join(sorted(partial)) + ": which column do you mean?"
+                    f"'{self.toks[i]}' could be "
+                    + " or ".join(sorted(partial))
+                    + ": which column do you mean?"
                 )
             if partial:
                 found.append(Mention(i, i + 1, partial[0]))
@@ -411,7 +490,9 @@ class Parser:
             if t[i] == "between" and i + 3 < len(t) and t[i + 2] in {"and", "to"}:
                 lo, hi = number(t[i + 1]), number(t[i + 3])
                 if lo is not None and hi is not None:
-                    self._numeric_filter(out, columns, i, i + 4, "between", [lo, hi])
+                    tail = t[i + 4 : i + 6]
+                    hint = "age" if "old" in tail or "years" in tail else None
+                    self._numeric_filter(out, columns, i, i + 4, "between", [lo, hi], hint)
                     i += 4
                     continue
             for words, o in COMPARATORS:
@@ -421,7 +502,8 @@ class Parser:
             if op and i + width < len(t) and number(t[i + width]) is not None and not self.used[i + width]:
                 value = number(t[i + width])
                 assert value is not None
-                hint = "age" if t[i] in {"older", "younger"} else None
+                tail = t[i + width + 1 : i + width + 3]
+                hint = "age" if t[i] in {"older", "younger"} or "old" in tail or "years" in tail else None
                 self._numeric_filter(out, columns, i, i + width + 1, op, [value], hint)
                 i += width + 1
                 continue
@@ -431,13 +513,15 @@ class Parser:
             if self.columns[m.column].semantic != "quantity":
                 continue
             j = m.end
-            if j + 1 < len(t) and t[j] in {"of", "is", "was", "="} and number(t[j + 1]) is not None:
-                if not self.used[j + 1] and (j + 2 >= len(t) or not self._names_quantity(j + 2)):
-                    value = number(t[j + 1])
-                    assert value is not None
-                    out.filters.append(Filter(m.column, "=", [_int_or_float(value)]))
-                    self._mark(j, j + 2)
-                    m.value = "filter"
+            value = number(t[j + 1]) if j + 1 < len(t) and t[j] in {"of", "is", "was", "="} else None
+            if (
+                value is not None
+                and not self.used[j + 1]
+                and (j + 2 >= len(t) or not self._names_quantity(j + 2))
+            ):
+                out.filters.append(Filter(m.column, "=", [_int_or_float(value)]))
+                self._mark(j, j + 2)
+                m.value = "filter"
 
     def _names_quantity(self, i: int) -> bool:
         return any(stem(self.toks[i]) in self.words[c.name] for c in self.quantities)
@@ -446,16 +530,16 @@ class Parser:
         self, out: Parsed, columns: list[Mention], start: int, end: int, op: str, values: list[float],
         hint: str | None = None,
     ) -> None:  # fmt: skip
-        skip = {"is", "was", "are", "were", "of", "with", "had", "has", "have", "a", "the", "that", "where"}
-        column = None
-        before = [m for m in columns if m.end <= start and self.columns[m.column].semantic == "quantity"]
-        if before:
-            gap = [w for w in self.toks[before[-1].end : start] if w not in skip]
-            if len(gap) <= 1:
-                column = before[-1]
+        skip = {"is", "was", "are", "were", "be", "been", "of", "with", "had", "has", "have", "a", "an", "the",
+                "that", "where", "which", "whose", "when", "value", "values", "level", "levels"}  # fmt: skip
+        free = [m for m in columns if m.value is None and self.columns[m.column].semantic == "quantity"]
+        # "at least 5 units": the column right after the number wins over one before the comparison
+        after = [m for m in free if m.start == end]
+        column = after[0] if after else None
         if column is None:
-            after = [m for m in columns if m.start == end and self.columns[m.column].semantic == "quantity"]
-            column = after[0] if after else None
+            before = [m for m in free if m.end <= start]
+            if before and all(w in skip for w in self.toks[before[-1].end : start]):
+                column = before[-1]
         name = column.column if column else None
         if name is None and hint:
             named = [c.name for c in self.quantities if hint in self.words[c.name]]
@@ -503,6 +587,14 @@ class Parser:
                     self._mark(i + 1, i + 2)
                 out.superlative = SUPERLATIVES[tok]
                 self._mark(i, i + 1)
+            elif tok in IMPLIED:
+                out.superlative, hint = IMPLIED[tok]
+                named = [
+                    c.name for c in self.quantities if any(w.startswith(hint) for w in self.words[c.name])
+                ]
+                if len(named) == 1:
+                    out.implied = named[0]
+                self._mark(i, i + 1)
             elif tok in {"ascending", "descending"}:
                 out.order = "asc" if tok == "ascending" else "desc"
                 self._mark(i, i + 1)
@@ -529,12 +621,18 @@ class Parser:
                 out.filters.append(Filter(column, "!=" if negated else "=", vals))
             else:
                 out.filters.append(Filter(column, "not in" if negated else "in", vals))
-                if not negated and not any(w in t for w in ("total", "combined", "together", "altogether")):
+                if not negated and (
+                    out.versus or not any(w in t for w in ("total", "combined", "together", "altogether"))
+                ):
                     out.groups.append(Group(column))
         # groups: "by X", "per month", "monthly", "which X", "top 3 X"
         grouped: set[int] = set()
         for i, tok in enumerate(t):
-            if tok in GRAIN_WORDS and not self.used[i] and tok not in {"date", "day", "week", "month", "quarter", "year"}:
+            if (
+                tok in GRAIN_WORDS
+                and not self.used[i]
+                and tok not in {"date", "hour", "day", "week", "month", "quarter", "year"}
+            ):
                 out.groups.append(Group(self._time_column().name, GRAIN_WORDS[tok]))
                 self._mark(i, i + 1)
             elif tok == "over" and i + 1 < len(t) and t[i + 1] == "time" and not self.used[i]:
@@ -544,8 +642,13 @@ class Parser:
                 out.groups.append(Group(self._time_column().name, "month"))
                 self._mark(i, i + 1)
         for i, tok in enumerate(t):
-            if tok not in GROUP_MARKERS and tok not in {"which", "what"} and not (
-                tok in {"top", "bottom"} or (i > 0 and t[i - 1] in {"top", "bottom"} and number(tok) is not None)
+            if (
+                tok not in GROUP_MARKERS
+                and tok not in {"which", "what"}
+                and not (
+                    tok in {"top", "bottom"}
+                    or (i > 0 and t[i - 1] in {"top", "bottom"} and number(tok) is not None)
+                )
             ):
                 continue
             j = i + 1
@@ -553,14 +656,19 @@ class Parser:
                 j += 1
             if j >= len(t):
                 continue
-            if (tok in GROUP_MARKERS or tok in {"which", "what"}) and t[j] in GRAIN_WORDS and not self.used[j]:
+            if (
+                (tok in GROUP_MARKERS or tok in {"which", "what"})
+                and t[j] in GRAIN_WORDS
+                and not self.used[j]
+            ):
                 out.groups.append(Group(self._time_column().name, GRAIN_WORDS[t[j]]))
                 out.pick_group = out.pick_group or tok in {"which", "what"}
                 self._mark(i, j + 1)
                 continue
-            m = next((m for m in columns if m.start == j and m.value is None), None)
-            if m is None:
+            hit = next((c for c in columns if c.start == j and c.value is None), None)
+            if hit is None:
                 continue
+            m = hit
             sem = self.columns[m.column].semantic
             if sem == "quantity":
                 if tok == "by" and (out.superlative or out.order or out.limit):
@@ -570,7 +678,13 @@ class Parser:
                 if sem == "time":
                     continue
                 out.pick_group = True
-            group = Group(m.column, "day" if sem == "time" else None)
+            grain = None
+            if sem == "time":  # "by shipped month"
+                after = t[m.end] if m.end < len(t) else ""
+                grain = GRAIN_WORDS.get(after, "day")
+                if after in GRAIN_WORDS:
+                    self._mark(m.end, m.end + 1)
+            group = Group(m.column, grain)
             out.groups.append(group)
             grouped.add(m.start)
             m.value = "group"
@@ -585,16 +699,25 @@ class Parser:
                     self._mark(k, m2.end)
         # "for all regions": clear that column's filter
         for m in columns:
-            if m.value is None and m.start > 0 and t[m.start - 1] in {"all", "every", "any"}:
-                if self.columns[m.column].semantic == "category":
-                    out.cleared_filters.append(m.column)
-                    m.value = "cleared"
+            if (
+                m.value is None
+                and m.start > 0
+                and t[m.start - 1] in {"all", "every", "any"}
+                and self.columns[m.column].semantic == "category"
+            ):
+                out.cleared_filters.append(m.column)
+                m.value = "cleared"
         # "the Store channel", "sensor S1": the column names its value
         for m in columns:
-            if m.value is None and any(v.column == m.column and (v.end == m.start or v.start == m.end) for v in values):
+            if m.value is None and any(
+                v.column == m.column and (0 <= m.start - v.end <= 2 or 0 <= v.start - m.end <= 2)
+                for v in values
+            ):
                 m.value = "named"
         # the rest: measures, or the column a count or a "how many different" is about
-        quantities_named = any(m.value is None and self.columns[m.column].semantic == "quantity" for m in columns)
+        quantities_named = any(
+            m.value is None and self.columns[m.column].semantic == "quantity" for m in columns
+        )
         for m in columns:
             if m.value is not None:
                 continue
@@ -602,18 +725,31 @@ class Parser:
             if c.semantic == "quantity":
                 out.measures.append(m.column)
             elif out.how_many or out.distinct or out.aggregate == "count":
-                if c.semantic in {"category", "id", "text"} and (out.distinct or out.how_many):
+                if c.semantic in {"category", "id", "text"}:
                     out.count_column = m.column
-            elif c.semantic == "time" and (out.superlative or out.aggregate):
+            elif out.window is not None and m.column == out.window.column:
+                pass  # "where shipped is in February": the window's column
+            elif c.semantic == "time" and (out.superlative or out.aggregate in {"min", "max"}):
                 out.measures.append(m.column)  # "the earliest date"
-            elif c.semantic in {"category", "text", "id"} and out.aggregate in {"sum", "avg", "median"} and (
-                not quantities_named
+            elif (
+                c.semantic in {"category", "text", "id"}
+                and out.aggregate in {"sum", "avg", "median"}
+                and (not quantities_named)
             ):
                 raise Unanswerable(
                     f"{m.column} is a {c.semantic} column, so it has no {_AGG_NAME[out.aggregate]}; "
                     f"I can count it or group by it. " + self.describe()
                 )
+            elif c.semantic == "category" and not self.follows:
+                # named, but neither grouped by nor given a value: do not drop it silently
+                shown = ", ".join((c.values or [])[:8])
+                raise self.clarify(
+                    f"What should I do with {m.column}: group by it ('by {m.column}') or keep one of its "
+                    f"values ({shown})?"
+                )
             m.value = "used"
+        if out.implied and not out.measures:
+            out.measures = [out.implied]
         out.measures = list(dict.fromkeys(out.measures))
         if not out.measures and self.times and any(w in t for w in ("earliest", "latest")):
             out.measures = [self._time_column().name]  # "when was the earliest reading?"
@@ -634,17 +770,49 @@ class Parser:
             raise Unanswerable(
                 "The dataset only has past rows; it cannot say what happens next. " + self.describe()
             )
+        relative = [
+            " ".join(t[i : i + 2]) if t[i] == "this" else t[i]
+            for i in free
+            if t[i] in RELATIVE_TIME
+            and not (t[i] == "this" and (i + 1 >= len(t) or t[i + 1] not in UNIT_WORDS))
+        ]
+        if relative:
+            col = self.times[0] if self.times else None
+            span = f" The data runs from {col.min} to {col.max}." if col else ""
+            raise self.clarify(
+                f"Which period is '{relative[0]}'? Name one, such as 'the last 7 days', 'March 2024' or 'Q3'.{span}"
+            )
         unknown = [
             i
             for i in free
-            if CONTENT.match(t[i])
+            if re.match(r"^[a-z][a-z0-9_']+$|^\d+[a-z]+$", t[i])
+            and not re.fullmatch(r"\d+(st|nd|rd|th)", t[i])
             and stem(t[i]) not in STOP
             and t[i] not in STOP
             and t[i] not in KEYWORDS
-            and t[i] not in {"did", "does"}
+            and t[i] not in HARMLESS
+            and stem(t[i]) not in HARMLESS
         ]
-        capitalised = set(re.findall(r"(?<!^)(?<![.?!] )\b([A-Z][a-zA-Z0-9]+)", self.raw.strip()))
-        suspicious = [i for i in unknown if self._original(i) in capitalised or (i > 0 and t[i - 1] in {"for", "in", "from", "with", "where"})]
+        if ratio := [t[i] for i in unknown if t[i] in RATIOS]:
+            raise self.clarify(
+                f"I do not compute a {ratio[0]} directly; ask for the counts or totals it is made of "
+                "(for example 'how many orders by channel')."
+            )
+        if [t[i] for i in unknown if t[i] in CHANGES]:
+            raise self.clarify(
+                "I do not compute changes or differences directly; ask for each period or group "
+                "(for example 'total revenue by year') and compare those."
+            )
+        capitalised = set(re.findall(r"(?<!^)(?<![.?!] )\b([A-Z][a-zA-Z0-9]*)", self.raw.strip()))
+        codes = {i for i in unknown if re.search(r"\d", t[i])}  # "S9": a value we do not have
+        stray = [t[i] for i in free if number(t[i]) is not None]
+        if stray:
+            raise self.clarify(f"I could not tell what '{stray[0]}' refers to.")
+        suspicious = [
+            i for i in unknown
+            if i in codes or self._original(i) in capitalised
+            or (i > 0 and t[i - 1] in {"for", "in", "from", "with", "where", "on", "at"})
+        ]  # fmt: skip
         needs_measure = (out.aggregate in {"sum", "avg", "median"} or out.superlative) and not out.measures
         needs_measure = needs_measure and not self.follows
         if needs_measure and out.count_column is None and not out.how_many:
@@ -655,22 +823,33 @@ class Parser:
                 raise self.clarify(f"I could not find a column called '{word}'.")
             if len(self.quantities) != 1:
                 raise self.clarify("Which column should I compute that on?")
+        counting = out.how_many or out.aggregate == "count" or out.count_column or out.superlative
+        if unknown and not out.measures and not counting and not self.follows:
+            # "sales by region" where no column is called sales: not a count of rows
+            raise self.clarify(f"I could not find a column called '{' '.join(t[i] for i in unknown[:2])}'.")
         if suspicious:
             word = self.toks[suspicious[0]]
             raise self.clarify(f"I could not find '{word}' in any column or value.")
+        if unknown:
+            words = "', '".join(t[i] for i in unknown[:3])
+            raise self.clarify(f"I could not match '{words}' to a column or a value.")
         if not out.says_something():
-            if unknown:
-                raise self.clarify(f"I could not match '{' '.join(t[i] for i in unknown[:3])}' to the data.")
             raise self.clarify("What should I compute?")
 
     def _original(self, i: int) -> str:
         for word in re.findall(r"[A-Za-z0-9][A-Za-z0-9_']*", self.raw):
             if word.lower() == self.toks[i]:
-                return word
+                return str(word)
         return self.toks[i]
 
 
 _AGG_NAME = {"sum": "total", "avg": "average", "median": "median"}
+
+
+def _default_aggregate(plan: Plan) -> str:
+    """Without an aggregate word: the total, or the average for a measure that does not add up."""
+    words = {w for m in plan.measures for w in name_words(m)}
+    return "avg" if words & NON_ADDITIVE else "sum"
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -693,7 +872,9 @@ def _year(tok: str) -> bool:
 
 def build_plan(parsed: Parsed, parser: Parser, previous: Plan | None) -> Plan:
     """The plan: the question's parts, over the previous plan's when the question is a follow-up."""
-    follow = previous is not None and (parsed.follow_up or not (parsed.measures or parsed.aggregate or parsed.how_many))
+    follow = previous is not None and (
+        parsed.follow_up or not (parsed.measures or parsed.aggregate or parsed.how_many)
+    )
     plan = Plan() if not follow or previous is None else Plan.from_dict(previous.to_dict())
     quantities = parser.quantities
     if parsed.drop_groups:
@@ -718,14 +899,14 @@ def build_plan(parsed: Parsed, parser: Parser, previous: Plan | None) -> Plan:
                 if n.year is not None:
                     w.year = n.year
                 if n.quarter is not None:
-                    w.quarter, w.month = n.quarter, None
+                    w.quarter, w.month, w.day = n.quarter, None, None
                 if n.month is not None:
-                    w.month, w.quarter = n.month, None
+                    w.month, w.quarter, w.day = n.month, None, n.day
         else:
             plan.window = parsed.window
     # the aggregate
     agg = parsed.aggregate
-    if parsed.count_column and (parsed.distinct or parsed.how_many) and not parsed.measures:
+    if parsed.count_column and not parsed.measures:
         agg, plan.measures = "count_distinct", [parsed.count_column]
     elif parsed.how_many and parsed.measures:
         agg = agg or "sum"  # "how many units were sold": units add up
@@ -733,10 +914,14 @@ def build_plan(parsed: Parsed, parser: Parser, previous: Plan | None) -> Plan:
         agg, plan.measures = "count", []
     if parsed.versus and len(plan.measures) == 2 and agg is None and not plan.group_by:
         agg = "none"
+    ranks = bool(plan.group_by) and (parsed.pick_group or parsed.limit is not None or not plan.measures)
     if agg is None and parsed.superlative:
         on_time = plan.measures and parser.columns[plan.measures[0]].semantic == "time"
-        if plan.group_by and not parsed.single and not on_time:
-            agg = "sum" if plan.measures else "count"
+        if ranks and not parsed.single and not on_time:
+            if follow and previous is not None and not parsed.measures and plan.aggregate != "none":
+                agg = plan.aggregate  # "top 2" after "median nps by country": still the median
+            else:
+                agg = _default_aggregate(plan) if plan.measures else "count"
         else:
             agg = "max" if parsed.superlative == "desc" else "min"
     if agg is None and parsed.single and parsed.superlative:
@@ -746,7 +931,7 @@ def build_plan(parsed: Parsed, parser: Parser, previous: Plan | None) -> Plan:
         if agg in {"count", "count_distinct"} and parsed.measures and not parsed.how_many:
             agg = "sum"
     if agg is None:
-        agg = "sum" if plan.measures else "count"
+        agg = _default_aggregate(plan) if plan.measures else "count"
     plan.aggregate = agg
     if agg in {"sum", "avg", "median", "min", "max"} and not plan.measures:
         if len(quantities) == 1:
@@ -757,7 +942,7 @@ def build_plan(parsed: Parsed, parser: Parser, previous: Plan | None) -> Plan:
         plan.measures = []
     # order and limit: only a grouped result is ranked
     if plan.group_by:
-        if parsed.superlative:
+        if parsed.superlative and ranks:
             plan.order, plan.limit = parsed.superlative, parsed.limit or 1
         if parsed.order:
             plan.order = parsed.order

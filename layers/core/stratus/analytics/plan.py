@@ -1,14 +1,14 @@
 """The typed plan a question is parsed into, kept as JSON with the answer for follow-ups.
 
-    {"aggregate": "sum" | "avg" | "median" | "min" | "max" | "count" | "count_distinct" | "none",
-     "measures": ["revenue"],                       # 0 (count), 1, or 2 (two measures: a scatter)
-     "group_by": [{"column": "region", "grain": null},
-                  {"column": "date", "grain": "month"}],   # grain: day|week|month|quarter|year
-     "filters": [{"column": "region", "op": "=" | "!=" | "in" | "not in" | ">" | ">=" | "<" | "<="
-                  | "between", "values": ["South"]}],
-     "window": {"column": "date", "year": 2024, "quarter": 3, "month": null,
-                "last": {"n": 30, "unit": "day"} | null} | null,
-     "order": "desc" | "asc" | null, "limit": 3 | null}
+{"aggregate": "sum" | "avg" | "median" | "min" | "max" | "count" | "count_distinct" | "none",
+ "measures": ["revenue"],                       # 0 (count), 1, or 2 (two measures: a scatter)
+ "group_by": [{"column": "region", "grain": null},
+              {"column": "date", "grain": "month"}],   # grain: hour|day|week|month|quarter|year
+ "filters": [{"column": "region", "op": "=" | "!=" | "in" | "not in" | ">" | ">=" | "<" | "<="
+              | "between", "values": ["South"]}],
+ "window": {"column": "date", "year": 2024, "quarter": 3, "month": null, "day": null,
+            "last": {"n": 30, "unit": "day"} | null} | null,
+ "order": "desc" | "asc" | null, "limit": 3 | null}
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 AGGREGATES = ("sum", "avg", "median", "min", "max", "count", "count_distinct", "none")
-GRAINS = ("day", "week", "month", "quarter", "year")
+GRAINS = ("hour", "day", "week", "month", "quarter", "year")
 OPS = ("=", "!=", "in", "not in", ">", ">=", "<", "<=", "between")
 UNITS = ("day", "week", "month", "quarter", "year")
 
@@ -41,7 +41,8 @@ class Window:
     year: int | None = None
     quarter: int | None = None
     month: int | None = None
-    last: dict[str, Any] | None = None  # {"n": 30, "unit": "day"}, relative to the column's max
+    last: dict[str, Any] | None = None
+    day: int | None = None  # with a month: one day  # {"n": 30, "unit": "day"}, relative to the column's max
 
     def empty(self) -> bool:
         return self.year is None and self.quarter is None and self.month is None and self.last is None
@@ -69,13 +70,20 @@ class Plan:
         groups = [Group(str(g["column"]), g.get("grain")) for g in data.get("group_by") or []]
         if any(g.grain not in (None, *GRAINS) for g in groups):
             raise ValueError("unknown time grain")
-        filters = [Filter(str(f["column"]), str(f["op"]), list(f["values"])) for f in data.get("filters") or []]
+        filters = [
+            Filter(str(f["column"]), str(f["op"]), list(f["values"])) for f in data.get("filters") or []
+        ]
         if any(f.op not in OPS for f in filters):
             raise ValueError("unknown filter operator")
         w = data.get("window")
         window = None
         if w:
-            window = Window(str(w["column"]), w.get("year"), w.get("quarter"), w.get("month"), w.get("last"))
+            window = Window(
+                str(w["column"]), w.get("year"), w.get("quarter"), w.get("month"), w.get("last"), w.get("day")
+            )
+            for part in (window.year, window.quarter, window.month, window.day):
+                if part is not None and not isinstance(part, int):
+                    raise ValueError("bad window")
             if window.last is not None and (
                 window.last.get("unit") not in UNITS or not isinstance(window.last.get("n"), int)
             ):

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import duckdb
 
 Semantic = Literal["quantity", "category", "time", "text", "id"]
+FORMATS = engine.FORMATS  # the table formats profile_table and Assistant read
 # A text column with at most this many distinct values is a category, and its values are recorded.
 CATEGORY_MAX = 100
 NUMERIC = {
@@ -23,7 +24,9 @@ NUMERIC = {
 TEMPORAL = {"DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S"}
 ID_NAME = re.compile(r"(?i)(^id$|_id$|^id_|[a-z]Id$|^uuid$|^key$)")
 # Values that could be dates: digits with separators, or a month name with a day and year.
-DATE_LIKE = re.compile(r"^\d{1,4}[-/.]\d{1,2}([-/.]\d{1,4})?([ T]\d{1,2}:\d{2}(:\d{2})?Z?)?$|^[0-9A-Za-z ,]{6,20}\d{4}$")
+DATE_LIKE = re.compile(
+    r"^\d{1,4}[-/.]\d{1,2}([-/.]\d{1,4})?([ T]\d{1,2}:\d{2}(:\d{2})?Z?)?$|^[0-9A-Za-z ,]{6,20}\d{4}$"
+)
 
 
 @dataclass
@@ -85,7 +88,9 @@ def profile_table(path: str | os.PathLike[str], fmt: str = "csv") -> DatasetProf
         conn.close()
 
 
-def _json_date_formats(conn: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], fmt: str) -> dict[str, str]:
+def _json_date_formats(
+    conn: duckdb.DuckDBPyConnection, path: str | os.PathLike[str], fmt: str
+) -> dict[str, str]:
     """The text format of the dates DuckDB's JSON reader typed itself, from a sample of the raw text."""
     if fmt.lower() not in {"json", "jsonl"}:
         return {}
@@ -97,7 +102,7 @@ def _json_date_formats(conn: duckdb.DuckDBPyConnection, path: str | os.PathLike[
         sample = [
             str(r[0])
             for r in conn.execute(
-                f"SELECT json ->> ? FROM read_json_objects(?, format = '{layout}') LIMIT 20",  # noqa: S608
+                f"SELECT json ->> ? FROM read_json_objects(?, format = '{layout}') LIMIT 20",
                 [name, os.fspath(path)],
             ).fetchall()
             if r[0] is not None
@@ -124,14 +129,13 @@ def profile_loaded(conn: duckdb.DuckDBPyConnection) -> DatasetProfile:
         ).fetchone() or (0, 0)
         col = ColumnProfile(name=name, semantic="text", dtype=dtype, distinct=int(distinct), nulls=int(nulls))
         base = dtype.split("(")[0].upper()
+        date_format: str | None = None
         if base in NUMERIC:
             col.semantic = "id" if ID_NAME.search(name) and distinct >= 0.9 * (rows - nulls) else "quantity"
             lo, hi = conn.execute(f"SELECT min({q}), max({q}) FROM {t}").fetchone() or (None, None)
             col.min, col.max = _num(lo), _num(hi)
-        elif base in TEMPORAL or (
-            base == "VARCHAR" and (date_format := _date_format(conn, name)) is not None
-        ):
-            if base == "VARCHAR":
+        elif base in TEMPORAL or (date_format := _date_format(conn, name) if base == "VARCHAR" else None):
+            if date_format:
                 col.date_format = date_format
                 engine.convert_dates(conn, {name: date_format})
                 col.dtype = dict(engine.columns(conn))[name]
@@ -155,7 +159,7 @@ def profile_loaded(conn: duckdb.DuckDBPyConnection) -> DatasetProfile:
 
 def _has_spaces(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
     q = engine.quote(name)
-    return bool(engine.scalar(conn, f"SELECT count(*) FROM {engine.TABLE} WHERE contains({q}, ' ')"))  # noqa: S608
+    return bool(engine.scalar(conn, f"SELECT count(*) FROM {engine.TABLE} WHERE contains({q}, ' ')"))
 
 
 def _num(v: Any) -> float | None:

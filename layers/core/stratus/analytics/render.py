@@ -36,6 +36,8 @@ def fmt_number(x: Any) -> str:
 def fmt_key(value: Any, grain: str | None) -> str:
     if value is None:
         return "(none)"
+    if isinstance(value, bool):
+        return str(value).lower()
     if grain and isinstance(value, str) and len(value) >= 10:
         d = dt.date.fromisoformat(value[:10])
         if grain == "month":
@@ -44,6 +46,8 @@ def fmt_key(value: Any, grain: str | None) -> str:
             return f"Q{(d.month - 1) // 3 + 1} {d.year}"
         if grain == "year":
             return str(d.year)
+        if grain == "hour":
+            return value[:16].replace("T", " ")
         if grain == "week":
             return f"the week of {d.isoformat()}"
     return fmt_number(value) if isinstance(value, (int, float)) else str(value)
@@ -67,19 +71,24 @@ def where_phrase(plan: Plan, profile: DatasetProfile) -> str:
         else:
             period = ""
             if w.month is not None:
-                period = MONTH_NAMES[w.month]
+                period = MONTH_NAMES[w.month] + (f" {w.day}," if w.day is not None else "")
             elif w.quarter is not None:
                 period = f"Q{w.quarter}"
             if w.year is not None:
-                parts.append(f"in {period} {w.year}".replace("  ", " ") if period else f"in {w.year}")
+                prep = "on" if w.day is not None else "in"
+                parts.append(f"{prep} {period} {w.year}" if period else f"in {w.year}")
             elif period:
                 col = profile.column(w.column)
                 years = {str(col.min)[:4], str(col.max)[:4]} if col and col.min and col.max else set()
                 if len(years) == 2:
                     lo, hi = sorted(years)
-                    parts.append(f"in {period} of every year ({lo} to {hi})")
+                    parts.append(
+                        f"{'on' if w.day else 'in'} {period.rstrip(',')} of every year ({lo} to {hi})"
+                    )
                 else:
-                    parts.append(f"in {period}" + (f" {years.pop()}" if years else ""))
+                    parts.append(f"{'on' if w.day else 'in'} {period}" + (f" {years.pop()}" if years else ""))
+    if w is not None and not w.empty() and sum(c.semantic == "time" for c in profile.columns) > 1:
+        parts[-1] += f" (by {w.column})"
     return (" " + " ".join(parts)) if parts else ""
 
 
@@ -91,7 +100,10 @@ def _filter_phrase(f: Filter) -> str:
     return f"{f.column} {OP_WORDS[f.op]} {_values(f.values)}"
 
 
-def what(plan: Plan, measure: str | None) -> str:
+def what(plan: Plan, measure: str | None, profile: DatasetProfile | None = None) -> str:
+    col = profile.column(measure) if profile is not None and measure else None
+    if col is not None and col.semantic == "time" and plan.aggregate in {"min", "max"}:
+        return f"{'earliest' if plan.aggregate == 'min' else 'latest'} {measure}"
     if plan.aggregate == "count":
         return "number of rows"
     if plan.aggregate == "count_distinct":
@@ -102,34 +114,40 @@ def what(plan: Plan, measure: str | None) -> str:
 def sentence(plan: Plan, profile: DatasetProfile, columns: list[str], rows: list[list[Any]]) -> str:
     where = where_phrase(plan, profile)
     ng = len(plan.group_by)
-    measures = plan.measures or [None]
+    measures: list[str | None] = [*plan.measures] or [None]
     if plan.aggregate == "none":
         return f"{len(rows):,} rows of {plan.measures[0]} against {plan.measures[1]}{where} are plotted."
-    if not rows or all(v is None for v in rows[0][ng:]):
-        return f"No rows match{where or ' the question'}, so there is no {what(plan, measures[0])} to report."
+    if not rows or (ng == 0 and all(v is None for v in rows[0])):
+        return f"No rows match{where or ' the question'}, so there is no {what(plan, measures[0], profile)} to report."
     if ng == 0:
         values = rows[0]
         if plan.aggregate == "count":
             return f"There {'is' if values[0] == 1 else 'are'} {fmt_number(values[0])} row{'s' if values[0] != 1 else ''}{where}."
-        parts = [f"the {what(plan, m)}{where} is {fmt_key(v, None)}" for m, v in zip(measures, values, strict=False)]
+        parts = [
+            f"the {what(plan, m, profile)}{where} is {fmt_key(v, None)}"
+            for m, v in zip(measures, values, strict=False)
+        ]
         text = " and ".join(parts)
         return text[0].upper() + text[1:] + "."
-    key = lambda row: ", ".join(fmt_key(row[i], plan.group_by[i].grain) for i in range(ng))  # noqa: E731
+
+    def key(row: list[Any]) -> str:
+        return ", ".join(fmt_key(row[i], plan.group_by[i].grain) for i in range(ng))
+
     by = " and ".join(g.grain or g.column for g in plan.group_by)
     if plan.order and plan.limit == 1:
         rank = "highest" if plan.order == "desc" else "lowest"
-        return f"{key(rows[0])} has the {rank} {what(plan, measures[0])}{where}: {fmt_key(rows[0][ng], None)}."
-    listed = "; ".join(
-        f"{key(r)}: " + ", ".join(fmt_key(v, None) for v in r[ng:]) for r in rows[:LISTED]
-    )
+        return f"{key(rows[0])} has the {rank} {what(plan, measures[0], profile)}{where}: {fmt_key(rows[0][ng], None)}."
+    listed = "; ".join(f"{key(r)}: " + ", ".join(fmt_key(v, None) for v in r[ng:]) for r in rows[:LISTED])
     more = f"; and {len(rows) - LISTED:,} more" if len(rows) > LISTED else ""
-    head = " and ".join(what(plan, m) for m in measures)
+    head = " and ".join(what(plan, m, profile) for m in measures)
     if plan.order and plan.limit:
         head = f"the {'top' if plan.order == 'desc' else 'bottom'} {plan.limit} by {head}"
     return f"{head[0].upper() + head[1:]} by {by}{where}: {listed}{more}."
 
 
-def chart(plan: Plan, profile: DatasetProfile, columns: list[str], rows: list[list[Any]]) -> dict[str, Any] | None:
+def chart(
+    plan: Plan, profile: DatasetProfile, columns: list[str], rows: list[list[Any]]
+) -> dict[str, Any] | None:
     """Vega-Lite from the result's shape: category + measure: bar; time + measure: line; two
     measures: scatter; one number (or one row): none."""
     if len(rows) <= 1:
