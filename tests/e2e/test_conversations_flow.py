@@ -124,6 +124,7 @@ def test_seed_003_chat_on_a_dataset_answers_with_the_computed_number(
     reply = messages[1]
     assert [m["role"] for m in messages] == ["user", "assistant"]
     assert reply["_id"] == pushed[-1]["data"]["_id"] and reply["content"] == pushed[-1]["data"]["content"]
+    print(f"reply ({reply['query']['phrasing']}): {reply['content']}")
     assert reply["query_type"] == "analytics" and mentions(reply["content"], 3000), reply["content"]
     assert reply["query"]["rows"] == [[3000.0]] and reply["query"]["sql"]
     # Get Message by ID.
@@ -135,6 +136,7 @@ def test_seed_003_chat_on_a_dataset_answers_with_the_computed_number(
                      "-d", json.dumps({"chat_id": chat_id, "role": "user", "content": "and for the South?"}))  # fmt: skip
     assert status == 201
     follow_up = wait_for_reply(base, token, chat_id, 4)[3]
+    print(f"follow-up ({follow_up['query']['phrasing']}): {follow_up['content']}")
     assert follow_up["role"] == "assistant" and mentions(follow_up["content"], 3500), follow_up["content"]
 
     # Update Chat, then a chat without a dataset: the language model itself answers.
@@ -147,6 +149,7 @@ def test_seed_003_chat_on_a_dataset_answers_with_the_computed_number(
     curl("-X", "POST", f"{base}/api/messages", "-H", auth, "-H", "Content-Type: application/json",
          "-d", json.dumps({"chat_id": plain["_id"], "role": "user", "content": "Say hello in one sentence."}))  # fmt: skip
     answer = wait_for_reply(base, token, plain["_id"], 2)[1]
+    print(f"small talk: {answer['content']}")
     assert answer["role"] == "assistant" and answer["query_type"] == "general"
     assert answer["content"].strip() and not answer["content"].startswith("Sorry"), answer["content"]
 

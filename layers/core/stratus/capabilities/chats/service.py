@@ -110,6 +110,7 @@ class ConversationService:
         self._scratch = scratch_dir
         self.policy = policy or ChatPolicy()
         self._assistants: collections.OrderedDict[ObjectId, Assistant] = collections.OrderedDict()
+        self._engine_lock = asyncio.Lock()
 
     # --- chats -----------------------------------------------------------------------------------
 
@@ -257,6 +258,9 @@ class ConversationService:
             stored = await self._messages.insert(doc)
         except Conflict:
             return None  # a concurrent delivery answered first
+        if await self._chats.get(chat_id) is None:
+            await self._messages.delete_for_chat(chat_id)  # the chat was deleted while we answered
+            return None
         await self._chats.touch(chat_id)
         await self._announce(chat_id, {"type": "chat_message", "data": _public(stored)})
         return stored
@@ -299,8 +303,11 @@ class ConversationService:
             chat["_id"], before=question["_id"], dataset_id=str(dataset["_id"])
         )
         try:
-            assistant = await self._assistant(dataset)
-            answer: Answer = await asyncio.to_thread(assistant.answer, question["content"], previous)
+            # One answer at a time per process: an Assistant's DuckDB connection is not shared
+            # between threads (the consumers run one message at a time anyway).
+            async with self._engine_lock:
+                assistant = await self._assistant(dataset)
+                answer: Answer = await asyncio.to_thread(assistant.answer, question["content"], previous)
         except DomainError:
             raise  # storage or database away: the message is redelivered
         except Exception as e:
@@ -447,7 +454,8 @@ class ConversationService:
         assistant = Assistant(profile, path, fmt)
         self._assistants[dataset["_id"]] = assistant
         while len(self._assistants) > self.policy.assistants_cached:
-            self._assistants.popitem(last=False)
+            _, evicted = self._assistants.popitem(last=False)
+            evicted.close()
         return assistant
 
     async def _local_copy(self, dataset: dict[str, Any]) -> Path:
