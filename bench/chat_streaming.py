@@ -63,7 +63,6 @@ class RawLoop:
 
     def __init__(self) -> None:
         import torch
-        from transformers import BaseStreamer
 
         from stratus_worker.inference import loading
         from stratus_worker.inference.backends import CausalLMBackend, default_cache_dir, load_backend
@@ -77,7 +76,7 @@ class RawLoop:
         self.ids = torch.tensor([backend.prompt_ids([{"role": "user", "content": MESSAGE}])])
         self.eos = backend.eos_ids
 
-        class First(BaseStreamer):
+        class First:  # what generate's `streamer` calls
             def __init__(self) -> None:
                 self.calls = 0
                 self.first: float | None = None
