@@ -101,9 +101,9 @@ def test_errors_are_openai_exceptions(client: openai.OpenAI, stratus_server: Ser
     assert "gpt-4" in missing.value.message
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="gpt-4", messages=[])
-    with openai.OpenAI(base_url=f"{stratus_server.base_url}/v1", api_key="sk-wrong", max_retries=0) as bad:
-        with pytest.raises(openai.AuthenticationError):
-            bad.models.list()
+    bad = openai.OpenAI(base_url=f"{stratus_server.base_url}/v1", api_key="sk-wrong", max_retries=0)
+    with bad, pytest.raises(openai.AuthenticationError):
+        bad.models.list()
 
 
 def test_seed_004_websocket_chat(stratus_server: ServeProcess, token: str) -> None:

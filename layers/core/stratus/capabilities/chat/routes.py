@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -166,7 +166,7 @@ def _sse(data: Any) -> bytes:
 
 
 async def _events(
-    start: ChatStart, stream: AsyncIterator[ChatEvent], include_usage: bool
+    start: ChatStart, stream: AsyncGenerator[ChatEvent, None], include_usage: bool
 ) -> AsyncIterator[bytes]:
     """The OpenAI stream: a role chunk, content chunks, the finish chunk, a usage chunk if asked for,
     then `data: [DONE]`. An error after the stream began is sent as an error event."""
@@ -183,7 +183,7 @@ async def _events(
     except DomainError as e:
         yield _sse(json.loads(bytes(domain_to_openai(e).body)))
     finally:
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
     yield b"data: [DONE]\n\n"
 
 
@@ -211,28 +211,24 @@ def _completion(done: ChatDone) -> dict[str, Any]:
 @v1.post("/chat/completions", response_model=None)
 async def chat_completions(body: ChatCompletionRequest, user: CurrentUser, chat: Chat) -> Any:
     """OpenAI's chat completions: `stream: true` answers server-sent events ending in `data: [DONE]`."""
+    temperature = spec.TEMPERATURE.default if body.temperature is None else body.temperature
+    top_p = body.top_p or spec.TOP_P.default
+    messages = body.chat_messages()
+    if not body.stream:
+        done = await chat.complete(
+            user, messages, body.model, temperature, body.budget(), body.stop, top_p=top_p, seed=body.seed
+        )
+        return _completion(done)
     stream = chat.stream(
-        user,
-        body.chat_messages(),
-        body.model,
-        spec.TEMPERATURE.default if body.temperature is None else body.temperature,
-        body.budget(),
-        body.stop,
-        top_p=body.top_p or spec.TOP_P.default,
-        seed=body.seed,
+        user, messages, body.model, temperature, body.budget(), body.stop, top_p=top_p, seed=body.seed
     )
     start = await first_event(stream)  # errors (unknown model, quota, worker) answer before streaming
-    if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(
-            _events(start, stream, include_usage),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-    async for event in stream:
-        if isinstance(event, ChatDone):
-            return _completion(event)
-    raise ServiceUnavailable("The model's stream ended early")
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    return StreamingResponse(
+        _events(start, stream, include_usage),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 @v1.get("/models")

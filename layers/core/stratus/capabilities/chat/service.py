@@ -17,7 +17,7 @@ dropped and `dropped_messages` says how many.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -189,7 +189,7 @@ class ChatService:
         *,
         top_p: float = spec.TOP_P.default,
         seed: int | None = None,
-    ) -> AsyncIterator[ChatEvent]:
+    ) -> AsyncGenerator[ChatEvent, None]:
         """ChatStart, then ChatDelta per piece of text as the model generates it, then ChatDone."""
         clean = check_messages(messages)
         stops = normalise_stop(stop)
@@ -259,9 +259,12 @@ class ChatService:
         stream = self.stream(
             principal, messages, model, temperature, max_tokens, stop, top_p=top_p, seed=seed
         )
-        async for event in stream:
-            if isinstance(event, ChatDone):
-                return event
+        try:
+            async for event in stream:
+                if isinstance(event, ChatDone):
+                    return event
+        finally:
+            await stream.aclose()
         raise DependencyFailed("The model's stream ended early", code="INFERENCE_FAILED")
 
     # ------------------------------------------------------------------------------------ seed 004

@@ -69,4 +69,4 @@ async def answer(chat: ChatService, principal: Principal, data: Any, send: Send)
     except DomainError as e:
         await send(_error(e.message, code=e.code, details=e.details))
     finally:
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
