@@ -10,4 +10,6 @@ container = build_container(get_settings())
 # One loop for the container's lifetime: the async MongoDB client must stay on the loop it first ran on.
 loop = asyncio.new_event_loop()
 loop.run_until_complete(container.bootstrap())
-handler = build_websocket_handler(container.auth, container.live, loop.run_until_complete)
+handler = build_websocket_handler(
+    container.auth, container.live, loop.run_until_complete, chat=lambda: container.chat
+)

@@ -118,6 +118,15 @@ async def test_lora_qlora_test_merge_and_stop_on_smollm2(stratus_server: ServePr
             )  # fmt: skip
             assert named.status_code == 200, named.text
             assert named.json()["result"]["text"] == tuned.json()["response"], name
+            # And as chat models (the OpenAI-compatible API), with the same greedy reply.
+            chat = await http.post(
+                "/v1/chat/completions", headers=auth,
+                json={"model": name, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 12,
+                      "temperature": 0},
+            )  # fmt: skip
+            assert chat.status_code == 200, chat.text
+            assert chat.json()["model"] == name
+            assert chat.json()["choices"][0]["message"]["content"] == tuned.json()["response"], name
 
         # QLoRA: a 4-bit base on the local worker's CPU.
         _, qlora = await _follow(

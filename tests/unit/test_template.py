@@ -1028,6 +1028,10 @@ def test_function_policies_are_scoped(
         for policy in _as_list(props.get("Policies", [])):
             if isinstance(policy, dict) and "Statement" in policy:
                 continue
+            if isinstance(policy, dict) and "Fn::If" in policy:  # an inline policy, conditionally
+                branches = [b for b in policy["Fn::If"][1:] if b != {"Ref": "AWS::NoValue"}]
+                assert branches and all(isinstance(b, dict) and "Statement" in b for b in branches), name
+                continue
             if isinstance(policy, dict) and len(policy) == 1 and next(iter(policy)) not in {"Ref", "Fn::If"}:
                 template_name = next(iter(policy))
                 assert template_name in ALLOWED_POLICY_TEMPLATES, f"{name}: policy template {template_name}"
@@ -1054,7 +1058,14 @@ def _function_statements(resources: dict[str, Any], props: dict[str, Any]) -> li
     both branches of conditional statements included. SAM policy templates are reported by name."""
     found: list[dict[str, Any]] = []
     for policy in _as_list(props.get("Policies", [])):
-        if isinstance(policy, dict) and "Statement" in policy:
+        if isinstance(policy, dict) and "Fn::If" in policy:  # an inline policy, conditionally
+            raw = [
+                s
+                for b in policy["Fn::If"][1:]
+                if isinstance(b, dict)
+                for s in _as_list(b.get("Statement", []))
+            ]
+        elif isinstance(policy, dict) and "Statement" in policy:
             raw = _as_list(policy["Statement"])
         elif _ref_name(policy) in resources:
             raw = _as_list(resources[_ref_name(policy) or ""]["Properties"]["PolicyDocument"]["Statement"])
@@ -1186,6 +1197,8 @@ HTTP_FUNCTION_ACTIONS = {
         "s3:ListBucket",
         "s3:GetBucketLocation",
         "sagemaker:InvokeEndpointAsync",
+        # Streamed chat (/api/chat, /v1/chat/completions) on the real-time chat endpoint.
+        "sagemaker:InvokeEndpointWithResponseStream",
     },
 }
 # Object keys each function may touch (prefixes in the artifacts bucket).
@@ -1310,8 +1323,20 @@ def test_websocket_pushes_are_scoped_and_the_websocket_function_gets_nothing_els
         for name, props in functions.items()
         if "WebSocketPushPolicy" in {_ref_name(p) for p in _as_list(props["Policies"])}
     }
-    assert pushers == {"ModelsFunction", "JobEventsFunction", "SweeperFunction", "WebSocketFunction"}
-    websocket = [_ref_name(p) for p in _as_list(functions["WebSocketFunction"]["Policies"])]
+    # DispatcherFunction: chat.reply pushes a reply's pieces to the chat's followers.
+    assert pushers == {
+        "ModelsFunction",
+        "JobEventsFunction",
+        "SweeperFunction",
+        "WebSocketFunction",
+        "DispatcherFunction",
+    }
+    policies = _as_list(functions["WebSocketFunction"]["Policies"])
+    # The chat grant (only with a chat endpoint): streamed replies to {"type": "chat"} messages.
+    chat = [p for p in policies if isinstance(p, dict) and "InvokeChatEndpoint" in str(p)]
+    assert len(chat) == 1 and chat[0]["Fn::If"][0] == "HasChat"
+    assert _actions(chat[0]["Fn::If"][1]["Statement"]) == {"sagemaker:InvokeEndpointWithResponseStream"}
+    websocket = [_ref_name(p) for p in policies if p not in chat]
     assert sorted(websocket, key=str) == ["SecretsReadPolicy", "WebSocketPushPolicy"]
 
 
@@ -1504,8 +1529,9 @@ def test_api_uses_and_may_invoke_exactly_the_configured_inference_endpoint(
         for name, props in functions.items()
         if "sagemaker:InvokeEndpointAsync" in _actions(_function_statements(resources, props))
     }
-    # NLP tasks and image predictions (models) and fine-tune tests (jobs) invoke the endpoint.
-    assert invokers == {"ModelsFunction", "JobsFunction"}
+    # NLP tasks and image predictions (models), fine-tune tests (jobs) and chat replies (dispatcher)
+    # invoke the endpoint.
+    assert invokers == {"ModelsFunction", "JobsFunction", "DispatcherFunction"}
     api = functions["ModelsFunction"]
     variable = _choose(
         template, api["Environment"]["Variables"]["STRATUS_INFERENCE_ENDPOINT_NAME"], parameters

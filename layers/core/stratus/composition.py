@@ -6,9 +6,11 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from stratus import capabilities
+from stratus.capabilities.chat.repository import ChatHistoryRepository
+from stratus.capabilities.chats.repository import ChatMessageRepository, ChatRepository
 from stratus.db.database import Database
 from stratus.db.repositories.api_keys import ApiKeyRepository
 from stratus.db.repositories.connections import ConnectionRepository
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
     from bson import ObjectId
 
     from stratus.capabilities.api_keys.service import ApiKeyService
+    from stratus.capabilities.chat.service import ChatService
+    from stratus.capabilities.chats.service import ConversationService
     from stratus.capabilities.datasets.service import DatasetService
     from stratus.capabilities.downloads.service import DownloadService
     from stratus.capabilities.files.service import FileService
@@ -51,6 +55,7 @@ if TYPE_CHECKING:
     from stratus.capabilities.webhooks.service import WebhookService
     from stratus.jobs.events import JobEventsService
     from stratus.jobs.service import JobService
+    from stratus.ports.chat import ChatStreamer
     from stratus.ports.events import EventBus
     from stratus.ports.inference import InferenceBackend
     from stratus.ports.jobs import JobBackend
@@ -73,6 +78,8 @@ class Ports:
     inference: InferenceBackend
     # Webhook deliveries' own queue (STRATUS_WEBHOOKS_QUEUE_URL); None: they share `queue`.
     webhook_queue: MessageQueue | None = None
+    # The chat task's token stream; None: `inference` streams it (the local inference server does).
+    chat: ChatStreamer | None = None
 
 
 class Container:
@@ -103,6 +110,9 @@ class Container:
         self.connection_repo = ConnectionRepository(db)
         self.task_repo = TaskRepository(db)
         self.face_repo = FaceRepository(db)
+        self.chat_repo = ChatRepository(db)
+        self.chat_message_repo = ChatMessageRepository(db)
+        self.chat_history_repo = ChatHistoryRepository(db)
         self.repositories: list[Repository] = [
             self.users,
             self.refresh_tokens,
@@ -119,6 +129,9 @@ class Container:
             self.connection_repo,
             self.task_repo,
             self.face_repo,
+            self.chat_repo,
+            self.chat_message_repo,
+            self.chat_history_repo,
         ]
         self.job_kinds = capabilities.job_kinds()
         self.job_store = JobStore(self.job_repo, self.job_event_repo)
@@ -322,6 +335,20 @@ class Container:
         )
 
     @cached_property
+    def chat(self) -> ChatService:
+        from stratus.capabilities.chat.service import ChatPolicy, ChatService
+
+        streamer = self.ports.chat or cast("ChatStreamer", self.ports.inference)
+        return ChatService(
+            self.tasks,
+            streamer,
+            self.quota,
+            self.chat_history_repo,
+            models=self.model_repo,
+            policy=ChatPolicy(aliases=dict(self.settings.chat_model_aliases)),
+        )
+
+    @cached_property
     def job_events(self) -> JobEventsService:
         from stratus.jobs.events import JobEventsService
 
@@ -372,6 +399,28 @@ class Container:
         )
 
     @cached_property
+    def chats(self) -> ConversationService:
+        from stratus.capabilities.chats.model import StreamingReplyModel
+        from stratus.capabilities.chats.service import ConversationService
+
+        # Seed 003's chats; replies are produced by the chat.reply queue consumer, the language model
+        # on the inference worker.
+        return ConversationService(
+            chats=self.chat_repo,
+            messages=self.chat_message_repo,
+            datasets=self.dataset_repo,
+            models=self.model_repo,
+            storage=self.ports.storage,
+            queue=self.ports.queue,
+            quota=self.quota,
+            live=self.live,
+            model=StreamingReplyModel(
+                self.chat, self.ports.chat or cast("ChatStreamer", self.ports.inference)
+            ),
+            scratch_dir=self.settings.state_dir / "scratch",
+        )
+
+    @cached_property
     def messages(self) -> MessageRouter:
         """Queue messages, by type: the SQS dispatcher and the local queue both hand bodies here. Each
         handler's service is built when its first message arrives."""
@@ -388,7 +437,11 @@ class Container:
 
     async def _owns_job_or_task(self, user_id: ObjectId, reference: str) -> bool:
         """WebSocket subscriptions follow jobs (training, downloads) and inference tasks alike."""
-        return await self.jobs.owns(user_id, reference) or await self.tasks.owns(user_id, reference)
+        return (
+            await self.jobs.owns(user_id, reference)
+            or await self.tasks.owns(user_id, reference)
+            or await self.chats.owns(user_id, reference)
+        )
 
     async def bootstrap(self) -> None:
         """Idempotent start-up work that needs I/O (indexes); run lazily on the first request."""
@@ -422,6 +475,7 @@ def build_aws_ports(settings: Settings) -> Ports:
     from stratus.adapters.aws.s3 import S3Storage
     from stratus.adapters.aws.sagemaker import SageMakerBackend
     from stratus.adapters.aws.sagemaker_async import SageMakerAsyncInference
+    from stratus.adapters.aws.sagemaker_stream import SageMakerChatStream
     from stratus.adapters.aws.sqs import SqsQueue
 
     if not (settings.artifacts_bucket and settings.jobs_queue_url):
@@ -462,6 +516,10 @@ def build_aws_ports(settings: Settings) -> Ports:
             storage,
             bucket=settings.artifacts_bucket,
             endpoint_name=settings.inference_endpoint_name or "",
+        ),
+        chat=SageMakerChatStream(
+            clients.LazyClient(lambda: clients.sagemaker_runtime(settings)),
+            endpoint_name=settings.chat_endpoint_name or "",
         ),
     )
 

@@ -102,6 +102,18 @@ class Settings(BaseSettings):
     task_max_wait_s: float = Field(default=25.0, ge=0)
     # SageMaker asynchronous inference endpoint serving the inference container (AWS).
     inference_endpoint_name: str | None = None
+    # Chat (capabilities/chat): the real-time SageMaker endpoint that streams the chat task (AWS; the
+    # asynchronous endpoint cannot stream), and the model names clients send (OpenAI's, seed 004's)
+    # mapped to served models (STRATUS_CHAT_MODEL_ALIASES as JSON). The reply names the served model.
+    chat_endpoint_name: str | None = None
+    chat_model_aliases: dict[str, str] = {
+        "gpt-4": "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "gpt-4o": "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "gpt-4o-mini": "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "gpt-3.5-turbo": "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "text-embedding-ada-002": "sentence-transformers/all-MiniLM-L6-v2",
+        "text-embedding-3-small": "sentence-transformers/all-MiniLM-L6-v2",
+    }
     # Training jobs one user may run at once (seed 001: 5); more wait in `queued`.
     max_concurrent_jobs_per_user: int = Field(default=5, ge=1)
     # A running job whose worker sends nothing for this long is checked with its backend, then failed.

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +162,17 @@ class InferenceEngine:
         if len(outputs) != len(clean_items):  # a broken task must never shift results between callers
             raise RuntimeError(f"{task} returned {len(outputs)} outputs for {len(clean_items)} inputs")
         return outputs
+
+    @contextmanager
+    def exclusive(self, model_name: str) -> Iterator[Backend]:
+        """The model's backend (loaded on first use), held for the caller alone: a streamed chat reply
+        runs its own `generate` under the same per-model lock as the batches (on the caller's thread)."""
+        backend = self.load(model_name)
+        with self._guard:
+            run_lock = self._run_locks[model_name]
+            self._last_used[model_name] = time.monotonic()
+        with run_lock:
+            yield backend
+            with self._guard:
+                self._batches_run += 1
+                self._items_run += 1

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import json
 import logging
 import os
 import sys
@@ -45,10 +46,10 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from stratus_worker.inference import adapters, downloaded, loading
+from stratus_worker.inference import adapters, chat, downloaded, loading
 from stratus_worker.inference.batching import MicroBatcher
 from stratus_worker.inference.engine import InferenceEngine
 from stratus_worker.inference.errors import InferenceError
@@ -144,13 +145,73 @@ def create_app(engine: InferenceEngine, *, max_batch: int = 32, max_wait_ms: flo
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
         }
 
-    async def invoke(request: Request) -> JSONResponse:
+    async def chat_answer(body: dict[str, Any], *, errors_in_body: bool) -> Response:
+        """The chat task (stratus_worker.inference.chat): with `"stream": true`, newline-delimited
+        JSON events in a chunked answer, as the model generates (an error before the first event is
+        an ordinary error answer); otherwise the done event as the task's single output."""
+        started = time.perf_counter()
+
+        def fail(status: int, payload: dict[str, Any]) -> JSONResponse:
+            if errors_in_body:
+                return JSONResponse({**payload, "status": status})
+            return JSONResponse(payload, status_code=status)
+
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            return fail(400, _error("invalid_request", "'model' must be a non-empty string"))
+        try:
+            item = chat.validate(body.get("inputs"), body.get("options"))
+            key = model if body.get("source") is None else await served(model, body["source"])
+            events = chat.stream(engine, key, item)
+            first = await anext(events)
+        except InferenceError as e:
+            return fail(e.status, e.to_dict())
+        except Exception as e:
+            log.exception("chat %s failed", model)
+            return fail(500, _error("internal_error", f"{type(e).__name__}: {e}"))
+        if first["type"] == "error":
+            return fail(int(first["status"]), {k: v for k, v in first.items() if k not in ("type", "status")})
+        if body.get("stream"):
+
+            async def lines() -> AsyncIterator[bytes]:
+                try:
+                    yield (json.dumps(first) + "\n").encode()
+                    async for event in events:
+                        yield (json.dumps(event) + "\n").encode()
+                finally:
+                    await events.aclose()
+
+            return StreamingResponse(lines(), media_type="application/x-ndjson")
+        done = await chat.collect(events)
+        if done["type"] == "error":
+            return fail(int(done["status"]), {k: v for k, v in done.items() if k not in ("type", "status")})
+        output = {k: v for k, v in done.items() if k != "type"}
+        elapsed = round((time.perf_counter() - started) * 1000, 3)
+        return JSONResponse({"outputs": [output], "model": model, "task": chat.TASK, "batch_size": 1,
+                             "batched_requests": 1, "engine_ms": elapsed, "duration_ms": elapsed})  # fmt: skip
+
+    async def chat_body(request: Request) -> dict[str, Any] | None:
+        """The body, when it is a chat request (the other tasks go through `answer`)."""
+        try:
+            body = await request.json()
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) and body.get("task") == chat.TASK else None
+
+    async def invoke(request: Request) -> Response:
+        body = await chat_body(request)
+        if body is not None:
+            return await chat_answer(body, errors_in_body=False)
         status, payload = await answer(request)
         return JSONResponse(payload, status_code=status)
 
-    async def invocations(request: Request) -> JSONResponse:
+    async def invocations(request: Request) -> Response:
         """SageMaker's route. Asynchronous inference writes only a 2xx body to the output location,
-        so errors travel in the body (with their status) for the API to read from S3."""
+        so errors travel in the body (with their status) for the API to read from S3. A real-time
+        endpoint invoked with InvokeEndpointWithResponseStream gets the chat events as they come."""
+        body = await chat_body(request)
+        if body is not None:
+            return await chat_answer(body, errors_in_body=not body.get("stream"))
         status, payload = await answer(request)
         return JSONResponse(payload if status == 200 else {**payload, "status": status})
 

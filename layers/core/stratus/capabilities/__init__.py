@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from stratus.capabilities.chats.spec import REPLY_MESSAGE
 from stratus.capabilities.datasets.spec import PROCESS_MESSAGE
 from stratus.capabilities.downloads import spec as downloads
 from stratus.capabilities.finetune import spec as finetune
@@ -67,6 +68,8 @@ CAPABILITIES: tuple[Capability, ...] = (
     ),
     Capability("nlp", "models", "stratus.capabilities.nlp.routes"),
     Capability("perception", "models", "stratus.capabilities.perception.routes"),
+    Capability("chats", "data", "stratus.capabilities.chats.routes", messages=((REPLY_MESSAGE, "chats"),)),
+    Capability("chat", "models", "stratus.capabilities.chat.routes"),
 )
 
 

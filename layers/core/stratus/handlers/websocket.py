@@ -16,11 +16,14 @@ import base64
 import json
 import logging
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from stratus.capabilities.identity.service import AuthService
 from stratus.errors import DomainError
 from stratus.services.live import LiveUpdates, error_message
+
+if TYPE_CHECKING:
+    from stratus.capabilities.chat.service import ChatService
 
 T = TypeVar("T")
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -54,7 +57,12 @@ def _body(event: Mapping[str, Any]) -> bytes:
     return body.encode() if isinstance(body, str) else bytes(body)
 
 
-def build_websocket_handler(auth: AuthService, live: LiveUpdates, run: Runner) -> LambdaHandler:
+def build_websocket_handler(
+    auth: AuthService, live: LiveUpdates, run: Runner, *, chat: Callable[[], ChatService] | None = None
+) -> LambdaHandler:
+    """`chat` builds the chat service on the first `{"type": "chat"}` message (seed 004): its reply is
+    pushed token by token with post_to_connection while this invocation runs."""
+
     async def on_connect(connection_id: str, event: Mapping[str, Any]) -> dict[str, Any]:
         token, subprotocol = _credential(event)
         if token is None:
@@ -90,6 +98,16 @@ def build_websocket_handler(auth: AuthService, live: LiveUpdates, run: Runner) -
             except ValueError:
                 reply = error_message("messages must be JSON")
             else:
+                if chat is not None and isinstance(message, dict) and message.get("type") == "chat":
+                    from stratus.capabilities.chat import socket as chat_socket
+                    from stratus.capabilities.identity.principal import Principal
+
+                    async def push(reply: dict[str, Any]) -> bool:
+                        return await live.send(connection_id, reply)
+
+                    principal = Principal(user_id=user_id, via="token")
+                    await chat_socket.answer(chat(), principal, message.get("data"), push)
+                    return {"statusCode": 200}
                 reply = await live.respond(connection_id, user_id, message)
         await live.send(connection_id, reply)
         return {"statusCode": 200}

@@ -111,7 +111,9 @@ def build_local_app(container: Container, ports: LocalPorts) -> FastAPI:
         container,
         extra_routers=[
             storage_local.build_router(ports.storage),
-            websocket.build_router(ports.notifier, container.auth, container.live),
+            websocket.build_router(
+                ports.notifier, container.auth, container.live, chat=lambda: container.chat
+            ),
             # Camera frames over a WebSocket: the local runtime's transport only (see perception.routes).
             camera.router,
         ],

@@ -17,7 +17,8 @@ import functools
 import json
 import logging
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
@@ -26,6 +27,9 @@ from stratus.capabilities.identity.principal import Principal
 from stratus.capabilities.identity.service import AuthService
 from stratus.errors import DomainError
 from stratus.services.live import LiveUpdates, error_message
+
+if TYPE_CHECKING:
+    from stratus.capabilities.chat.service import ChatService
 
 BEARER_SUBPROTOCOL = "bearer"
 CLOSE_NOT_FOUND = 4404  # application close code: the followed resource does not exist (or is not yours)
@@ -59,7 +63,15 @@ async def authenticate(ws: WebSocket, auth: AuthService) -> tuple[Principal, str
     return principal, subprotocol
 
 
-def build_router(hub: LocalWebSocketHub, auth: AuthService, live: LiveUpdates) -> APIRouter:
+def build_router(
+    hub: LocalWebSocketHub,
+    auth: AuthService,
+    live: LiveUpdates,
+    *,
+    chat: Callable[[], ChatService] | None = None,
+) -> APIRouter:
+    """`chat` builds the chat service on the first `{"type": "chat"}` message (seed 004), which is
+    answered with tokens as they are generated (stratus.capabilities.chat.socket)."""
     router = APIRouter()
 
     async def respond(connection_id: str, principal: Principal, message: Any) -> dict[str, Any]:
@@ -97,6 +109,11 @@ def build_router(hub: LocalWebSocketHub, auth: AuthService, live: LiveUpdates) -
                 except ValueError:
                     await send(error_message("messages must be JSON"))
                     continue
+                if chat is not None and isinstance(message, dict) and message.get("type") == "chat":
+                    from stratus.capabilities.chat import socket as chat_socket
+
+                    await chat_socket.answer(chat(), principal, message.get("data"), send)
+                    continue
                 await send(await respond(connection_id, principal, message))
         except WebSocketDisconnect:
             pass
@@ -126,5 +143,10 @@ def build_router(hub: LocalWebSocketHub, auth: AuthService, live: LiveUpdates) -
     @router.websocket("/ws/download/{download_id}")
     async def download(ws: WebSocket, download_id: str) -> None:
         await serve(ws, follow=download_id)
+
+    @router.websocket("/ws/chats/{chat_id}")
+    async def chat_replies(ws: WebSocket, chat_id: str) -> None:
+        """A chat's replies as they are generated (chat_token, then chat_message)."""
+        await serve(ws, follow=chat_id)
 
     return router

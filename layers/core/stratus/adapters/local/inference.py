@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,23 @@ class LocalInferenceServer:
                 duration_ms=data.get("duration_ms"),
             )
         raise worker_error(response.status_code, data)
+
+    async def stream(self, request: InferenceRequest) -> AsyncIterator[dict[str, Any]]:
+        """A chat request's events as the worker generates them (stratus.ports.chat), read from its
+        chunked newline-delimited JSON answer; closing this iterator early closes the connection, which
+        stops the generation."""
+        client = await self._ensure_started()
+        body = {**request.body(), "stream": True}
+        try:
+            async with client.stream("POST", "/invoke", json=body) as response:
+                if response.status_code != 200:
+                    raw = await response.aread()
+                    raise worker_error(response.status_code, json.loads(raw) if raw else {})
+                async for line in response.aiter_lines():
+                    if line.strip():
+                        yield json.loads(line)
+        except httpx.HTTPError as e:
+            raise ServiceUnavailable("The inference worker is unreachable, please retry") from e
 
     async def catalogue(self) -> list[dict[str, Any]]:
         client = await self._ensure_started()
