@@ -31,10 +31,12 @@ SALES_CSV = b"""date,product,sales,region
 
 
 class PhrasingModel:
-    """Phrases a result by repeating it ("Sure: <result>"), or, when `lie` is set, invents a number."""
+    """Phrases a result by repeating it ("Sure: <result>"), or, when `lie` is set, invents a number, or
+    says `say` whatever the result."""
 
-    def __init__(self, *, lie: bool = False) -> None:
+    def __init__(self, *, lie: bool = False, say: str | None = None) -> None:
         self.lie = lie
+        self.say = say
         self.prompts: list[str] = []
 
     async def stream(
@@ -49,6 +51,9 @@ class PhrasingModel:
         prompt = messages[-1]["content"]
         self.prompts.append(prompt)
         result = prompt.split("Result: ", 1)[-1]
+        if self.say is not None:
+            yield self.say
+            return
         for piece in ("Sure: ", "about 2,999." if self.lie else result):
             yield piece
 
@@ -132,6 +137,19 @@ async def test_a_phrasing_with_an_invented_number_is_replaced_by_the_template(
     reply = await _ask(client, alice, ports, sales_chat, "What is the average sales for Q3?")
     assert reply["content"] == "The average sales in Q3 2025 is 3,000."
     assert reply["query"]["phrasing"] == "template"
+
+
+@pytest.mark.usefixtures("consuming")
+async def test_a_grouped_result_phrased_with_one_group_is_replaced_by_the_template(
+    client: httpx.AsyncClient, alice: Account, container: Container, ports: LocalPorts, sales_chat: str
+) -> None:
+    # GIVEN a model that states only one region's total, as if it were the whole answer
+    container.chats.model = PhrasingModel(say="The total sales by region is 1,300.")
+    reply = await _ask(client, alice, ports, sales_chat, "total sales by region")
+    # THEN the template, which states every region's total, is kept
+    assert reply["query"]["phrasing"] == "template"
+    assert len(reply["query"]["rows"]) == 4
+    assert all(f"{total:,.0f}" in reply["content"] for _, total in reply["query"]["rows"])
 
 
 @pytest.mark.usefixtures("consuming")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from stratus.analytics import Assistant, DatasetProfile, numbers_agree, profile_table
+from stratus.analytics import Assistant, DatasetProfile, numbers_agree, numbers_cover, profile_table
 from stratus.analytics.plan import Plan
 
 ROWS = [
@@ -163,6 +163,18 @@ def test_a_stored_plan_is_checked(weird: Assistant) -> None:
 )
 def test_numbers_agree(sentence: str, numbers: list[float], agrees: bool) -> None:
     assert numbers_agree(sentence, numbers) is agrees
+
+
+@pytest.mark.parametrize(
+    ("sentence", "values", "covers"),
+    [
+        ("East 300, North 500, South 200 and West 1,300.", [300.0, 500.0, 200.0, 1300.0], True),
+        ("The total sales by region is 1,300.", [300.0, 500.0, 200.0, 1300.0], False),
+        ("North leads with 1.3k.", [1300.0], True),
+    ],
+)
+def test_numbers_cover(sentence: str, values: list[float], covers: bool) -> None:
+    assert numbers_cover(sentence, values) is covers
 
 
 def test_every_answer_text_agrees_with_its_numbers(weird: Assistant) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from stratus.analytics.answer import Answer, AnswerKind
 from stratus.analytics.assistant import Assistant
 from stratus.analytics.engine import TableError
-from stratus.analytics.numbers import numbers_agree
+from stratus.analytics.numbers import numbers_agree, numbers_cover
 from stratus.analytics.profile import ColumnProfile, DatasetProfile, Semantic, profile_table
 
 __all__ = [
@@ -28,5 +28,6 @@ __all__ = [
     "Semantic",
     "TableError",
     "numbers_agree",
+    "numbers_cover",
     "profile_table",
 ]

@@ -101,3 +101,10 @@ def numbers_agree(sentence: str, numbers: Sequence[float]) -> bool:
     sentence uses (12,345.678 may be written 12,345.68, 12346, 12.3k or 12.3 thousand; 0.25 may be
     25%). A sentence with no numbers agrees."""
     return all(any(_agrees(v, tol, scale, float(n)) for n in numbers) for v, tol, scale in extract(sentence))
+
+
+def numbers_cover(sentence: str, values: Sequence[float]) -> bool:
+    """True when `sentence` states every one of `values` (with the same rounding as numbers_agree): a
+    phrasing of a many-row result that cites one row's number reads as if it were the whole answer."""
+    cited = extract(sentence)
+    return all(any(_agrees(v, tol, scale, float(n)) for v, tol, scale in cited) for n in values)

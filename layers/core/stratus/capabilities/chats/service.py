@@ -342,7 +342,7 @@ class ConversationService:
     ) -> str | None:
         """The model's sentence when every number in it is a computed one; None otherwise (the
         template sentence is used), or when the model is unavailable."""
-        from stratus.analytics import numbers_agree
+        from stratus.analytics import numbers_agree, numbers_cover
 
         turns = [
             {"role": "system", "content": PHRASE_SYSTEM},
@@ -363,9 +363,12 @@ class ConversationService:
         except DomainError as e:
             log.warning("chat %s: phrasing failed, using the template: %s", chat["_id"], e.message)
             return None
-        if text and numbers_agree(text, answer.numbers) and _cites_a_number(text, answer.numbers):
-            return text
-        return None
+        if not (text and numbers_agree(text, answer.numbers) and _cites_a_number(text, answer.numbers)):
+            return None
+        # A many-row result (a total per region) phrased with one row's number reads as the whole answer.
+        if len(answer.rows) > 1 and not numbers_cover(text, _row_values(answer.rows)):
+            return None
+        return text
 
     async def _stream(
         self,
@@ -468,6 +471,10 @@ class ConversationService:
             await self._storage.download_to(dataset["object_key"], partial)
             await asyncio.to_thread(partial.replace, path)
         return path
+
+
+def _row_values(rows: list[list[Any]]) -> list[float]:
+    return [float(v) for row in rows for v in row if isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
 def _cites_a_number(sentence: str, numbers: list[float]) -> bool:
