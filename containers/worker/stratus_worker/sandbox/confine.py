@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import functools
 import os
 import platform
 import resource
@@ -307,12 +308,16 @@ DENIED_SYSCALLS = (
 )  # fmt: skip
 
 
+@functools.cache
 def _libseccomp() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("seccomp") or "libseccomp.so.2"
+    # dlopen by soname: find_library would run ldconfig and gcc in subprocesses.
     try:
-        lib = ctypes.CDLL(name, use_errno=True)
+        lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
     except OSError:
-        return None
+        name = ctypes.util.find_library("seccomp")
+        if name is None:
+            return None
+        lib = ctypes.CDLL(name, use_errno=True)
     lib.seccomp_init.restype = ctypes.c_void_p
     lib.seccomp_init.argtypes = [ctypes.c_uint32]
     lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
@@ -324,37 +329,53 @@ def _libseccomp() -> ctypes.CDLL | None:
     return lib
 
 
-def apply_seccomp() -> str:
+@functools.cache
+def seccomp_filter() -> tuple[ctypes.CDLL, int] | str:
+    """The deny-list filter, built once per process (the warm runner builds it before forking): each
+    child only loads it. A string says why there is none."""
     lib = _libseccomp()
     if lib is None:
         return "missing: libseccomp.so.2 is not installed (apt-get install libseccomp2)"
     ctx = lib.seccomp_init(_SCMP_ACT_ALLOW)
     if not ctx:
         return "missing: seccomp_init failed"
-    try:
-        deny = _scmp_errno(errno.EPERM)
-        for name in DENIED_SYSCALLS:
-            nr = lib.seccomp_syscall_resolve_name(name.encode())
-            if nr == -1:  # not a system call on this architecture
-                continue
-            rc = lib.seccomp_rule_add_array(ctx, deny, nr, 0, None)
-            if rc != 0:
-                return f"missing: seccomp rule for {name} failed ({rc})"
-        # clone without CLONE_THREAD is a new process: denied. clone3 hides its flags in memory that
-        # a filter cannot read, so it answers ENOSYS and glibc falls back to clone.
-        clone = lib.seccomp_syscall_resolve_name(b"clone")
-        not_thread = (_ArgCmp * 1)(_ArgCmp(0, _SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0))
-        if lib.seccomp_rule_add_array(ctx, deny, clone, 1, not_thread) != 0:
-            return "missing: seccomp rule for clone failed"
-        clone3 = lib.seccomp_syscall_resolve_name(b"clone3")
-        if clone3 != -1 and lib.seccomp_rule_add_array(ctx, _scmp_errno(errno.ENOSYS), clone3, 0, None) != 0:
-            return "missing: seccomp rule for clone3 failed"
-        rc = lib.seccomp_load(ctx)
-        if rc != 0:
-            return f"missing: seccomp_load failed ({rc})"
-    finally:
+    failure = _add_rules(lib, ctx)
+    if failure:
         lib.seccomp_release(ctx)
+        return failure
+    return lib, ctx
+
+
+def apply_seccomp() -> str:
+    built = seccomp_filter()
+    if isinstance(built, str):
+        return built
+    lib, ctx = built
+    rc = lib.seccomp_load(ctx)
+    if rc != 0:
+        return f"missing: seccomp_load failed ({rc})"
     return APPLIED
+
+
+def _add_rules(lib: ctypes.CDLL, ctx: int) -> str | None:
+    deny = _scmp_errno(errno.EPERM)
+    for name in DENIED_SYSCALLS:
+        nr = lib.seccomp_syscall_resolve_name(name.encode())
+        if nr == -1:  # not a system call on this architecture
+            continue
+        rc = lib.seccomp_rule_add_array(ctx, deny, nr, 0, None)
+        if rc != 0:
+            return f"missing: seccomp rule for {name} failed ({rc})"
+    # clone without CLONE_THREAD is a new process: denied. clone3 hides its flags in memory that
+    # a filter cannot read, so it answers ENOSYS and glibc falls back to clone.
+    clone = lib.seccomp_syscall_resolve_name(b"clone")
+    not_thread = (_ArgCmp * 1)(_ArgCmp(0, _SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0))
+    if lib.seccomp_rule_add_array(ctx, deny, clone, 1, not_thread) != 0:
+        return "missing: seccomp rule for clone failed"
+    clone3 = lib.seccomp_syscall_resolve_name(b"clone3")
+    if clone3 != -1 and lib.seccomp_rule_add_array(ctx, _scmp_errno(errno.ENOSYS), clone3, 0, None) != 0:
+        return "missing: seccomp rule for clone3 failed"
+    return None
 
 
 LAYERS = ("network_namespace", "rlimits", "user", "capabilities", "no_new_privs", "landlock", "seccomp")

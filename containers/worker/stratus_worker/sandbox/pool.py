@@ -122,7 +122,9 @@ class SandboxPool:
             log.warning("sandbox runner failed: %s; replacing it", e)
             with contextlib.suppress(ProcessLookupError):
                 runner.process.kill()
-            runner = await self._spawn(getattr(runner, "slot", 0))
+            replacement = await self._spawn(getattr(runner, "slot", 0))
+            self._runners = [replacement if r is runner else r for r in self._runners]
+            runner = replacement
             answer = {"ok": False, "reason": "runner_error", "error": "The sandbox runner failed; please retry",
                       "isolation": {}}  # fmt: skip
         finally:

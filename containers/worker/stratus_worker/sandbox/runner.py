@@ -19,6 +19,7 @@ import argparse
 import builtins
 import contextlib
 import errno
+import functools
 import json
 import os
 import select
@@ -30,6 +31,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +116,8 @@ class Runner:
         from transformers import AutoModel, AutoTokenizer
 
         torch.set_num_threads(1)  # a forked child must not inherit a running OpenMP pool
+        confine.seccomp_filter()  # built once; each child only loads it
+        _preloaded()
         for directory in self.builtin_models.values():
             with contextlib.suppress(Exception):
                 tokenizer = AutoTokenizer.from_pretrained(directory)
@@ -121,54 +125,105 @@ class Runner:
                 with torch.no_grad():
                     model(**tokenizer(["warm"], return_tensors="pt"))
 
-    def run(self, request: dict[str, Any]) -> dict[str, Any]:
-        started = time.perf_counter()
+    def prepare(self) -> _Primed:
+        """Fork the next run's child ahead of its request (forking a process with torch mapped costs
+        tens of milliseconds): it waits, unconfined but holding nothing, for its request on a pipe."""
         run_dir = Path(tempfile.mkdtemp(prefix=f"run-{self.slot}-", dir=self.base))
-        try:
-            answer = self._run(request, run_dir)
-        finally:
-            shutil.rmtree(run_dir, ignore_errors=True)
-        answer["id"] = request.get("id")
-        answer["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
-        return answer
-
-    def _run(self, request: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         run_dir.chmod(0o711)
         workdir = run_dir / "work"
         workdir.mkdir(mode=0o700)
         hub = run_dir / "hub"
-        models = {**self.builtin_models, **{str(k): str(v) for k, v in (request.get("models") or {}).items()}}
-        link_hub_cache(hub, models)
+        hub.mkdir()
+        link_hub_cache(hub, self.builtin_models)
         log_path = run_dir / "output.log"
         log_path.touch(mode=0o600)
         if self.uid is not None and self.gid is not None:
             os.chown(workdir, self.uid, self.gid)
             os.chown(log_path, self.uid, self.gid)
-        for path in hub.rglob("*"):
-            if not path.is_symlink():
-                path.chmod(0o755 if path.is_dir() else 0o644)
-        hub.chmod(0o755)
         plan = confine.Plan(
             workdir=str(workdir),
-            readable=[*python_paths(), str(hub), *models.values()],
+            readable=[*python_paths(), str(hub), *self.builtin_models.values()],
             uid=self.uid,
             gid=self.gid,
             limits=self.config.limits,
             network_namespace=self.config.network_namespace,
             why_no_uid=self.why_no_uid,
         )
-        timeout_s = min(float(request.get("timeout_s") or self.config.timeout_s), self.config.timeout_s)
+        request_r, request_w = os.pipe()
         result_r, result_w = os.pipe()
         report_r, report_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: never returns
-            os.close(result_r)
-            os.close(report_r)
-            _child(plan, request, str(hub), str(log_path), result_w, report_w, self.config.require_isolation)
-        os.close(result_w)
-        os.close(report_w)
-        outcome = _wait(pid, {result_r: MAX_RESULT_BYTES, report_r: 64 * 1024}, timeout_s)
-        return _answer(outcome, result_r, report_r, log_path, timeout_s, self.config)
+            for fd in (request_w, result_r, report_r):
+                os.close(fd)
+            _child(plan, str(hub), str(log_path), request_r, result_w, report_w, self.config.require_isolation)
+        for fd in (request_r, result_w, report_w):
+            os.close(fd)
+        return _Primed(pid, run_dir, hub, log_path, request_w, result_r, report_r)
+
+    def run(self, request: dict[str, Any], primed: _Primed | None = None) -> dict[str, Any]:
+        """One run in a primed child (or a new one). The caller retires `primed` (answering first:
+        reaping a child that mapped torch takes tens of milliseconds)."""
+        started = time.perf_counter()
+        own = primed is None
+        primed = primed or self.prepare()
+        try:
+            answer = self._run(request, primed)
+        finally:
+            if own:
+                self.retire(primed)
+        answer["id"] = request.get("id")
+        answer["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        return answer
+
+    def retire(self, primed: _Primed) -> None:
+        """Kill (if still there) and reap a child, and remove its run directory."""
+        if not primed.reaped:  # never signal a reaped pid: it may be someone else's by now
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(primed.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(primed.pid, 0)
+        for fd in (primed.request_w, primed.result_r, primed.report_r):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        shutil.rmtree(primed.run_dir, ignore_errors=True)
+
+    def _run(self, request: dict[str, Any], primed: _Primed) -> dict[str, Any]:
+        models = {str(k): str(v) for k, v in (request.get("models") or {}).items()}
+        link_hub_cache(primed.hub, models)
+        for path in primed.hub.rglob("*"):
+            if not path.is_symlink():
+                path.chmod(0o755 if path.is_dir() else 0o644)
+        primed.hub.chmod(0o755)
+        timeout_s = min(float(request.get("timeout_s") or self.config.timeout_s), self.config.timeout_s)
+        body = {**request, "models": models}
+        try:
+            _write_all(primed.request_w, json.dumps(body).encode())
+        except OSError:
+            pass  # the child died while waiting: reported below as "no result"
+        os.close(primed.request_w)
+        primed.request_w = -1
+        outcome = _wait(primed.pid, {primed.result_r: MAX_RESULT_BYTES, primed.report_r: 64 * 1024}, timeout_s)
+        primed.reaped = outcome["status"] is not None
+        return _answer(outcome, primed.result_r, primed.report_r, primed.log_path, timeout_s, self.config)
+
+
+@dataclass
+class _Primed:
+    pid: int
+    run_dir: Path
+    hub: Path
+    log_path: Path
+    request_w: int
+    result_r: int
+    report_r: int
+    reaped: bool = False
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view[: 1 << 16]) :]
 
 
 def _tail(path: Path) -> str:
@@ -182,13 +237,16 @@ def _tail(path: Path) -> str:
 
 
 def _wait(pid: int, caps: dict[int, int], timeout_s: float) -> dict[str, Any]:
-    """Read the child's pipes (each up to its cap) until it exits, the cap is passed, or the
-    wall-clock limit passes (then it is killed)."""
+    """Read the child's pipes (each up to its cap) until it has sent its result (it is reaped later),
+    exits, or passes the cap or the wall-clock limit (then it is killed). `status` is None for a
+    child not reaped yet."""
     deadline = time.monotonic() + timeout_s
     data: dict[int, bytearray] = {fd: bytearray() for fd in caps}
+    result_fd = next(iter(caps))
     pidfd = os.pidfd_open(pid)
     open_fds = set(caps)
     killed: str | None = None
+    exited = False
     try:
         while True:
             remaining = deadline - time.monotonic()
@@ -198,6 +256,7 @@ def _wait(pid: int, caps: dict[int, int], timeout_s: float) -> dict[str, Any]:
             ready, _, _ = select.select([*open_fds, pidfd], [], [], remaining)
             for fd in ready:
                 if fd == pidfd:
+                    exited = True
                     continue
                 chunk = os.read(fd, 65536)
                 if not chunk:
@@ -206,23 +265,25 @@ def _wait(pid: int, caps: dict[int, int], timeout_s: float) -> dict[str, Any]:
                 data[fd] += chunk
                 if len(data[fd]) > caps[fd]:
                     killed = "too_large"
-            if killed:
+            if killed or exited:
                 break
-            if pidfd in ready:
-                break
+            if result_fd not in open_fds and data[result_fd]:
+                break  # the whole result is in: answer now, reap later
     finally:
-        if killed:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
         os.close(pidfd)
-    for fd in open_fds:  # what was written before the exit
+    for fd in list(open_fds):  # what was written before the exit
         with contextlib.suppress(OSError):
             while len(data[fd]) <= caps[fd] and select.select([fd], [], [], 0)[0]:
                 chunk = os.read(fd, 65536)
                 if not chunk:
                     break
                 data[fd] += chunk
+    status: int | None = None
+    if killed:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if killed or exited:
+        _, status = os.waitpid(pid, 0)
     return {"killed": killed, "status": status, "data": data}
 
 
@@ -238,7 +299,7 @@ def _answer(
         if isinstance(parsed, dict):
             isolation = {str(k): str(v) for k, v in parsed.items()}
     answer: dict[str, Any] = {"isolation": isolation, "stdout": _tail(log_path)}
-    status = outcome["status"]
+    status = outcome["status"] or 0
     if outcome["killed"] == "timeout":
         return {**answer, "ok": False, "reason": "timeout",
                 "error": f"The run exceeded its wall-clock limit of {timeout_s:g} s and was killed"}  # fmt: skip
@@ -314,9 +375,9 @@ def _child_env(workdir: str, hub: str) -> dict[str, str]:
 
 def _child(
     plan: confine.Plan,
-    request: dict[str, Any],
     hub: str,
     log_path: str,
+    request_r: int,
     result_w: int,
     report_w: int,
     require_isolation: bool,
@@ -331,7 +392,7 @@ def _child(
         os.dup2(null, 0)
         os.dup2(log, 1)
         os.dup2(log, 2)
-        keep = sorted({0, 1, 2, result_w, report_w})
+        keep = sorted({0, 1, 2, request_r, result_w, report_w})
         for low, high in zip(keep, [*keep[1:], 65536], strict=True):
             os.closerange(low + 1, high)
         os.environ.clear()
@@ -342,6 +403,9 @@ def _child(
 
         hub_constants.HF_HUB_CACHE = hub
         hub_constants.HF_HUB_OFFLINE = True
+        with os.fdopen(request_r, "rb") as incoming:
+            request = json.loads(incoming.read())  # the runner's own request: before confinement
+        plan.readable.extend(str(path) for path in (request.get("models") or {}).values())
 
         report = confine.confine(plan)
         os.write(report_w, json.dumps(report).encode())
@@ -365,7 +429,10 @@ def _child(
         os._exit(code)
 
 
-def _namespace() -> dict[str, Any]:
+@functools.cache
+def _preloaded() -> dict[str, Any]:
+    """What user code finds defined (torch, numpy, the transformers Auto classes): resolved once in the
+    warm runner, since transformers imports its classes lazily (seconds, in every child otherwise)."""
     import numpy
     import torch
     import transformers
@@ -379,6 +446,10 @@ def _namespace() -> dict[str, Any]:
     ):  # fmt: skip
         names[name] = getattr(transformers, name)
     return names
+
+
+def _namespace() -> dict[str, Any]:
+    return dict(_preloaded())
 
 
 def _execute(request: dict[str, Any]) -> dict[str, Any]:
@@ -425,15 +496,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.dup2(2, 1)  # anything else printed goes to the log, never into the protocol
     runner = Runner(args.slot, args.base, config)
     runner.warm()
+    primed: _Primed | None = runner.prepare()
     protocol.write(json.dumps({"ready": True, "slot": args.slot}) + "\n")
     for line in sys.stdin:
         try:
             request = json.loads(line)
-            answer = runner.run(request)
+            answer = runner.run(request, primed)
         except Exception as e:  # a broken request must not take the runner down
             answer = {"id": None, "ok": False, "reason": "runner_error", "error": f"{type(e).__name__}: {e}",
                       "isolation": {}}  # fmt: skip
         protocol.write(json.dumps(answer) + "\n")
+        if primed is not None:
+            runner.retire(primed)
+        try:
+            primed = runner.prepare()  # the next run's child, forked while nobody waits
+        except Exception:
+            primed = None
+    if primed is not None:
+        runner.retire(primed)
     return 0
 
 
