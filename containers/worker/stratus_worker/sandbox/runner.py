@@ -343,6 +343,8 @@ def _reason(error: BaseException) -> str:
     """Which layer stopped the code, from the error it met (the child's own view: advisory)."""
     if isinstance(error, MemoryError) or "can't allocate memory" in str(error):
         return "memory_limit"
+    if isinstance(error, RuntimeError) and "can't start new thread" in str(error):
+        return "process_limit"
     if isinstance(error, OSError):
         return {
             errno.EACCES: "filesystem_denied",  # Landlock (or permissions)
