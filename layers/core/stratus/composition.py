@@ -9,6 +9,11 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from stratus import capabilities
+from stratus.capabilities.custom_tasks.repository import (
+    CustomRunStats,
+    CustomTaskRepository,
+    RunSlotRepository,
+)
 from stratus.db.database import Database
 from stratus.db.repositories.api_keys import ApiKeyRepository
 from stratus.db.repositories.connections import ConnectionRepository
@@ -36,6 +41,7 @@ if TYPE_CHECKING:
     from bson import ObjectId
 
     from stratus.capabilities.api_keys.service import ApiKeyService
+    from stratus.capabilities.custom_tasks.service import CustomTaskService
     from stratus.capabilities.datasets.service import DatasetService
     from stratus.capabilities.downloads.service import DownloadService
     from stratus.capabilities.files.service import FileService
@@ -103,6 +109,8 @@ class Container:
         self.connection_repo = ConnectionRepository(db)
         self.task_repo = TaskRepository(db)
         self.face_repo = FaceRepository(db)
+        self.custom_task_repo = CustomTaskRepository(db)
+        self.custom_task_slots = RunSlotRepository(db)
         self.repositories: list[Repository] = [
             self.users,
             self.refresh_tokens,
@@ -119,6 +127,8 @@ class Container:
             self.connection_repo,
             self.task_repo,
             self.face_repo,
+            self.custom_task_repo,
+            self.custom_task_slots,
         ]
         self.job_kinds = capabilities.job_kinds()
         self.job_store = JobStore(self.job_repo, self.job_event_repo)
@@ -304,6 +314,20 @@ class Container:
             default_wait_s=self.settings.task_wait_s,
             max_wait_s=self.settings.task_max_wait_s,
             models=self.model_repo,
+        )
+
+    @cached_property
+    def custom_tasks(self) -> CustomTaskService:
+        from stratus.capabilities.custom_tasks.service import CustomTaskService
+
+        return CustomTaskService(
+            self.custom_task_repo,
+            self.custom_task_slots,
+            CustomRunStats(self.database.db),
+            self.tasks,
+            self.model_repo,
+            max_concurrent=self.settings.custom_task_max_concurrent,
+            timeout_s=self.settings.custom_task_timeout_s,
         )
 
     @cached_property

@@ -132,7 +132,11 @@ class _CapHeader(ctypes.Structure):
 
 
 class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
 
 
 _PR_CAPBSET_DROP = 24
@@ -386,7 +390,7 @@ def confine(plan: Plan) -> dict[str, str]:
     missing (and why). Irreversible: call it in the forked child only."""
     report: dict[str, str] = {}
     if platform.system() != "Linux":
-        return {layer: "missing: not Linux" for layer in LAYERS}
+        return dict.fromkeys(LAYERS, "missing: not Linux")
     report["network_namespace"] = apply_netns() if plan.network_namespace else "missing: disabled"
     report["rlimits"] = apply_rlimits(plan.limits)
     report["user"] = apply_user(plan.uid, plan.gid, plan.why_no_uid)

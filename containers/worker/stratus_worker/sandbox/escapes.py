@@ -231,8 +231,13 @@ async def _main() -> int:
                 )  # fmt: skip
                 problem = judge(case, answer, ctx)
                 failures += problem is not None
-                print(f"{'ok  ' if problem is None else 'FAIL'} {case.name}: {problem or answer.get('reason')}")
-            answer = await pool.run(**NORMAL_MODEL_CODE, input_text="The sandbox still runs real models.")
+                print(
+                    f"{'ok  ' if problem is None else 'FAIL'} {case.name}: {problem or answer.get('reason')}"
+                )
+            answer = await pool.run(
+                tokenizer_code=NORMAL_MODEL_CODE["tokenizer_code"], model_code=NORMAL_MODEL_CODE["model_code"],
+                function_code=NORMAL_MODEL_CODE["function_code"], input_text="The sandbox still runs real models.",
+            )  # fmt: skip
             print(f"{'ok  ' if answer.get('ok') else 'FAIL'} a normal function on a real model: "
                   f"{answer.get('result') or answer.get('error')}")  # fmt: skip
             failures += not answer.get("ok")

@@ -135,7 +135,8 @@ class SandboxPool:
     @staticmethod
     async def _ask(runner: _Runner, request: dict[str, Any]) -> dict[str, Any]:
         process = runner.process
-        assert process.stdin is not None and process.stdout is not None
+        assert process.stdin is not None
+        assert process.stdout is not None
         if not runner.alive:
             raise RuntimeError("runner exited")
         process.stdin.write((json.dumps(request) + "\n").encode())

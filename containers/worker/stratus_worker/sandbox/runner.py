@@ -156,7 +156,9 @@ class Runner:
         if pid == 0:  # the child: never returns
             for fd in (request_w, result_r, report_r):
                 os.close(fd)
-            _child(plan, str(hub), str(log_path), request_r, result_w, report_w, self.config.require_isolation)
+            _child(
+                plan, str(hub), str(log_path), request_r, result_w, report_w, self.config.require_isolation
+            )
         for fd in (request_r, result_w, report_w):
             os.close(fd)
         return _Primed(pid, run_dir, hub, log_path, request_w, result_r, report_r)
@@ -197,13 +199,14 @@ class Runner:
         primed.hub.chmod(0o755)
         timeout_s = min(float(request.get("timeout_s") or self.config.timeout_s), self.config.timeout_s)
         body = {**request, "models": models}
-        try:
+        # A child that died while waiting is reported below as "no result".
+        with contextlib.suppress(OSError):
             _write_all(primed.request_w, json.dumps(body).encode())
-        except OSError:
-            pass  # the child died while waiting: reported below as "no result"
         os.close(primed.request_w)
         primed.request_w = -1
-        outcome = _wait(primed.pid, {primed.result_r: MAX_RESULT_BYTES, primed.report_r: 64 * 1024}, timeout_s)
+        outcome = _wait(
+            primed.pid, {primed.result_r: MAX_RESULT_BYTES, primed.report_r: 64 * 1024}, timeout_s
+        )
         primed.reaped = outcome["status"] is not None
         return _answer(outcome, primed.result_r, primed.report_r, primed.log_path, timeout_s, self.config)
 
@@ -288,7 +291,12 @@ def _wait(pid: int, caps: dict[int, int], timeout_s: float) -> dict[str, Any]:
 
 
 def _answer(
-    outcome: dict[str, Any], result_r: int, report_r: int, log_path: Path, timeout_s: float, config: SandboxConfig
+    outcome: dict[str, Any],
+    result_r: int,
+    report_r: int,
+    log_path: Path,
+    timeout_s: float,
+    config: SandboxConfig,
 ) -> dict[str, Any]:
     data = outcome["data"]
     os.close(result_r)
@@ -463,7 +471,11 @@ def _execute(request: dict[str, Any]) -> dict[str, Any]:
                 exec(compile(source, f"<{field}>", "exec"), names)  # noqa: S102 - confined child
         function = names.get(ENTRYPOINT)
         if not callable(function):
-            return {"ok": False, "reason": "invalid_code", "error": f"function_code must define {ENTRYPOINT}(text)"}
+            return {
+                "ok": False,
+                "reason": "invalid_code",
+                "error": f"function_code must define {ENTRYPOINT}(text)",
+            }
         result = function(request.get("input_text", ""))
     except BaseException as e:
         return {"ok": False, "reason": _reason(e), "error": f"{type(e).__name__}: {e}"[:4000]}

@@ -66,6 +66,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     ),
     Capability("nlp", "models", "stratus.capabilities.nlp.routes"),
     Capability("perception", "models", "stratus.capabilities.perception.routes"),
+    Capability("custom_tasks", "models", "stratus.capabilities.custom_tasks.routes"),
 )
 
 
