@@ -57,7 +57,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]
 @pytest.fixture(scope="module")
 def context(server: tuple[str, int], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     url, pid = server
-    return escapes.context(port=int(url.rsplit(":", 1)[1]), server_pid=pid, root=tmp_path_factory.mktemp("targets"))
+    return escapes.context(
+        port=int(url.rsplit(":", 1)[1]), server_pid=pid, root=tmp_path_factory.mktemp("targets")
+    )
 
 
 def run(url: str, code: dict[str, str], text: str, timeout_s: float | None = None) -> dict[str, Any]:
@@ -91,7 +93,9 @@ def test_a_normal_function_on_a_real_model_works(server: tuple[str, int]) -> Non
 
 def test_a_print_is_returned_and_invalid_code_is_explained(server: tuple[str, int]) -> None:
     url, _ = server
-    answer = run(url, {"function_code": "def custom_function(text):\n    print('hi', text)\n    return [1, 2]"}, "x")
+    answer = run(
+        url, {"function_code": "def custom_function(text):\n    print('hi', text)\n    return [1, 2]"}, "x"
+    )
     assert answer["ok"] is True and answer["result"] == [1, 2] and "hi x" in answer["stdout"]
     syntax = run(url, {"function_code": "def custom_function(text) return 1"}, "x")
     assert syntax["ok"] is False and "SyntaxError" in syntax["error"]
@@ -113,7 +117,9 @@ def test_each_run_gets_a_fresh_work_directory(server: tuple[str, int]) -> None:
 
 def test_the_environment_is_scrubbed(server: tuple[str, int]) -> None:
     url, _ = server
-    answer = run(url, {"function_code": "import os\ndef custom_function(text):\n    return dict(os.environ)"}, "")
+    answer = run(
+        url, {"function_code": "import os\ndef custom_function(text):\n    return dict(os.environ)"}, ""
+    )
     assert answer["ok"] is True
     assert escapes.SECRET_ENV not in answer["result"]
     assert not any(key.startswith(("AWS_", "MONGODB", "STRATUS_")) for key in answer["result"])
