@@ -156,9 +156,7 @@ class Runner:
         if pid == 0:  # the child: never returns
             for fd in (request_w, result_r, report_r):
                 os.close(fd)
-            _child(
-                plan, str(hub), str(log_path), request_r, result_w, report_w, self.config.require_isolation
-            )
+            _child(plan, str(hub), str(log_path), request_r, result_w, report_w, self.config)
         for fd in (request_r, result_w, report_w):
             os.close(fd)
         return _Primed(pid, run_dir, hub, log_path, request_w, result_r, report_r)
@@ -390,7 +388,7 @@ def _child(
     request_r: int,
     result_w: int,
     report_w: int,
-    require_isolation: bool,
+    config: SandboxConfig,
 ) -> None:
     code = 1
     try:
@@ -420,11 +418,11 @@ def _child(
         report = confine.confine(plan)
         os.write(report_w, json.dumps(report).encode())
         os.close(report_w)  # written before any user code runs: the user cannot forge it
-        missing = confine.missing(report)
-        if require_isolation and missing:
+        refused = config.refuses(confine.missing(report))
+        if refused:
             _send(result_w, {"ok": False, "reason": "isolation_missing",
-                             "error": "Refused: sandbox layers missing: " + "; ".join(
-                                 f"{layer} ({report[layer]})" for layer in missing)})  # fmt: skip
+                             "error": "Refused: required sandbox layers are missing: " + "; ".join(
+                                 f"{layer} ({report[layer]})" for layer in refused)})  # fmt: skip
             code = 0
             return
         _send(result_w, _execute(request))

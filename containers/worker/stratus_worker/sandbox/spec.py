@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
-from stratus_worker.sandbox.confine import Limits
+from stratus_worker.sandbox.confine import LAYERS, Limits
 
 TASK = "custom"  # the inference server's task name for custom code
 ENTRYPOINT = "custom_function"
@@ -23,8 +23,15 @@ class SandboxConfig:
     timeout_s: float = 30.0
     limits: Limits = field(default_factory=Limits)
     network_namespace: bool = True
-    # Production: refuse to run user code when any layer could not be applied (else: report it).
-    require_isolation: bool = False
+    # Production: refuse to run user code when one of these layers could not be applied (locally the
+    # report says what is missing). "all" (STRATUS_SANDBOX_REQUIRE=all) names every layer; in a
+    # SageMaker container with network isolation the outer layer stands in for the network namespace,
+    # so there STRATUS_SANDBOX_REQUIRE=rlimits,capabilities,no_new_privs,landlock,seccomp.
+    required_layers: tuple[str, ...] = ()
+
+    def refuses(self, missing: list[str]) -> list[str]:
+        """The missing layers that forbid the run."""
+        return [layer for layer in missing if layer in self.required_layers]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -33,7 +40,8 @@ class SandboxConfig:
     def from_json(cls, text: str) -> SandboxConfig:
         data = json.loads(text or "{}")
         limits = Limits(**data.pop("limits", {}))
-        return cls(limits=limits, **data)
+        required = tuple(data.pop("required_layers", ()))
+        return cls(limits=limits, required_layers=required, **data)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> SandboxConfig:
@@ -54,5 +62,15 @@ class SandboxConfig:
                 open_files=int(number("OPEN_FILES", default.open_files)),
             ),
             network_namespace=env.get("STRATUS_SANDBOX_NETNS", "1") != "0",
-            require_isolation=env.get("STRATUS_SANDBOX_REQUIRE_ISOLATION", "0") == "1",
+            required_layers=required_layers(env.get("STRATUS_SANDBOX_REQUIRE", "")),
         )
+
+
+def required_layers(text: str) -> tuple[str, ...]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if names == ["all"]:
+        return LAYERS
+    unknown = sorted(set(names) - set(LAYERS))
+    if unknown:
+        raise ValueError(f"STRATUS_SANDBOX_REQUIRE: unknown layers {unknown}; known: {', '.join(LAYERS)}")
+    return tuple(names)
