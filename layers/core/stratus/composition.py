@@ -79,6 +79,9 @@ class Ports:
     inference: InferenceBackend
     # Webhook deliveries' own queue (STRATUS_WEBHOOKS_QUEUE_URL); None: they share `queue`.
     webhook_queue: MessageQueue | None = None
+    # Where custom tasks' user code runs (AWS: the network-isolated sandbox endpoint); None: `inference`
+    # (the local worker, whose sandbox pool runs it).
+    custom_inference: InferenceBackend | None = None
 
 
 class Container:
@@ -326,6 +329,7 @@ class Container:
             CustomRunStats(self.database.db),
             self.tasks,
             self.model_repo,
+            backend=self.ports.custom_inference or self.ports.inference,
             max_concurrent=self.settings.custom_task_max_concurrent,
             timeout_s=self.settings.custom_task_timeout_s,
         )
@@ -445,7 +449,11 @@ def build_aws_ports(settings: Settings) -> Ports:
     from stratus.adapters.aws.eventbridge import EventBridgeBus
     from stratus.adapters.aws.s3 import S3Storage
     from stratus.adapters.aws.sagemaker import SageMakerBackend
-    from stratus.adapters.aws.sagemaker_async import SageMakerAsyncInference
+    from stratus.adapters.aws.sagemaker_async import (
+        SANDBOX_INPUT_PREFIX,
+        SANDBOX_INVOCATION_TIMEOUT_S,
+        SageMakerAsyncInference,
+    )
     from stratus.adapters.aws.sqs import SqsQueue
 
     if not (settings.artifacts_bucket and settings.jobs_queue_url):
@@ -486,6 +494,15 @@ def build_aws_ports(settings: Settings) -> Ports:
             storage,
             bucket=settings.artifacts_bucket,
             endpoint_name=settings.inference_endpoint_name or "",
+        ),
+        # No endpoint configured: custom tasks are refused, never run on the NLP endpoint.
+        custom_inference=SageMakerAsyncInference(
+            clients.LazyClient(lambda: clients.sagemaker_runtime(settings)),
+            storage,
+            bucket=settings.artifacts_bucket,
+            endpoint_name=settings.custom_task_endpoint_name or "",
+            input_prefix=SANDBOX_INPUT_PREFIX,
+            invocation_timeout_s=SANDBOX_INVOCATION_TIMEOUT_S,
         ),
     )
 

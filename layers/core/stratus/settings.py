@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     # (seed 000: 10; beyond that 429), and each run's wall-clock limit (the worker also caps it).
     custom_task_max_concurrent: int = Field(default=10, ge=1)
     custom_task_timeout_s: float = Field(default=30.0, gt=0, le=900)
+    # AWS: the network-isolated SageMaker asynchronous endpoint that runs custom tasks (never the NLP one).
+    custom_task_endpoint_name: str | None = None
     # SageMaker asynchronous inference endpoint serving the inference container (AWS).
     inference_endpoint_name: str | None = None
     # Training jobs one user may run at once (seed 001: 5); more wait in `queued`.

@@ -26,7 +26,7 @@ from stratus.capabilities.custom_tasks.repository import (
 from stratus.capabilities.custom_tasks.schemas import CustomTaskCreate
 from stratus.db.repositories.models import ModelRepository
 from stratus.errors import DomainError, InvalidInput, NotFound, PayloadTooLarge, RateLimited
-from stratus.ports.inference import InferenceRequest
+from stratus.ports.inference import InferenceBackend, InferenceRequest
 from stratus.schemas.common import utcnow
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ class CustomTaskService:
         tasks: TaskService,
         models: ModelRepository,
         *,
+        backend: InferenceBackend,
         max_concurrent: int,
         timeout_s: float,
     ) -> None:
@@ -50,6 +51,7 @@ class CustomTaskService:
         self._stats = stats
         self._tasks = tasks
         self._models = models
+        self._backend = backend  # the sandbox's (AWS: the network-isolated endpoint)
         self.max_concurrent = max_concurrent
         self.timeout_s = timeout_s
         self._background: set[asyncio.Task[None]] = set()
@@ -95,7 +97,9 @@ class CustomTaskService:
                 source={"models": sources} if sources else None,
             )
             extra = {"custom_task_id": task["_id"]} if task else {}
-            record = await self._tasks.submit(user_id, request, wait_s=wait_s, extra=extra, record_id=run_id)
+            record = await self._tasks.submit(
+                user_id, request, wait_s=wait_s, extra=extra, record_id=run_id, backend=self._backend
+            )
         except BaseException:
             await self._slots.release(user_id, run_id)
             raise

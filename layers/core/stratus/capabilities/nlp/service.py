@@ -93,9 +93,12 @@ class TaskService:
         single: bool = True,
         extra: dict[str, Any] | None = None,
         record_id: ObjectId | None = None,
+        backend: InferenceBackend | None = None,
     ) -> dict[str, Any]:
         """Run a resolved request as a task: answered within the wait, or pending (202) and finished
-        in the background. `extra` is stored with the record (a custom task's id)."""
+        in the background. `extra` is stored with the record (a custom task's id); `backend` invokes
+        it instead of the tasks' own (custom tasks' sandbox endpoint: a pending result is collected
+        from storage, which both share)."""
         wait = self.default_wait_s if wait_s is None else min(max(wait_s, 0.0), self.max_wait_s)
         await self._quota.consume_query(user_id)
         # One write per task: the record is stored once its fate is known (answered, pending or
@@ -111,7 +114,7 @@ class TaskService:
             "created_at": utcnow(),
         }
         try:
-            result = await self._backend.invoke(request, wait_s=wait)
+            result = await (backend or self._backend).invoke(request, wait_s=wait)
         except InferencePending as pending:
             record = await self._tasks.insert(
                 {**record, "status": "pending", "reference": pending.reference, "watch": list(pending.watch)}
