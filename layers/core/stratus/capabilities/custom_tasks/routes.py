@@ -45,8 +45,7 @@ else:  # the service is imported where the container builds it (cold start)
 
 _RUN_RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {"model": TaskResponse, "description": "Still running: follow GET /api/tasks/{task_id}"},
-    429: {"description": "Too many executions in flight for this user (Retry-After)"},
-}
+}  # 429 (the route class documents it): more executions in flight than the user may have, Retry-After
 
 
 def build_run_router(prefix: str, *, include_in_schema: bool = True) -> APIRouter:
@@ -65,7 +64,8 @@ def build_run_router(prefix: str, *, include_in_schema: bool = True) -> APIRoute
     ) -> dict[str, Any]:
         """Run `custom_function(input_text)` after the tokenizer and model code, in the inference worker's
         sandbox. `result` is its JSON return value; a run the sandbox stopped is `failed` with `reason`
-        and `error`; `isolation` lists the sandbox layers that held it."""
+        and `error`; `isolation` lists the sandbox layers that held it. A user may have 10 executions
+        in flight; beyond that 429 with Retry-After."""
         record = await custom.run_code(
             user.user_id, tokenizer_code=body.tokenizer_code, model_code=body.model_code,
             function_code=body.function_code, input_text=body.input_text, wait_s=_wait(prefer),
