@@ -31,6 +31,7 @@ HEAVY_MODULES = (
     "scipy",
     "sklearn",
     "pyarrow",
+    "duckdb",
     "PIL",
     "tensorflow",
     "jax",
