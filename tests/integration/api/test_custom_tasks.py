@@ -11,7 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
+from bson import ObjectId
 
+from stratus.composition import Container
+from stratus.local.runtime import LocalPorts
 from stratus.settings import Settings
 from tests.integration.api.accounts import Account
 
@@ -151,7 +154,7 @@ async def test_custom_code_runs_in_the_sandbox(
 
 
 async def test_executions_in_flight_are_limited_per_user(
-    client: httpx.AsyncClient, alice: Account, bob: Account
+    client: httpx.AsyncClient, alice: Account, bob: Account, container: Container, ports: LocalPorts
 ) -> None:
     warm = await client.post("/tasks/custom", headers={**alice.headers, "Prefer": "wait=120"},
                              json={"function_code": "def custom_function(text):\n    return 1"})  # fmt: skip
@@ -179,3 +182,22 @@ async def test_executions_in_flight_are_limited_per_user(
                 break
             await asyncio.sleep(0.5)
     assert (await _finish(client, alice, again))["result"] == 2
+
+    # A pending run is pushed to its /ws/tasks/{id} followers when it ends (the local WebSocket hub).
+    pending = await client.post("/tasks/custom", headers=later, json={**slow, "input_text": "pushed"})
+    assert pending.status_code == 202, pending.text
+    task_id = pending.json()["task_id"]
+    pushed: list[dict[str, Any]] = []
+
+    async def receive(message: dict[str, Any]) -> None:
+        pushed.append(message)
+
+    connection_id = str(ObjectId())
+    ports.notifier.register(connection_id, receive)
+    await container.live.connect(connection_id, ObjectId(alice.user_id))
+    await container.live.subscribe(connection_id, ObjectId(alice.user_id), task_id)
+    async with asyncio.timeout(60):
+        while not pushed:
+            await asyncio.sleep(0.2)
+    assert pushed[0]["data"]["task_id"] == task_id
+    assert pushed[0]["data"]["status"] == "completed" and pushed[0]["data"]["result"] == "pushed"
