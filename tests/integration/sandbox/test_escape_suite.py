@@ -124,3 +124,12 @@ def test_the_environment_is_scrubbed(server: tuple[str, int]) -> None:
     assert escapes.SECRET_ENV not in answer["result"]
     assert not any(key.startswith(("AWS_", "MONGODB", "STRATUS_")) for key in answer["result"])
     assert answer["result"]["HF_HUB_OFFLINE"] == "1"
+
+
+def test_a_model_that_is_not_in_the_local_copy_is_not_fetched(server: tuple[str, int]) -> None:
+    url, _ = server
+    code = {"tokenizer_code": "tokenizer = AutoTokenizer.from_pretrained('bert-base-uncased')",
+            "function_code": "def custom_function(text):\n    return 1"}  # fmt: skip
+    answer = run(url, code, "x")
+    assert answer["ok"] is False and answer["reason"] == "model_not_found", answer
+    assert "built-in models" in answer["error"]

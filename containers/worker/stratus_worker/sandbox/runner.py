@@ -476,6 +476,11 @@ def _execute(request: dict[str, Any]) -> dict[str, Any]:
             }
         result = function(request.get("input_text", ""))
     except BaseException as e:
+        if isinstance(e, OSError) and "huggingface.co" in str(e):  # a name that is not in the local copy
+            return {"ok": False, "reason": "model_not_found",
+                    "error": "A model named in the code is not available: custom tasks load built-in models "
+                    "and your downloaded models only, from a read-only local copy (nothing is fetched). "
+                    f"{type(e).__name__}: {str(e).splitlines()[0]}"}  # fmt: skip
         return {"ok": False, "reason": _reason(e), "error": f"{type(e).__name__}: {e}"[:4000]}
     try:
         json.dumps(result, allow_nan=False)
