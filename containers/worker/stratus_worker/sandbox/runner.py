@@ -190,6 +190,12 @@ class Runner:
 
     def _run(self, request: dict[str, Any], primed: _Primed) -> dict[str, Any]:
         models = {str(k): str(v) for k, v in (request.get("models") or {}).items()}
+        if self.uid is not None and self.gid is not None:
+            blocked = confine.readable_by(self.uid, self.gid, models.values())
+            if blocked:
+                return {"ok": False, "reason": "model_not_found", "isolation": {}, "stdout": "",
+                        "error": f"A downloaded model is not readable by the sandbox user: {blocked[0]} "
+                        "(the worker's model cache must be a directory others can read)"}  # fmt: skip
         link_hub_cache(primed.hub, models)
         for path in primed.hub.rglob("*"):
             if not path.is_symlink():

@@ -30,6 +30,14 @@ def _invalid(message: str) -> InvalidInput:
     return InvalidInput(message)
 
 
+def _readable_to_all(path: Path) -> None:
+    """The copy is made private (mkdtemp); the sandbox uids must read it. Which run may read which model
+    is Landlock's business: a run's rules name only the models its request maps."""
+    for entry in [path, *path.rglob("*")]:
+        if not entry.is_symlink():
+            entry.chmod(0o755 if entry.is_dir() else 0o644)
+
+
 class CustomTasks:
     def __init__(self, storage: Callable[[], Any], cache_dir: Path, pool: SandboxPool | None = None) -> None:
         self._storage = storage
@@ -49,6 +57,7 @@ class CustomTasks:
             if not isinstance(name, str):
                 raise _invalid("each model source needs its 'name'")
             path = await asyncio.to_thread(downloaded.fetch, self._storage(), checked, self._cache_dir)
+            await asyncio.to_thread(_readable_to_all, path)
             found[name] = str(path)
         return found
 
