@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import uuid
@@ -61,6 +62,7 @@ class SandboxPool:
         self._runners: list[_Runner] = []
         self._starting = asyncio.Lock()
         self._started = False
+        self._own_base = False
         self.runs = 0
 
     async def start(self) -> None:
@@ -69,6 +71,7 @@ class SandboxPool:
                 return
             if self._base is None:
                 self._base = Path(tempfile.mkdtemp(prefix="stratus-sandbox-"))
+                self._own_base = True
             self._base.mkdir(parents=True, exist_ok=True)
             self._base.chmod(0o711)  # the sandbox uids may pass through to their own work dirs
             runners = await asyncio.gather(*(self._spawn(slot) for slot in range(self.config.runners)))
@@ -156,3 +159,6 @@ class SandboxPool:
                     await runner.process.wait()
         self._runners.clear()
         self._started = False
+        if self._own_base and self._base is not None:
+            shutil.rmtree(self._base, ignore_errors=True)
+            self._base, self._own_base = None, False
