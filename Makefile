@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test setup tools lint format typecheck unit integration e2e bench clean browser vendor-assets
+.PHONY: run test setup system-deps tools lint format typecheck unit integration e2e bench clean browser vendor-assets
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,16 @@ $(TOOLS)/.installed:
 	$(TOOLS)/bin/python -m pip install --quiet aws-sam-cli
 	touch $@
 
-setup: $(VENV)/.installed
+# System libraries: libseccomp2 (the custom-task sandbox's seccomp filter, loaded through ctypes). Installed
+# with apt when missing and running as root (CI); elsewhere the sandbox reports the seccomp layer missing.
+system-deps:
+	@if ! ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2'; then \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && apt-get install -y -qq libseccomp2; \
+		else echo "note: install libseccomp2 for the custom-task sandbox's seccomp layer"; fi; \
+	fi
+
+setup: system-deps $(VENV)/.installed
 
 # The console's browser tests (tests/e2e/test_console_browser.py) drive Debian's chromium through its
 # chromedriver; without them those tests skip. CI runs as root in a fresh clone.

@@ -1672,12 +1672,55 @@ def test_inference_role_may_publish_only_to_the_notifications_topic(
         for statement in _conditional_branches(raw)
         if any(a.lower().startswith("sns:") for a in _as_list(statement["Action"]))
     ]
-    assert [owner for owner, _ in publishing] == ["InferenceExecutionRole"]
-    [(_, statement)] = publishing
-    assert statement["Effect"] == "Allow"
-    assert _as_list(statement["Action"]) == ["sns:Publish"]
-    assert _as_list(statement["Resource"]) == [{"Ref": "InferenceNotificationsTopic"}]
+    # The NLP endpoint's role and the custom-task sandbox endpoint's (both notify on that topic).
+    assert [owner for owner, _ in publishing] == ["InferenceExecutionRole", "SandboxExecutionRole"]
+    for _, statement in publishing:
+        assert statement["Effect"] == "Allow"
+        assert _as_list(statement["Action"]) == ["sns:Publish"]
+        assert _as_list(statement["Resource"]) == [{"Ref": "InferenceNotificationsTopic"}]
     assert not _of_type(resources, "AWS::SNS::TopicPolicy")
+
+
+def test_custom_tasks_run_on_a_network_isolated_endpoint_of_their_own(
+    resources: dict[str, Any], functions: dict[str, dict[str, Any]]
+) -> None:
+    """User code never runs on the NLP endpoint: the sandbox endpoint's model has no network, its role
+    reads only the sandbox's queued inputs and writes only its responses, it requires the inner sandbox
+    layers, scales to zero, and it is what the models function sends custom tasks to."""
+    model = resources["SandboxModel"]["Properties"]
+    assert model["EnableNetworkIsolation"] is True
+    assert model["ExecutionRoleArn"] == {"Fn::GetAtt": ["SandboxExecutionRole", "Arn"]}
+    env = model["PrimaryContainer"]["Environment"]
+    assert set(env["STRATUS_SANDBOX_REQUIRE"].split(",")) >= {
+        "landlock",
+        "seccomp",
+        "no_new_privs",
+        "rlimits",
+    }
+    s3 = [
+        statement
+        for owner, raw in _iam_statements(resources, functions)
+        if owner == "SandboxExecutionRole"
+        for statement in _conditional_branches(raw)
+        if any(str(a).startswith("s3:") for a in _as_list(statement["Action"]))
+        and "ListBucket" not in str(statement["Action"])
+    ]
+    granted = json.dumps([statement["Resource"] for statement in s3])
+    assert "inference/inputs/sandbox/*" in granted and "inference/outputs/sandbox/*" in granted
+    assert "snapshot" not in granted and "users/" not in granted
+    config = resources["SandboxEndpointConfig"]["Properties"]
+    assert "AsyncInferenceConfig" in config
+    assert config["AsyncInferenceConfig"]["OutputConfig"]["S3OutputPath"] == {
+        "Fn::Sub": "s3://${ArtifactsBucket}/inference/outputs/sandbox"
+    }
+    assert resources["SandboxScalableTarget"]["Properties"]["MinCapacity"] == 0
+    assert functions["ModelsFunction"]["Environment"]["Variables"]["STRATUS_CUSTOM_TASK_ENDPOINT_NAME"] == {
+        "Fn::If": [
+            "DeployInference",
+            {"Fn::GetAtt": ["SandboxEndpoint", "EndpointName"]},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
 
 
 def test_inference_endpoint_scales_to_zero_and_back(resources: dict[str, Any]) -> None:

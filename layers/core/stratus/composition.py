@@ -11,6 +11,11 @@ from typing import TYPE_CHECKING, Any, cast
 from stratus import capabilities
 from stratus.capabilities.chat.repository import ChatHistoryRepository
 from stratus.capabilities.chats.repository import ChatMessageRepository, ChatRepository
+from stratus.capabilities.custom_tasks.repository import (
+    CustomRunStats,
+    CustomTaskRepository,
+    RunSlotRepository,
+)
 from stratus.db.database import Database
 from stratus.db.repositories.api_keys import ApiKeyRepository
 from stratus.db.repositories.connections import ConnectionRepository
@@ -40,6 +45,7 @@ if TYPE_CHECKING:
     from stratus.capabilities.api_keys.service import ApiKeyService
     from stratus.capabilities.chat.service import ChatService
     from stratus.capabilities.chats.service import ConversationService
+    from stratus.capabilities.custom_tasks.service import CustomTaskService
     from stratus.capabilities.datasets.service import DatasetService
     from stratus.capabilities.downloads.service import DownloadService
     from stratus.capabilities.files.service import FileService
@@ -80,6 +86,9 @@ class Ports:
     webhook_queue: MessageQueue | None = None
     # The chat task's token stream; None: `inference` streams it (the local inference server does).
     chat: ChatStreamer | None = None
+    # Where custom tasks' user code runs (AWS: the network-isolated sandbox endpoint); None: `inference`
+    # (the local worker, whose sandbox pool runs it).
+    custom_inference: InferenceBackend | None = None
 
 
 class Container:
@@ -113,6 +122,8 @@ class Container:
         self.chat_repo = ChatRepository(db)
         self.chat_message_repo = ChatMessageRepository(db)
         self.chat_history_repo = ChatHistoryRepository(db)
+        self.custom_task_repo = CustomTaskRepository(db)
+        self.custom_task_slots = RunSlotRepository(db)
         self.repositories: list[Repository] = [
             self.users,
             self.refresh_tokens,
@@ -132,6 +143,8 @@ class Container:
             self.chat_repo,
             self.chat_message_repo,
             self.chat_history_repo,
+            self.custom_task_repo,
+            self.custom_task_slots,
         ]
         self.job_kinds = capabilities.job_kinds()
         self.job_store = JobStore(self.job_repo, self.job_event_repo)
@@ -320,6 +333,21 @@ class Container:
         )
 
     @cached_property
+    def custom_tasks(self) -> CustomTaskService:
+        from stratus.capabilities.custom_tasks.service import CustomTaskService
+
+        return CustomTaskService(
+            self.custom_task_repo,
+            self.custom_task_slots,
+            CustomRunStats(self.database.db),
+            self.tasks,
+            self.model_repo,
+            backend=self.ports.custom_inference or self.ports.inference,
+            max_concurrent=self.settings.custom_task_max_concurrent,
+            timeout_s=self.settings.custom_task_timeout_s,
+        )
+
+    @cached_property
     def perception(self) -> PerceptionService:
         from stratus.capabilities.perception.service import PerceptionService
 
@@ -474,7 +502,11 @@ def build_aws_ports(settings: Settings) -> Ports:
     from stratus.adapters.aws.eventbridge import EventBridgeBus
     from stratus.adapters.aws.s3 import S3Storage
     from stratus.adapters.aws.sagemaker import SageMakerBackend
-    from stratus.adapters.aws.sagemaker_async import SageMakerAsyncInference
+    from stratus.adapters.aws.sagemaker_async import (
+        SANDBOX_INPUT_PREFIX,
+        SANDBOX_INVOCATION_TIMEOUT_S,
+        SageMakerAsyncInference,
+    )
     from stratus.adapters.aws.sagemaker_stream import SageMakerChatStream
     from stratus.adapters.aws.sqs import SqsQueue
 
@@ -520,6 +552,15 @@ def build_aws_ports(settings: Settings) -> Ports:
         chat=SageMakerChatStream(
             clients.LazyClient(lambda: clients.sagemaker_runtime(settings)),
             endpoint_name=settings.chat_endpoint_name or "",
+        ),
+        # No endpoint configured: custom tasks are refused, never run on the NLP endpoint.
+        custom_inference=SageMakerAsyncInference(
+            clients.LazyClient(lambda: clients.sagemaker_runtime(settings)),
+            storage,
+            bucket=settings.artifacts_bucket,
+            endpoint_name=settings.custom_task_endpoint_name or "",
+            input_prefix=SANDBOX_INPUT_PREFIX,
+            invocation_timeout_s=SANDBOX_INVOCATION_TIMEOUT_S,
         ),
     )
 

@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     # with `Prefer: wait=N`, capped at the max; keep the max under API Gateway's 30 s in AWS).
     task_wait_s: float = Field(default=10.0, ge=0)
     task_max_wait_s: float = Field(default=25.0, ge=0)
+    # Custom tasks (user code in the inference worker's sandbox): executions one user may have in flight
+    # (seed 000: 10; beyond that 429), and each run's wall-clock limit (the worker also caps it).
+    custom_task_max_concurrent: int = Field(default=10, ge=1)
+    custom_task_timeout_s: float = Field(default=30.0, gt=0, le=900)
+    # AWS: the network-isolated SageMaker asynchronous endpoint that runs custom tasks (never the NLP one).
+    custom_task_endpoint_name: str | None = None
     # SageMaker asynchronous inference endpoint serving the inference container (AWS).
     inference_endpoint_name: str | None = None
     # Chat (capabilities/chat): the real-time SageMaker endpoint that streams the chat task (AWS; the

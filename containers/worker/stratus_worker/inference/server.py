@@ -53,6 +53,7 @@ from stratus_worker.inference import adapters, chat, downloaded, loading
 from stratus_worker.inference.batching import MicroBatcher
 from stratus_worker.inference.engine import InferenceEngine
 from stratus_worker.inference.errors import InferenceError
+from stratus_worker.sandbox import serve as custom_tasks
 from stratus_worker.storage import build_storage
 from stratus_worker.vision import serve as trained_images
 
@@ -69,6 +70,7 @@ def create_app(engine: InferenceEngine, *, max_batch: int = 32, max_wait_ms: flo
     batcher = MicroBatcher(engine, max_batch=max_batch, max_wait_ms=max_wait_ms)
     storage = functools.cache(lambda: build_storage(os.environ))  # only downloaded models need it
     image_models = trained_images.TrainedImageClassifiers(storage, engine.cache_dir)
+    custom = custom_tasks.CustomTasks(storage, engine.cache_dir)  # user code: the sandbox pool
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse(
@@ -126,6 +128,14 @@ def create_app(engine: InferenceEngine, *, max_batch: int = 32, max_wait_ms: flo
                 return e.status, e.to_dict()
             elapsed = round((time.perf_counter() - started) * 1000, 3)
             return 200, {"outputs": outputs, "model": model, "task": task, "batch_size": len(inputs),
+                         "batched_requests": 1, "engine_ms": elapsed, "duration_ms": elapsed}  # fmt: skip
+        if task == custom_tasks.TASK:  # a custom task's user code: run in the sandbox, never here
+            try:
+                outputs = await custom.run(inputs, options, body.get("source"))
+            except InferenceError as e:
+                return e.status, e.to_dict()
+            elapsed = round((time.perf_counter() - started) * 1000, 3)
+            return 200, {"outputs": outputs, "model": model, "task": task, "batch_size": 1,
                          "batched_requests": 1, "engine_ms": elapsed, "duration_ms": elapsed}  # fmt: skip
         try:
             key = model if body.get("source") is None else await served(model, body["source"])
@@ -220,8 +230,12 @@ def create_app(engine: InferenceEngine, *, max_batch: int = 32, max_wait_ms: flo
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if os.environ.get("STRATUS_SANDBOX_WARM") == "1":  # start the runners before the first run
+            warming = asyncio.create_task(custom.pool.start())
+            warming.add_done_callback(lambda task: task.exception())  # logged by the first run
         yield
         batcher.close()
+        await custom.close()
 
     app = Starlette(
         routes=[
@@ -236,6 +250,7 @@ def create_app(engine: InferenceEngine, *, max_batch: int = 32, max_wait_ms: flo
     )
     app.state.engine = engine
     app.state.batcher = batcher
+    app.state.custom_tasks = custom
     return app
 
 

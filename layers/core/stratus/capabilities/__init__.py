@@ -70,6 +70,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("perception", "models", "stratus.capabilities.perception.routes"),
     Capability("chats", "data", "stratus.capabilities.chats.routes", messages=((REPLY_MESSAGE, "chats"),)),
     Capability("chat", "models", "stratus.capabilities.chat.routes"),
+    Capability("custom_tasks", "models", "stratus.capabilities.custom_tasks.routes"),
 )
 
 

@@ -21,6 +21,10 @@ from stratus.ports.inference import InferencePending, InferenceRequest, Inferenc
 from stratus.ports.storage import ObjectStorage
 
 INPUT_PREFIX = "inference/inputs"
+# Custom tasks' runs, for the sandbox endpoint (template.yaml SandboxExecutionRole reads only these), and
+# the longest one invocation may take there (the sandbox's own wall-clock limit is shorter).
+SANDBOX_INPUT_PREFIX = "inference/inputs/sandbox"
+SANDBOX_INVOCATION_TIMEOUT_S = 300
 POLL_S = 0.5
 
 
@@ -44,17 +48,26 @@ def notification_key(message: Mapping[str, Any]) -> str | None:
 
 class SageMakerAsyncInference:
     def __init__(
-        self, runtime_client: Any, storage: ObjectStorage, *, bucket: str, endpoint_name: str
+        self,
+        runtime_client: Any,
+        storage: ObjectStorage,
+        *,
+        bucket: str,
+        endpoint_name: str,
+        input_prefix: str = INPUT_PREFIX,
+        invocation_timeout_s: int = 3600,
     ) -> None:
         self._runtime = runtime_client
         self._storage = storage
         self._bucket = bucket
         self._endpoint = endpoint_name
+        self._input_prefix = input_prefix
+        self._invocation_timeout_s = invocation_timeout_s
 
     async def invoke(self, request: InferenceRequest, *, wait_s: float) -> InferenceResult:
         if not self._endpoint:
             raise DependencyFailed("No inference endpoint is configured", code="INFERENCE_NOT_CONFIGURED")
-        key = f"{INPUT_PREFIX}/{uuid.uuid4().hex}.json"
+        key = f"{self._input_prefix}/{uuid.uuid4().hex}.json"
         body = request.body()
         await self._storage.put_bytes(key, json.dumps(body).encode(), content_type="application/json")
         try:
@@ -63,7 +76,7 @@ class SageMakerAsyncInference:
                 EndpointName=self._endpoint,
                 InputLocation=f"s3://{self._bucket}/{key}",
                 ContentType="application/json",
-                InvocationTimeoutSeconds=3600,
+                InvocationTimeoutSeconds=self._invocation_timeout_s,
             )
         except Exception as e:
             raise translate(e, "inference endpoint") from e

@@ -56,6 +56,9 @@ def _body(record: dict[str, Any]) -> dict[str, Any]:
         "error": record.get("error"),
         "created_at": record["created_at"],
         "completed_at": record.get("completed_at"),
+        # custom tasks (user code): why a run failed, and which sandbox layers held it
+        "reason": record.get("reason"),
+        "isolation": record.get("isolation"),
     }
 
 

@@ -135,3 +135,6 @@ class TaskResponse(BaseModel):
     error: str | None = None
     created_at: UtcDateTime
     completed_at: UtcDateTime | None = None
+    # custom tasks only: why the run failed, and the sandbox layers applied or missing
+    reason: str | None = None
+    isolation: dict[str, str] | None = None

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from bson import ObjectId
 
+from stratus.capabilities.custom_tasks import spec as custom_tasks
 from stratus.capabilities.finetune import spec as finetune
 from stratus.db.repositories.models import ModelRepository
 from stratus.db.repositories.tasks import TaskRepository
@@ -80,22 +81,40 @@ class TaskService:
         model, source = await self.resolve(user_id, task, model_name)
         if source is not None and source["serving"] == "hub-sequence-classifier":
             _refuse_candidate_labels(model, inputs)
+        request = InferenceRequest(task=task, model=model, inputs=inputs, options=options, source=source)
+        return await self.submit(user_id, request, wait_s=wait_s, single=single)
+
+    async def submit(
+        self,
+        user_id: ObjectId,
+        request: InferenceRequest,
+        *,
+        wait_s: float | None,
+        single: bool = True,
+        extra: dict[str, Any] | None = None,
+        record_id: ObjectId | None = None,
+        backend: InferenceBackend | None = None,
+    ) -> dict[str, Any]:
+        """Run a resolved request as a task: answered within the wait, or pending (202) and finished
+        in the background. `extra` is stored with the record (a custom task's id); `backend` invokes
+        it instead of the tasks' own (custom tasks' sandbox endpoint: a pending result is collected
+        from storage, which both share)."""
         wait = self.default_wait_s if wait_s is None else min(max(wait_s, 0.0), self.max_wait_s)
         await self._quota.consume_query(user_id)
         # One write per task: the record is stored once its fate is known (answered, pending or
         # failed), which keeps a short task to a single database round trip after the quota.
         record: dict[str, Any] = {
-            "_id": ObjectId(),
+            **(extra or {}),
+            "_id": record_id or ObjectId(),
             "user_id": user_id,
-            "task": task,
-            "model": model,
+            "task": request.task,
+            "model": request.model,
             "single": single,
-            "options": options,
+            "options": request.options,
             "created_at": utcnow(),
         }
-        request = InferenceRequest(task=task, model=model, inputs=inputs, options=options, source=source)
         try:
-            result = await self._backend.invoke(request, wait_s=wait)
+            result = await (backend or self._backend).invoke(request, wait_s=wait)
         except InferencePending as pending:
             record = await self._tasks.insert(
                 {**record, "status": "pending", "reference": pending.reference, "watch": list(pending.watch)}
@@ -149,6 +168,8 @@ class TaskService:
 
     @staticmethod
     def _outcome(record: dict[str, Any], result: InferenceResult) -> dict[str, Any]:
+        if record["task"] == custom_tasks.TASK:  # user code: completed or failed, with its isolation report
+            return {**custom_tasks.outcome(result.outputs), "model": result.model}
         shaped = shape_result(
             record["task"],
             result.outputs,
