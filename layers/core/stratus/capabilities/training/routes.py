@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header, Response, status
+from fastapi import APIRouter, Response, status
 
 from stratus.api.deps import Jobs, Training
+from stratus.api.idempotency import IdempotencyKey, started_job
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
 from stratus.capabilities.training.schemas import (
@@ -25,8 +26,6 @@ from stratus.schemas.common import utcnow
 
 router = APIRouter(prefix="/training", tags=["training"], route_class=StratusRoute, dependencies=[RateLimit])
 
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
-
 
 @router.post("/start", status_code=status.HTTP_201_CREATED, response_model=TrainingStarted)
 async def start_training(
@@ -38,9 +37,9 @@ async def start_training(
 ) -> dict[str, Any]:
     """Queue a training job on a ready dataset. Repeat the request with the same `Idempotency-Key` to get
     the same job back instead of a second one."""
-    job, created = await training.start_training(user.user_id, body, idempotency_key=idempotency_key)
-    if not created:
-        response.status_code = status.HTTP_200_OK
+    job = started_job(
+        response, await training.start_training(user.user_id, body, idempotency_key=idempotency_key)
+    )
     return {
         "job_id": str(job["_id"]),
         "status": job["status"],
@@ -116,9 +115,9 @@ async def start_training_seed002(
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Start training on one of your datasets (`dataset_id`, or `dataset_path` as its id or name)."""
-    job, created = await training.start_seed002(user.user_id, body, idempotency_key=idempotency_key)
-    if not created:
-        response.status_code = status.HTTP_200_OK
+    job = started_job(
+        response, await training.start_seed002(user.user_id, body, idempotency_key=idempotency_key)
+    )
     return {"task_id": str(job["_id"]), "status": job["status"]}
 
 
