@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
+from stratus.capabilities.training.objective import OBJECTIVES, Objective, with_objective
 from stratus.db.ids import IdOut, ObjectIdStr
 from stratus.schemas.common import Clearable, PublicModel, UpdateModel, UtcDateTime
 
@@ -33,7 +34,10 @@ class ModelCreate(BaseModel):
     loss: float | None = None
     status: str = Field(default="ready", max_length=40)
     dataset_id: ObjectIdStr | None = None
-    task: str | None = Field(default=None, max_length=60)
+    task: str | None = Field(default=None, max_length=60, description="The inference task it serves")
+    objective: Objective | None = Field(
+        default=None, description=f"What it was trained to predict: {', '.join(OBJECTIVES)}"
+    )
 
     _metrics = field_validator("accuracy", "f1_score", "loss", mode="before")(_metric)
 
@@ -64,8 +68,11 @@ class ModelRecordPublic(PublicModel):
     status: str
     source: str = "user"
     task: str | None = None
+    objective: str | None = None
     dataset_id: IdOut | None = None
     created_at: UtcDateTime
+
+    _legacy_objective = model_validator(mode="before")(with_objective)
 
     @field_serializer("accuracy", "f1_score", "loss")
     def _as_text(self, value: float | None) -> str | None:
@@ -80,12 +87,15 @@ class RegistryModelSummary(PublicModel):
     name: str
     model_type: str | None = None
     source: str = "user"
-    task: str | None = None
+    task: str | None = None  # the inference task a downloaded model serves
+    objective: str | None = None  # what a trained model predicts
     status: str
     accuracy: float | None = None
     size_mb: float | None = None
     tasks: list[str] | None = None
     created_at: UtcDateTime | None = None
+
+    _legacy_objective = model_validator(mode="before")(with_objective)
 
 
 class RegistryModelPage(BaseModel):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from stratus.capabilities.training import images
+from stratus.capabilities.training.objective import TabularObjective, with_objective
 from stratus.db.ids import IdOut, ObjectIdStr
 from stratus.schemas.common import PositiveInt64, PublicModel, UtcDateTime
 
@@ -44,7 +45,8 @@ class EarlyStopping(BaseModel):
 
 
 class TrainingStart(BaseModel):
-    """Seed 001's POST /training/start, plus `target` and `task` for datasets whose target is not obvious."""
+    """Seed 001's POST /training/start, plus `target` and `objective` for datasets whose target is not
+    obvious (`task`, its name before issue 11, is still accepted)."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
@@ -56,7 +58,11 @@ class TrainingStart(BaseModel):
     target: str | None = Field(
         default=None, min_length=1, max_length=200, description="Defaults to the dataset's target"
     )
-    task: Literal["classification", "regression"] | None = None
+    objective: TabularObjective | None = Field(
+        default=None,
+        validation_alias=AliasChoices("objective", "task"),
+        description="classification or regression (default: from the dataset's type and target column)",
+    )
     base_model: str | None = Field(
         default=None,
         min_length=1,
@@ -115,7 +121,8 @@ class JobPublic(PublicModel):
     status: str
     dataset_id: IdOut | None = None
     model_type: str | None = None
-    task: str | None = None
+    objective: str | None = None  # training jobs: classification, regression, image_classification
+    task: str | None = None  # model downloads: the inference task the model will serve
     target: str | None = None
     progress: float = 0
     current_epoch: int = 0
@@ -129,6 +136,8 @@ class JobPublic(PublicModel):
     started_at: UtcDateTime | None = None
     completed_at: UtcDateTime | None = None
     updated_at: UtcDateTime
+
+    _legacy_objective = model_validator(mode="before")(with_objective)
 
 
 class JobPage(BaseModel):
