@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Response, status
 
@@ -10,6 +10,7 @@ from stratus.api.deps import Jobs, Training
 from stratus.api.idempotency import IdempotencyKey, started_job
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
+from stratus.capabilities.identity.principal import Principal
 from stratus.capabilities.training.schemas import (
     Seed002TrainingStart,
     Seed002TrainingStarted,
@@ -23,6 +24,9 @@ from stratus.capabilities.training.schemas import (
 from stratus.db.ids import ObjectIdStr, oid
 from stratus.errors import Conflict
 from stratus.schemas.common import utcnow
+
+if TYPE_CHECKING:
+    from stratus.jobs.service import JobService
 
 router = APIRouter(prefix="/training", tags=["training"], route_class=StratusRoute, dependencies=[RateLimit])
 
@@ -93,6 +97,11 @@ async def training_results(job_id: ObjectIdStr, user: CurrentUser, jobs: Jobs) -
 @router.post("/stop/{job_id}", response_model=TrainingStopped)
 async def stop_training(job_id: ObjectIdStr, user: CurrentUser, jobs: Jobs) -> dict[str, Any]:
     """Ask the job to stop; it checkpoints and ends `stopped`. 409 if it already finished."""
+    return await _stop(jobs, user, job_id)
+
+
+async def _stop(jobs: JobService, user: Principal, job_id: str) -> dict[str, Any]:
+    """Seeds 001 and 002 stop a job alike: the job, its state and what it means."""
     job = await jobs.stop(user.user_id, oid(job_id, what="Job"))
     message = (
         "Training job stopped successfully" if job["status"] == "stopped" else "Training job is stopping"
@@ -142,11 +151,7 @@ async def training_status_seed002(task_id: ObjectIdStr, user: CurrentUser, jobs:
 
 @seed002.post("/stop/{task_id}", response_model=TrainingStopped)
 async def stop_training_seed002(task_id: ObjectIdStr, user: CurrentUser, jobs: Jobs) -> dict[str, Any]:
-    job = await jobs.stop(user.user_id, oid(task_id, what="Job"))
-    message = (
-        "Training job stopped successfully" if job["status"] == "stopped" else "Training job is stopping"
-    )
-    return {"job_id": task_id, "task_id": task_id, "status": job["status"], "message": message}
+    return {**await _stop(jobs, user, task_id), "task_id": task_id}
 
 
 def routers() -> list[APIRouter]:
