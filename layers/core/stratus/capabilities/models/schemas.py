@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_serializer, field_validator, model_validator
 
 from stratus.capabilities.training.objective import OBJECTIVES, Objective, with_objective
 from stratus.db.ids import IdOut, ObjectIdStr
+from stratus.schemas.base import Schema
 from stratus.schemas.common import Clearable, PublicModel, UpdateModel, UtcDateTime
 
 
@@ -23,7 +24,7 @@ def _metric(value: Any) -> Any:
         raise ValueError("must be a finite number") from e
 
 
-class ModelCreate(BaseModel):
+class ModelCreate(Schema):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     name: str = Field(min_length=1, max_length=200)
@@ -98,14 +99,14 @@ class RegistryModelSummary(PublicModel):
     _legacy_objective = model_validator(mode="before")(with_objective)
 
 
-class RegistryModelPage(BaseModel):
+class RegistryModelPage(Schema):
     total: int
     page: int
     limit: int
     models: list[RegistryModelSummary]
 
 
-class Performance(BaseModel):
+class Performance(Schema):
     accuracy: float | None = None
     precision: float | None = None
     recall: float | None = None
@@ -137,7 +138,7 @@ class RegistryModelDetail(RegistryModelSummary):
         return value or {}
 
 
-class PredictRequest(BaseModel):
+class PredictRequest(Schema):
     """Seed 001: `input` (one row) or `inputs` (a batch); a row is a list in feature order or an object.
     For an image model, each is a base64-encoded image (or send multipart `image`/`images` instead)."""
 
@@ -152,6 +153,6 @@ class PredictRequest(BaseModel):
         return [self.input] if self.input is not None else []
 
 
-class PredictResponse(BaseModel):
+class PredictResponse(Schema):
     model_id: str
     predictions: list[dict[str, Any]]
