@@ -39,6 +39,8 @@ def get_container(request: Request) -> Container:
 # The providers below read the container from the request themselves rather than through
 # Depends(get_container): FastAPI analyses a dependency's whole chain again for every route that uses
 # it, and one level less on every service of every route is a good part of an HTTP Lambda's cold import.
+# (`_Container` still works for a provider, one dependency level deeper: prefer `request: Request`.)
+_Container = Annotated[Container, Depends(get_container)]
 
 
 def get_settings(request: Request) -> Settings:
