@@ -1,5 +1,6 @@
 """Load the training table: download the dataset, read it with the same parsers the API used when it
-was uploaded (so column types agree), pick target and features, and decide the task.
+was uploaded (so column types agree), pick target and features, and decide the objective
+(classification or regression).
 
 Every problem a user can fix (a wrong target name, a text target for regression, too few rows) is a
 JobFailed whose message says what to change.
@@ -15,7 +16,7 @@ from stratus.datasets.formats import DatasetFormat
 from stratus.datasets.ingest import analyse, read_rows
 from stratus.errors import InvalidInput, NotFound
 from stratus.ml.portable_mlp import MISSING, category_key, numeric_value
-from stratus_worker.params import Task, TrainingParams
+from stratus_worker.params import Objective, TrainingParams
 from stratus_worker.runtime import JobContext, JobFailed
 from stratus_worker.storage import download
 
@@ -31,7 +32,7 @@ class Table:
     target: str
     features: list[str]
     numeric: frozenset[str]  # the numeric features; the others are categorical
-    task: Task
+    objective: Objective
 
 
 def load_table(ctx: JobContext, params: TrainingParams) -> Table:
@@ -56,8 +57,8 @@ def load_table(ctx: JobContext, params: TrainingParams) -> Table:
         raise JobFailed(e.message) from None
     finally:
         path.unlink(missing_ok=True)
-    task = _task(params.task, target, types[target], rows)
-    present = [row for row in rows if _has_target(row.get(target), task)]
+    objective = _objective(params.objective, target, types[target], rows)
+    present = [row for row in rows if _has_target(row.get(target), objective)]
     if len(present) < MIN_ROWS:
         raise JobFailed(
             f"Only {len(present)} rows have a value in target column '{target}'; at least {MIN_ROWS} are needed"
@@ -67,7 +68,7 @@ def load_table(ctx: JobContext, params: TrainingParams) -> Table:
         target=target,
         features=features,
         numeric=frozenset(name for name in features if types[name] in NUMERIC_TYPES),
-        task=task,
+        objective=objective,
     )
 
 
@@ -110,23 +111,25 @@ def _features(params: TrainingParams, headers: list[str], target: str) -> list[s
     return features
 
 
-def _task(requested: Task | None, target: str, column_type: str, rows: list[dict[str, Any]]) -> Task:
+def _objective(
+    requested: Objective | None, target: str, column_type: str, rows: list[dict[str, Any]]
+) -> Objective:
     numeric = column_type in NUMERIC_TYPES
     if requested == "regression" and not numeric:
         raise JobFailed(f"Target column '{target}' must be numeric for regression")
-    task: Task
+    objective: Objective
     if requested is not None:
-        task = requested
+        objective = requested
     elif not numeric:
-        task = "classification"
+        objective = "classification"
     else:
         distinct = {row.get(target) for row in rows} - {None}
-        task = (
+        objective = (
             "classification"
             if column_type == "integer" and len(distinct) <= MAX_CLASS_INTEGERS
             else "regression"
         )
-    if task == "classification":
+    if objective == "classification":
         classes = {category_key(row.get(target)) for row in rows} - {MISSING}
         if len(classes) < 2:
             raise JobFailed(
@@ -135,13 +138,13 @@ def _task(requested: Task | None, target: str, column_type: str, rows: list[dict
         if len(classes) > MAX_CLASSES:
             raise JobFailed(
                 f"Target column '{target}' has {len(classes)} distinct values; classification supports at most "
-                f"{MAX_CLASSES} (is it the right target, or a regression task?)"
+                f"{MAX_CLASSES} (is it the right target, or a regression objective?)"
             )
-    return task
+    return objective
 
 
-def _has_target(value: Any, task: Task) -> bool:
-    if task == "classification":
+def _has_target(value: Any, objective: Objective) -> bool:
+    if objective == "classification":
         return category_key(value) != MISSING
     try:
         return numeric_value(value) is not None

@@ -5,11 +5,20 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from stratus_worker.runtime import JobFailed
 
-Task = Literal["classification", "regression"]
+# What a tabular model learns to predict. Not a "task": that word names an inference request.
+Objective = Literal["classification", "regression"]
 
 
 class _Params(BaseModel):
@@ -45,7 +54,8 @@ class TrainingParams(_Params):
     dataset_format: Literal["csv", "jsonl", "json", "zip"] | None = None  # None: from the key's suffix
     target: str | None = None  # None: the column ingest would pick (target, label, class, y)
     features: list[str] | None = None  # None: every column but the target
-    task: Task | None = None  # None: decided from the target column
+    # None: decided from the target column. `task` is what jobs queued before the rename call it.
+    objective: Objective | None = Field(default=None, validation_alias=AliasChoices("objective", "task"))
     model_type: str = "mlp"
     hyperparameters: Hyperparameters = Hyperparameters()
     validation_split: float = Field(default=0.2, gt=0, le=0.5)

@@ -37,7 +37,7 @@ def predict_rows(
     encoder = portable_mlp.encoder(doc["features"], doc["preprocessing"])
     x = torch.tensor([encoder.encode(row) for row in rows], dtype=torch.float32)
     outputs = forward(model, x).cpu().double()
-    if doc["task"] == "regression":
+    if portable_mlp.objective_of(doc) == "regression":
         scaling = doc["target_scaling"]
         return [Prediction(label=float(v) * scaling["std"] + scaling["mean"]) for v in outputs[:, 0]]
     labels = list(doc["labels"])

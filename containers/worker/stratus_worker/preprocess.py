@@ -39,7 +39,7 @@ def prepare(table: Table, train: list[dict[str, Any]], val: list[dict[str, Any]]
     encoder = portable_mlp.encoder(table.features, preprocessing)
     x_train = torch.tensor([encoder.encode(row) for row in train], dtype=torch.float32)
     x_val = torch.tensor([encoder.encode(row) for row in val], dtype=torch.float32)
-    if table.task == "classification":
+    if table.objective == "classification":
         keys = [portable_mlp.category_key(row[table.target]) for row in train + val]
         labels = sorted(set(keys), key=_label_order)
         index = {label: i for i, label in enumerate(labels)}

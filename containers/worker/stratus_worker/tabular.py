@@ -31,8 +31,10 @@ def run(ctx: JobContext) -> Outcome:
         "loading", epoch=0, total_epochs=epochs, step=0, total_steps=0, progress=0.0, metrics={}
     )
     table = load_table(ctx, params)
-    if params.early_stopping.monitor == "val_accuracy" and table.task == "regression":
-        raise JobFailed("early_stopping.monitor 'val_accuracy' needs a classification task; use val_loss")
+    if params.early_stopping.monitor == "val_accuracy" and table.objective == "regression":
+        raise JobFailed(
+            "early_stopping.monitor 'val_accuracy' needs a classification objective; use val_loss"
+        )
     train, val = split(table.rows, params.validation_split, params.seed)
     data = prepare(table, train, val)
     if ctx.should_stop:
@@ -40,9 +42,9 @@ def run(ctx: JobContext) -> Outcome:
     torch.manual_seed(params.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     hp = params.hyperparameters
-    outputs = len(data.labels) if table.task == "classification" else 1
+    outputs = len(data.labels) if table.objective == "classification" else 1
     model = build_mlp(data.x_train.shape[1], hp.hidden_layers, outputs, hp.dropout).to(device)
-    trainer = Trainer(ctx, params, model, data, table.task)
+    trainer = Trainer(ctx, params, model, data, table.objective)
     fit = trainer.fit()
     ctx.events.progress(
         "saving",
@@ -88,7 +90,7 @@ def evaluate(
         "train_rows": len(data.x_train),
         "validation_rows": len(data.x_val),
     }
-    if table.task == "classification":
+    if table.objective == "classification":
         y_val, y_train = data.y_val.tolist(), data.y_train.tolist()
         metrics = classification_metrics(y_val, outputs.argmax(dim=1).tolist())
         train_accuracy = float((train_outputs.argmax(dim=1) == data.y_train).float().mean())
@@ -108,14 +110,14 @@ def model_document(
     """model.json: everything `stratus.ml.portable_mlp` needs to serve the model."""
     doc: dict[str, Any] = {
         "format": FORMAT,
-        "task": table.task,
+        "objective": table.objective,
         "model_type": params.model_type,
         "target": table.target,
         "features": table.features,
         "preprocessing": data.preprocessing,
         "layers": export_layers(model),
     }
-    if table.task == "classification":
+    if table.objective == "classification":
         doc["labels"] = data.labels
     else:
         doc["target_scaling"] = {"mean": data.target_mean, "std": data.target_std}
@@ -127,19 +129,19 @@ def describe(
 ) -> dict[str, Any]:
     """The result event's `model`: what the API records about the trained model."""
     description: dict[str, Any] = {
-        "task": table.task,
+        "objective": table.objective,
         "model_type": params.model_type,
         "architecture": {
             "input_features": len(table.features),
             "input_width": data.x_train.shape[1],
             "hidden_layers": list(params.hyperparameters.hidden_layers),
-            "output_classes": len(data.labels) if table.task == "classification" else 1,
+            "output_classes": len(data.labels) if table.objective == "classification" else 1,
             "parameters": parameter_count(model),
         },
         "target": table.target,
         "features": table.features,
         "size_mb": round(size / 1_000_000, 6),
     }
-    if table.task == "classification":
+    if table.objective == "classification":
         description["labels"] = data.labels
     return description

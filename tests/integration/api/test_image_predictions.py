@@ -13,8 +13,9 @@ from tests.integration.api.accounts import Account
 from tests.synthetic_images import png, shape_image
 
 
-async def _model(client: httpx.AsyncClient, account: Account, task: str | None) -> str:
-    body = {"name": f"m-{task}", "base_model": "efficientnet-lite0", **({"task": task} if task else {})}
+async def _model(client: httpx.AsyncClient, account: Account, objective: str | None) -> str:
+    body = {"name": f"m-{objective}", "base_model": "efficientnet-lite0"}
+    body |= {"objective": objective} if objective else {}
     response = await client.post("/api/models", headers=account.headers, json=body)
     assert response.status_code == 201, response.text
     return str(response.json()["_id"])

@@ -173,7 +173,7 @@ async def test_training_runs_through_the_aws_chain(
     # AND the worker's result, published on the bus and routed by the rule, completes it
     result = {"job_id": job_id, "seq": 9, "status": "completed", "final_metrics": {"accuracy": 0.8},
               "artifacts": {"model": f"users/{account.user_id}/jobs/{job_id}/model.json"},
-              "model": {"task": "classification", "labels": ["a", "b"]}}  # fmt: skip
+              "model": {"objective": "classification", "labels": ["a", "b"]}}  # fmt: skip
     await EventBridgeBus(aws["events"], "stratus").publish([Event(RESULT, result)])
     routed = _receive(aws["sqs"], aws["events_queue"])
     assert len(routed) == 1

@@ -35,7 +35,7 @@ async def test_an_image_dataset_becomes_an_image_training_job(
     started = await client.post("/training/start", headers=alice.headers, json=_start(dataset_id))
     assert started.status_code == 201, started.text
     job = (await client.get(f"/api/jobs/{started.json()['job_id']}", headers=alice.headers)).json()
-    assert job["kind"] == "image_training" and job["task"] == "image_classification"
+    assert job["kind"] == "image_training" and job["objective"] == "image_classification"
     assert job["model_type"] == "efficientnet-lite0"  # no backbone named: the shipped one
     seed002 = await client.post(
         "/api/training/start",

@@ -23,6 +23,11 @@ from stratus.settings import Settings
 from tests.integration.api.accounts import Account
 
 BUCKET = "stratus-artifacts"
+# The settings' 2 s database timeout is the production figure; on a loaded test machine one slow reply
+# would fail a query, and the push to subscribers swallows that (a push must never fail the task), so the
+# test would see no push. Generous here: the test waits on what happened, not on how fast.
+DB_TIMEOUT_MS = 60_000
+RUN_LIMIT_S = 120.0
 
 
 @pytest.fixture
@@ -33,7 +38,8 @@ async def aws_container(settings: Settings, ports: LocalPorts, mocked_aws: None)
     storage = S3Storage(s3, BUCKET)
     runtime = boto3.client("sagemaker-runtime", region_name="us-east-1")
     inference = SageMakerAsyncInference(runtime, storage, bucket=BUCKET, endpoint_name="stratus-dev-nlp")
-    container = build_container(settings, replace(ports, storage=storage, inference=inference))
+    patient = settings.model_copy(update={"mongodb_timeout_ms": DB_TIMEOUT_MS})
+    container = build_container(patient, replace(ports, storage=storage, inference=inference))
     await container.bootstrap()
     try:
         yield container
@@ -78,7 +84,8 @@ async def test_a_completion_notification_finishes_the_task_and_pushes_it(
     loop = asyncio.get_running_loop()
 
     def run(coro: Coroutine[Any, Any, Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+        # Bounded, so that a wedged loop fails the test instead of hanging it.
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=RUN_LIMIT_S)
 
     handler = build_eventbridge_handler(
         container.job_events.handle, run, on_inference_result=container.tasks.on_inference_result

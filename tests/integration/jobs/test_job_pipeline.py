@@ -84,6 +84,13 @@ async def test_bad_training_requests(client: httpx.AsyncClient, alice: Account, 
         (alice, _training(dataset_id, target="nope"), 400, "Target column 'nope' not found"),
         (
             alice,
+            _training(dataset_id, target="color", objective="regression"),
+            400,
+            "must be numeric for regression",
+        ),
+        # `task`, the objective's name before issue 11, is still accepted as an alias.
+        (
+            alice,
             _training(dataset_id, target="color", task="regression"),
             400,
             "must be numeric for regression",
@@ -101,6 +108,42 @@ async def test_bad_training_requests(client: httpx.AsyncClient, alice: Account, 
     assert out_of_range.status_code == 422
     assert out_of_range.json()["details"][0]["field"] == "hyperparameters.learning_rate"
     assert (await client.get("/api/jobs", headers=alice.headers)).json()["jobs"] == []
+
+
+async def test_the_objective_is_stored_as_objective_and_read_from_older_records(
+    client: httpx.AsyncClient, alice: Account, container: Container
+) -> None:
+    # GIVEN a training request that names the objective by its old name, `task`
+    dataset_id = await _dataset(client, alice)
+    body = _training(dataset_id, target="x1", task="regression")
+    started = await client.post("/training/start", headers=alice.headers, json=body)
+    assert started.status_code == 201, started.text
+    # THEN the job stores and shows it as `objective`
+    stored = await container.job_repo.get(ObjectId(started.json()["job_id"]))
+    assert stored is not None and stored["objective"] == "regression" and "task" not in stored
+    assert stored["params"]["objective"] == "regression"
+    job = (await client.get(f"/api/jobs/{stored['_id']}", headers=alice.headers)).json()
+    assert job["objective"] == "regression" and job["task"] is None
+    # AND a job and a model stored before the rename (`task`) read the same
+    await container.job_repo.collection.update_one(
+        {"_id": stored["_id"]}, {"$set": {"task": "regression"}, "$unset": {"objective": ""}}
+    )
+    job = (await client.get(f"/api/jobs/{stored['_id']}", headers=alice.headers)).json()
+    assert job["objective"] == "regression"
+    now = utcnow()
+    legacy = {"user_id": ObjectId(alice.user_id), "name": "old", "source": "trained", "status": "ready",
+              "task": "classification", "created_at": now, "updated_at": now}  # fmt: skip
+    hub = {**legacy, "name": "hub", "source": "hub"}  # a Hub model's `task` is an inference task
+    old_id = (await container.model_repo.collection.insert_one(legacy)).inserted_id
+    await container.model_repo.collection.insert_one(hub)
+    record = (await client.get(f"/api/models/{old_id}", headers=alice.headers)).json()
+    assert record["objective"] == "classification"
+    listed = (await client.get("/models?objective=classification", headers=alice.headers)).json()
+    assert [(m["name"], m["objective"]) for m in listed["models"]] == [("old", "classification")]
+    records = (await client.get("/api/models?objective=classification", headers=alice.headers)).json()
+    assert [r["name"] for r in records] == ["old"]
+    hub_view = (await client.get("/api/models?source=hub", headers=alice.headers)).json()
+    assert hub_view[0]["task"] == "classification" and hub_view[0]["objective"] is None
 
 
 async def test_idempotency_key_returns_the_same_job(client: httpx.AsyncClient, alice: Account) -> None:
@@ -185,7 +228,7 @@ async def test_events_move_jobs_forward_only(
     result = {
         "job_id": job_id, "seq": 3, "status": "completed", "final_metrics": {"accuracy": 0.9, "f1": 0.88},
         "history": {"loss": [1.0, 0.5, 0.3]}, "baseline": {"majority_accuracy": 0.66},
-        "artifacts": {"model": "k/model.json"}, "model": {"task": "classification", "labels": ["no", "yes"]},
+        "artifacts": {"model": "k/model.json"}, "model": {"objective": "classification", "labels": ["no", "yes"]},
     }  # fmt: skip
     await container.job_events.handle(Event(RESULT, result).envelope())
     await container.job_events.handle(Event(RESULT, result).envelope())  # duplicate: one model only
@@ -196,6 +239,7 @@ async def test_events_move_jobs_forward_only(
     assert results["status"] == "completed" and results["final_metrics"]["accuracy"] == 0.9
     models = (await client.get("/models", headers=alice.headers)).json()
     assert models["total"] == 1 and models["models"][0]["id"] == results["model_id"]
+    assert models["models"][0]["objective"] == "classification" and models["models"][0]["task"] is None
     events = (await client.get(f"/api/jobs/{job_id}/events", headers=alice.headers)).json()["events"]
     assert [e["type"] for e in events].count("progress") == 1
     stop = await client.post(f"/training/stop/{job_id}", headers=alice.headers)
@@ -220,7 +264,12 @@ async def test_unknown_jobs_and_foreign_events_are_dropped(
     before = await container.job_repo.get(job_id)
     events_before = await container.job_event_repo.collection.count_documents({})
     # WHEN events arrive for a job that does not exist and for a training job Stratus did not start
-    result = {"job_id": str(ObjectId()), "seq": 2, "status": "completed", "model": {"task": "classification"}}
+    result = {
+        "job_id": str(ObjectId()),
+        "seq": 2,
+        "status": "completed",
+        "model": {"objective": "classification"},
+    }
     await container.job_events.handle(Event(PROGRESS, {"job_id": str(ObjectId()), "seq": 1}).envelope())
     await container.job_events.handle(Event(RESULT, result).envelope())
     await container.job_events.handle(

@@ -49,7 +49,8 @@ def test_transfer_learning_reaches_high_validation_accuracy(harness: Harness, tm
     assert sum(matrix["matrix"][i][i] for i in range(3)) == round(metrics["accuracy"] * 18)
     assert set(result["history"]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     model = result["model"]
-    assert model["task"] == "image_classification" and model["labels"] == ["circle", "square", "triangle"]
+    assert model["objective"] == "image_classification"
+    assert model["labels"] == ["circle", "square", "triangle"]
     arch = model["architecture"]
     assert arch["input_shape"] == [64, 64, 3] and arch["output_classes"] == 3
     assert arch["trainable_parameters"] == 1280 * 3 + 3 < arch["parameters"]  # only the new head

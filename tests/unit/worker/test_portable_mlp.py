@@ -33,10 +33,10 @@ ROWS: list[dict[str, Any]] = [
 ]
 
 
-def doc_for(model: torch.nn.Sequential, task: str, **extra: Any) -> dict[str, Any]:
+def doc_for(model: torch.nn.Sequential, objective: str, **extra: Any) -> dict[str, Any]:
     return {
         "format": "stratus-mlp/1",
-        "task": task,
+        "objective": objective,
         "target": "y",
         "features": FEATURES,
         "preprocessing": PREPROCESSING,
@@ -86,6 +86,10 @@ def test_regression_matches_torch() -> None:
     # float32 (torch) against float64: 1e-5 in the target's standard units, relative for the outlier row
     assert [p.label for p in got] == pytest.approx(expected, rel=1e-6, abs=1e-5 * 15)
     assert all(p.confidence is None and p.probabilities is None for p in got)
+    # A document written before the rename names the objective `task`: it serves the same.
+    legacy = {**{k: v for k, v in doc.items() if k != "objective"}, "task": "regression"}
+    assert [p.label for p in portable_mlp.load(legacy).predict(ROWS)] == [p.label for p in got]
+    assert [p.label for p in predict_rows(model, legacy, ROWS)] == expected
 
 
 @pytest.mark.parametrize(("csv", "target"), [(classification_csv, "label"), (regression_csv, "price")])
@@ -136,7 +140,9 @@ def test_malformed_documents_are_refused() -> None:
     with pytest.raises(ValueError, match="layer 1 takes 7 inputs, 6 reach it"):
         portable_mlp.load({**good, "preprocessing": numeric_flag})
     with pytest.raises(ValueError, match="Invalid stratus-mlp/1 model: KeyError"):
-        portable_mlp.load({"format": "stratus-mlp/1", "task": "regression"})
+        portable_mlp.load({"format": "stratus-mlp/1", "objective": "regression"})
+    with pytest.raises(ValueError, match="unknown objective 'ranking'"):
+        portable_mlp.load({**good, "objective": "ranking"})
 
 
 def test_importing_it_loads_neither_torch_nor_numpy() -> None:

@@ -41,7 +41,7 @@ def test_classification_beats_the_majority_baseline(harness: Harness) -> None:
     }
     assert all(harness.exists(key) for key in result["artifacts"].values())
     model = result["model"]
-    assert model["task"] == "classification" and model["model_type"] == "mlp"
+    assert model["objective"] == "classification" and model["model_type"] == "mlp"
     assert model["labels"] == ["no", "yes"]  # the CSV's own spelling, not the booleans ingest infers
     assert model["features"] == ["x1", "x2", "color"] and model["target"] == "label"
     architecture = model["architecture"]
@@ -55,7 +55,7 @@ def test_model_json_serves_what_was_trained(harness: Harness) -> None:
     key = harness.upload("datasets/clf.csv", classification_csv())
     assert harness.run(params(key, target="label")) == 0
     doc = harness.read_json("models/job-1/model.json")
-    assert doc["format"] == "stratus-mlp/1" and doc["task"] == "classification"
+    assert doc["format"] == "stratus-mlp/1" and doc["objective"] == "classification"
     assert doc["preprocessing"]["x1"]["kind"] == "numeric"
     color = doc["preprocessing"]["color"]
     assert color["kind"] == "categorical" and sorted(color["categories"]) == ["blue", "green", "red"]
@@ -73,7 +73,10 @@ def test_regression_fits_a_linear_target(harness: Harness) -> None:
     assert harness.run(params(key, target="price", hyperparameters={"epochs": 15})) == 0
     result = harness.sink.result
     metrics = result["final_metrics"]
-    assert result["model"]["task"] == "regression" and result["model"]["architecture"]["output_classes"] == 1
+    assert (
+        result["model"]["objective"] == "regression"
+        and result["model"]["architecture"]["output_classes"] == 1
+    )
     assert metrics["r2"] > 0.8
     assert metrics["rmse"] < result["baseline"]["mean_rmse"] / 3
     assert set(result["history"]) == {"loss", "val_loss", "val_rmse"}
@@ -122,7 +125,7 @@ def test_integer_targets_with_few_values_are_classes(harness: Harness) -> None:
     lines = ["a,b,grade"] + [f"{i % 7},{(i * 3) % 11},{(i % 7) // 3}" for i in range(120)]
     key = harness.upload("datasets/grades.csv", "\n".join(lines).encode())
     assert harness.run(params(key, target="grade", hyperparameters={"epochs": 2})) == 0
-    assert harness.sink.result["model"]["task"] == "classification"
+    assert harness.sink.result["model"]["objective"] == "classification"
     assert harness.sink.result["model"]["labels"] == ["0", "1", "2"]
 
 
@@ -145,10 +148,11 @@ def test_json_lines_datasets_train_too(harness: Harness) -> None:
         f'{{"size": {i % 10}, "shape": "{"ab"[i % 2]}", "y": {2.5 * (i % 10) + (i % 2)}}}' for i in range(100)
     ]
     key = harness.upload("datasets/data.jsonl", "\n".join(rows).encode())
-    run = {"dataset_key": key, "task": "regression", "hyperparameters": {"epochs": 2}}
+    run = {"dataset_key": key, "objective": "regression", "hyperparameters": {"epochs": 2}}
     assert harness.run(run) == 0
     assert (
-        harness.sink.result["model"]["target"] == "y" and harness.sink.result["model"]["task"] == "regression"
+        harness.sink.result["model"]["target"] == "y"
+        and harness.sink.result["model"]["objective"] == "regression"
     )
 
 
@@ -156,6 +160,11 @@ def test_json_lines_datasets_train_too(harness: Harness) -> None:
     ("overrides", "reason"),
     [
         ({"target": "nope"}, "Target column 'nope' not found; columns: x1, x2, color, label"),
+        (
+            {"target": "color", "objective": "regression"},
+            "Target column 'color' must be numeric for regression",
+        ),
+        # A job queued before the rename names the objective `task`: the worker reads it the same.
         ({"target": "color", "task": "regression"}, "Target column 'color' must be numeric for regression"),
         (
             {"target": "label", "hyperparameters": {"learning_rate": 2}},
@@ -169,7 +178,7 @@ def test_json_lines_datasets_train_too(harness: Harness) -> None:
         ({"target": "label", "features": ["x1", "zz"]}, "Feature column(s) 'zz' not found"),
         (
             {"target": "x1", "early_stopping": {"monitor": "val_accuracy"}},
-            "early_stopping.monitor 'val_accuracy' needs a classification task",
+            "early_stopping.monitor 'val_accuracy' needs a classification objective",
         ),
         (
             {"dataset_key": "datasets/missing.csv"},

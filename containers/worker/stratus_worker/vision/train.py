@@ -101,7 +101,7 @@ def run(ctx: JobContext) -> Outcome:
     artifacts["checkpoint"] = trainer.checkpoint_key
     model = built.model
     description = {
-        "task": spec.IMAGE_TASK,
+        "objective": spec.IMAGE_OBJECTIVE,
         "model_type": params.model_type,
         "architecture": {
             "backbone": params.backbone,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from stratus import __version__, capabilities
-from stratus.api import docs
+from stratus.api import docs, fastapi_compat
 from stratus.api.errors import install_error_handlers
 from stratus.api.middleware import RequestContextMiddleware
 from stratus.api.problem import error_responses
@@ -42,6 +42,7 @@ def create_app(
 ) -> FastAPI:
     """The API with the routes of the capabilities in `groups` (every capability for None: the local
     runtime and the tests). One HTTP Lambda serves one group; each serves the whole API's document."""
+    fastapi_compat.install()  # before the routers are imported (their routes are built then)
     app = _shell(capabilities.in_groups(groups))
     app.state.container = container
     if groups is not None:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from stratus.capabilities.api_keys.service import ApiKeyService
     from stratus.capabilities.chat.service import ChatService
     from stratus.capabilities.chats.service import ConversationService
+    from stratus.capabilities.custom_tasks.service import CustomTaskService
     from stratus.capabilities.datasets.service import DatasetService
     from stratus.capabilities.downloads.service import DownloadService
     from stratus.capabilities.files.service import FileService
@@ -38,87 +39,95 @@ def get_container(request: Request) -> Container:
     return cast(Container, request.app.state.container)
 
 
+# The providers below read the container from the request themselves rather than through
+# Depends(get_container): FastAPI analyses a dependency's whole chain again for every route that uses
+# it, and one level less on every service of every route is a good part of an HTTP Lambda's cold import.
+# (`_Container` still works for a provider, one dependency level deeper: prefer `request: Request`.)
 _Container = Annotated[Container, Depends(get_container)]
 
 
-def get_settings(container: _Container) -> Settings:
-    return container.settings
+def get_settings(request: Request) -> Settings:
+    return get_container(request).settings
 
 
-def get_metrics(container: _Container) -> Metrics:
-    return container.metrics
+def get_metrics(request: Request) -> Metrics:
+    return get_container(request).metrics
 
 
-def get_health(container: _Container) -> HealthService:
-    return container.health
+def get_health(request: Request) -> HealthService:
+    return get_container(request).health
 
 
-def get_auth(container: _Container) -> AuthService:
-    return container.auth
+def get_auth(request: Request) -> AuthService:
+    return get_container(request).auth
 
 
-def get_rate_limiter(container: _Container) -> RateLimiter:
-    return container.rate_limiter
+def get_rate_limiter(request: Request) -> RateLimiter:
+    return get_container(request).rate_limiter
 
 
-def get_api_keys(container: _Container) -> ApiKeyService:
-    return container.api_keys
+def get_api_keys(request: Request) -> ApiKeyService:
+    return get_container(request).api_keys
 
 
-def get_datasets(container: _Container) -> DatasetService:
-    return container.datasets
+def get_datasets(request: Request) -> DatasetService:
+    return get_container(request).datasets
 
 
-def get_files(container: _Container) -> FileService:
-    return container.files
+def get_files(request: Request) -> FileService:
+    return get_container(request).files
 
 
-def get_jobs(container: _Container) -> JobService:
-    return container.jobs
+def get_jobs(request: Request) -> JobService:
+    return get_container(request).jobs
 
 
-def get_training(container: _Container) -> TrainingService:
-    return container.training
+def get_training(request: Request) -> TrainingService:
+    return get_container(request).training
 
 
-def get_finetune(container: _Container) -> FineTuneRecordService:
-    return container.finetune
+def get_finetune(request: Request) -> FineTuneRecordService:
+    return get_container(request).finetune
 
 
-def get_llm_finetune(container: _Container) -> LLMFineTuneService:
-    return container.llm_finetune
+def get_llm_finetune(request: Request) -> LLMFineTuneService:
+    return get_container(request).llm_finetune
 
 
-def get_models(container: _Container) -> ModelService:
-    return container.models
+def get_models(request: Request) -> ModelService:
+    return get_container(request).models
 
 
-def get_downloads(container: _Container) -> DownloadService:
-    return container.downloads
+def get_downloads(request: Request) -> DownloadService:
+    return get_container(request).downloads
 
 
-def get_predictions(container: _Container) -> PredictionService:
-    return container.predictions
+def get_predictions(request: Request) -> PredictionService:
+    return get_container(request).predictions
 
 
-def get_tasks(container: _Container) -> TaskService:
-    return container.tasks
+def get_tasks(request: Request) -> TaskService:
+    return get_container(request).tasks
 
 
-def get_perception(container: _Container) -> PerceptionService:
-    return container.perception
+def get_perception(request: Request) -> PerceptionService:
+    return get_container(request).perception
 
 
-def get_webhooks(container: _Container) -> WebhookService:
-    return container.webhooks
+def get_webhooks(request: Request) -> WebhookService:
+    return get_container(request).webhooks
 
 
-def get_chats(container: _Container) -> ConversationService:
-    return container.chats
+def get_chats(request: Request) -> ConversationService:
+    return get_container(request).chats
 
 
-def get_chat(container: _Container) -> ChatService:
-    return container.chat
+def get_chat(request: Request) -> ChatService:
+    return get_container(request).chat
+
+
+def get_custom_tasks(request: Request) -> CustomTaskService:
+    return get_container(request).custom_tasks
 
 
 AppSettings = Annotated[Settings, Depends(get_settings)]
@@ -146,6 +155,7 @@ if TYPE_CHECKING:
     Webhooks = Annotated[WebhookService, Depends(get_webhooks)]
     Chats = Annotated[ConversationService, Depends(get_chats)]
     Chat = Annotated[ChatService, Depends(get_chat)]
+    CustomTasks = Annotated[CustomTaskService, Depends(get_custom_tasks)]
 else:
     HealthSvc = Annotated[Any, Depends(get_health)]
     Auth = Annotated[Any, Depends(get_auth)]
@@ -165,3 +175,4 @@ else:
     Webhooks = Annotated[Any, Depends(get_webhooks)]
     Chats = Annotated[Any, Depends(get_chats)]
     Chat = Annotated[Any, Depends(get_chat)]
+    CustomTasks = Annotated[Any, Depends(get_custom_tasks)]

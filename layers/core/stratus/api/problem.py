@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from stratus.observability.context import current_request_id
+from stratus.schemas.base import Schema
 
 # `error` uses seed 001's snake-case names; `code` seed 004's upper-case codes.
 ERROR_NAMES: dict[int, str] = {
@@ -92,7 +93,7 @@ def validation_issues(fields: list[dict[str, str]], kind: str) -> list[dict[str,
     ]
 
 
-class FieldError(BaseModel):
+class FieldError(Schema):
     """A field that failed validation (seed 001's `details` entries)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -101,7 +102,7 @@ class FieldError(BaseModel):
     message: str
 
 
-class ValidationIssue(BaseModel):
+class ValidationIssue(Schema):
     """One entry of a 422's `detail` list, as FastAPI writes it (seed 003)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -111,7 +112,7 @@ class ValidationIssue(BaseModel):
     type: str
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(Schema):
     """The body of every 4xx and 5xx response."""
 
     model_config = ConfigDict(extra="forbid")

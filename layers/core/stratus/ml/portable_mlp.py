@@ -16,8 +16,9 @@ Format "stratus-mlp/1":
   value is the category "missing".
 - `layers`: `[{"weight": [[...] one row per output], "bias": [...], "activation": "relu" | null}]`,
   applied in order (torch's `nn.Linear` layout: weight[out][in]).
-- "classification": the outputs are logits over `labels`; "regression": one output, in standard units
-  of the target, mapped back with `target_scaling` {"mean", "std"}.
+- `objective`: "classification": the outputs are logits over `labels`; "regression": one output, in
+  standard units of the target, mapped back with `target_scaling` {"mean", "std"}. Documents written
+  before the rename name it `task`; they load the same.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from stratus.errors import ValidationFailed
 
 FORMAT = "stratus-mlp/1"
 MISSING = "missing"  # the category of a missing value
-Task = Literal["classification", "regression"]
+Objective = Literal["classification", "regression"]
 
 
 def category_key(value: Any) -> str:
@@ -164,7 +165,7 @@ def encoder(features: Sequence[str], preprocessing: Mapping[str, Mapping[str, An
 class PortableMLP:
     """A loaded model document. Immutable, so one instance can serve concurrent requests."""
 
-    task: Task
+    objective: Objective
     target: str
     labels: tuple[str, ...]
     target_mean: float
@@ -192,7 +193,7 @@ class PortableMLP:
         return x
 
     def _prediction(self, outputs: list[float]) -> Prediction:
-        if self.task == "regression":
+        if self.objective == "regression":
             return Prediction(label=outputs[0] * self.target_std + self.target_mean)
         probabilities = softmax(outputs)
         best = max(range(len(probabilities)), key=probabilities.__getitem__)
@@ -210,6 +211,11 @@ def softmax(logits: list[float]) -> list[float]:
     return [v / total for v in exps]
 
 
+def objective_of(doc: Mapping[str, Any]) -> Any:
+    """The document's objective; `task` in documents written before the rename."""
+    return doc["objective"] if "objective" in doc else doc["task"]
+
+
 def load(doc: Mapping[str, Any]) -> PortableMLP:
     """A model from its document; ValueError when it is not a well-formed stratus-mlp/1 model."""
     try:
@@ -221,9 +227,9 @@ def load(doc: Mapping[str, Any]) -> PortableMLP:
 def _load(doc: Mapping[str, Any]) -> PortableMLP:
     if doc.get("format") != FORMAT:
         raise ValueError(f"Unsupported model format {doc.get('format')!r}; expected {FORMAT!r}")
-    task = doc["task"]
-    if task not in ("classification", "regression"):
-        raise ValueError(f"Invalid {FORMAT} model: unknown task {task!r}")
+    objective = objective_of(doc)
+    if objective not in ("classification", "regression"):
+        raise ValueError(f"Invalid {FORMAT} model: unknown objective {objective!r}")
     inputs = encoder(doc["features"], doc["preprocessing"])
     layers = tuple(
         _Layer(
@@ -236,7 +242,7 @@ def _load(doc: Mapping[str, Any]) -> PortableMLP:
     labels = tuple(str(label) for label in doc.get("labels") or ())
     scaling = doc.get("target_scaling") or {}
     model = PortableMLP(
-        task=task,
+        objective=objective,
         target=str(doc.get("target", "")),
         labels=labels,
         target_mean=float(scaling.get("mean", 0.0)),
@@ -268,6 +274,6 @@ def _check_shapes(model: PortableMLP) -> None:
                 f"Invalid {FORMAT} model: layer {number} takes {len(layer.weight[0])} inputs, {width} reach it"
             )
         width = len(layer.weight)
-    expected = len(model.labels) if model.task == "classification" else 1
+    expected = len(model.labels) if model.objective == "classification" else 1
     if not model._layers or width != expected:
         raise ValueError(f"Invalid {FORMAT} model: {width} outputs for {expected} expected")

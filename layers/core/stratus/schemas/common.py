@@ -20,6 +20,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from stratus.db.ids import IdOut
+from stratus.schemas.base import Schema
 
 
 def iso_utc(value: datetime) -> str:
@@ -36,7 +37,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class PublicModel(BaseModel):
+class PublicModel(Schema):
     """A resource as clients see it. Seeds 001/004 read `id`, seed 003 reads `_id`: we send both."""
 
     model_config = ConfigDict(populate_by_name=True, from_attributes=True)
@@ -94,7 +95,7 @@ def _null_only_if_clearable(schema: dict[str, Any], cls: type[BaseModel]) -> Non
             prop.update(variants[0] if len(variants) == 1 else {"anyOf": variants})
 
 
-class UpdateModel(BaseModel):
+class UpdateModel(Schema):
     """A PATCH or PUT body: every field optional, an omitted one left unchanged (dump with
     `exclude_unset`). An explicit null is refused (422 naming the field) unless the field is typed
     `Clearable[...]`: stored, a null in a field the read model requires would break every read."""
@@ -122,5 +123,5 @@ class Page(BaseModel, Generic[T]):
 # A confirmation with nothing else to return (logout, deletes). Here rather than with identity's schemas
 # so that other groups' routes answer with it without importing those. (No docstring: it would become
 # the schema's description in the OpenAPI document.)
-class MessageResponse(BaseModel):
+class MessageResponse(Schema):
     message: str

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from stratus.db.ids import IdOut, ObjectIdStr
+from stratus.schemas.base import Schema
 from stratus.schemas.common import PublicModel, UtcDateTime
 from stratus.security.api_keys import masked
 
 
-class ApiKeyCreate(BaseModel):
+class ApiKeyCreate(Schema):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)

@@ -4,11 +4,11 @@ export, import, stats, run), each also under /api."""
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Query, Response, UploadFile, status
 
-from stratus.api.deps import get_container
+from stratus.api.deps import CustomTasks
 from stratus.api.pagination import Pagination, set_total
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
@@ -26,22 +26,8 @@ from stratus.capabilities.custom_tasks.schemas import (
 )
 from stratus.capabilities.nlp.routes import PreferHeader, _respond, _wait
 from stratus.capabilities.nlp.schemas import TaskResponse
-from stratus.composition import Container
 from stratus.db.ids import ObjectIdStr, oid
 from stratus.errors import PayloadTooLarge
-
-if TYPE_CHECKING:
-    from stratus.capabilities.custom_tasks.service import CustomTaskService
-
-
-def get_custom_tasks(container: Annotated[Container, Depends(get_container)]) -> CustomTaskService:
-    return container.custom_tasks
-
-
-if TYPE_CHECKING:
-    CustomTasks = Annotated[CustomTaskService, Depends(get_custom_tasks)]
-else:  # the service is imported where the container builds it (cold start)
-    CustomTasks = Annotated[Any, Depends(get_custom_tasks)]
 
 _RUN_RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {"model": TaskResponse, "description": "Still running: follow GET /api/tasks/{task_id}"},

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
+from pydantic import ConfigDict, Field, computed_field, field_validator, model_validator
 
 from stratus.db.ids import IdOut
+from stratus.schemas.base import Schema
 from stratus.schemas.common import PositiveInt64, PublicModel, UtcDateTime
 
 DatasetType = Literal[
@@ -16,19 +17,19 @@ DatasetStatus = Literal["awaiting_upload", "processing", "ready", "failed"]
 SortBy = Literal["name", "created_at", "uploaded_at", "size"]
 
 
-class PreviewData(BaseModel):
+class PreviewData(Schema):
     headers: list[str]
     rows: list[list[Any]]
 
 
-class ColumnPublic(BaseModel):
+class ColumnPublic(Schema):
     name: str
     type: str
     nulls: int
     non_null: int
 
 
-class DatasetMetadata(BaseModel):
+class DatasetMetadata(Schema):
     rows: int
     columns: int
     features: list[str]
@@ -77,7 +78,7 @@ class DatasetPublic(PublicModel):
         return data
 
 
-class DatasetPage(BaseModel):
+class DatasetPage(Schema):
     """Seed 001's list envelope."""
 
     total: int
@@ -87,7 +88,7 @@ class DatasetPage(BaseModel):
     datasets: list[DatasetPublic]
 
 
-class UploadRequest(BaseModel):
+class UploadRequest(Schema):
     """Ask for a presigned URL to PUT a large file straight to storage."""
 
     model_config = ConfigDict(extra="forbid")
@@ -100,20 +101,20 @@ class UploadRequest(BaseModel):
     dataset_type: DatasetType | None = None
 
 
-class UploadInstructions(BaseModel):
+class UploadInstructions(Schema):
     url: str
     method: str
     headers: dict[str, str]
     expires_in: int
 
 
-class UploadTicket(BaseModel):
+class UploadTicket(Schema):
     dataset: DatasetPublic
     upload: UploadInstructions
     complete_url: str
 
 
-class RowsPage(BaseModel):
+class RowsPage(Schema):
     dataset_id: str
     offset: int
     limit: int

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, ConfigDict, Field
 
+from stratus.schemas.base import Schema
 from stratus.schemas.common import UtcDateTime
 
 TaskType = Literal[
@@ -16,7 +17,7 @@ TaskType = Literal[
 REPO_ID = r"^(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$"
 
 
-class ModelDownloadRequest(BaseModel):
+class ModelDownloadRequest(Schema):
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), populate_by_name=True)
 
     model_name: str = Field(
@@ -31,7 +32,7 @@ class ModelDownloadRequest(BaseModel):
     revision: str = Field(default="main", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-/]+$")
 
 
-class ModelDownloadPublic(BaseModel):
+class ModelDownloadPublic(Schema):
     """A download: queued, running (with files and bytes so far), completed (with the model's id) or
     failed (with the reason). A built-in or already downloaded model answers `available` at once."""
 

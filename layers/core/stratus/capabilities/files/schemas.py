@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
+from stratus.schemas.base import Schema
 from stratus.schemas.common import PublicModel, UtcDateTime
 
 
@@ -16,7 +15,7 @@ class FilePublic(PublicModel):
     created_at: UtcDateTime
 
 
-class FilePage(BaseModel):
+class FilePage(Schema):
     files: list[FilePublic]
     total: int
     limit: int

@@ -3,11 +3,12 @@ and /ws/training like every job."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header, Response, status
+from fastapi import APIRouter, Response, status
 
 from stratus.api.deps import LLMFineTunes
+from stratus.api.idempotency import IdempotencyKey, started_job
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
 from stratus.capabilities.finetune.llm_schemas import (
@@ -23,8 +24,6 @@ from stratus.db.ids import ObjectIdStr
 router = APIRouter(
     prefix="/api/llm-finetuning", tags=["llm fine-tuning"], route_class=StratusRoute, dependencies=[RateLimit]
 )
-
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
 def _started(job: dict[str, Any]) -> dict[str, Any]:
@@ -43,10 +42,9 @@ async def start_lora(
 ) -> dict[str, Any]:
     """Queue a LoRA fine-tune of `base_model` on one of your datasets (checked first: bad lines are
     refused with their numbers); the answer estimates examples, tokens and steps."""
-    job, created = await finetune.start(user.user_id, body, method="lora", idempotency_key=key)
-    if not created:
-        response.status_code = status.HTTP_200_OK
-    return _started(job)
+    return _started(
+        started_job(response, await finetune.start(user.user_id, body, method="lora", idempotency_key=key))
+    )
 
 
 @router.post("/qlora/start", status_code=status.HTTP_201_CREATED, response_model=LoraStarted)
@@ -54,10 +52,9 @@ async def start_qlora(
     body: LoraStart, user: CurrentUser, finetune: LLMFineTunes, response: Response, key: IdempotencyKey = None
 ) -> dict[str, Any]:
     """The same as LoRA on a 4-bit (nf4) base: bitsandbytes on the worker's GPU (or its CPU library)."""
-    job, created = await finetune.start(user.user_id, body, method="qlora", idempotency_key=key)
-    if not created:
-        response.status_code = status.HTTP_200_OK
-    return _started(job)
+    return _started(
+        started_job(response, await finetune.start(user.user_id, body, method="qlora", idempotency_key=key))
+    )
 
 
 @router.post("/test", response_model=AdapterTestAnswer)
@@ -75,9 +72,7 @@ async def merge_adapter(
     key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Queue a merge of the job's adapter into its base; the merged model is registered as `output_path`."""
-    job, created = await finetune.merge(user.user_id, body, idempotency_key=key)
-    if not created:
-        response.status_code = status.HTTP_200_OK
+    job = started_job(response, await finetune.merge(user.user_id, body, idempotency_key=key))
     return {"task_id": str(job["_id"]), "status": job["status"], "model_name": job["model_name"]}
 
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from stratus.capabilities.finetune import spec
 from stratus.capabilities.nlp import spec as nlp
 from stratus.db.ids import ObjectIdStr
+from stratus.schemas.base import Schema
 
 NAME = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")
 
 
-class LoraStart(BaseModel):
+class LoraStart(Schema):
     """Seed 002's body. `dataset_path` names one of your datasets by id or name; `output_dir` is the
     name the adapter gets in the model registry (a path's last part is taken), never a server path."""
 
@@ -35,7 +36,7 @@ class LoraStart(BaseModel):
     seed: int = Field(default=42, ge=0, le=2**31 - 1)
 
 
-class LoraStarted(BaseModel):
+class LoraStarted(Schema):
     task_id: str
     status: str
     method: str
@@ -43,7 +44,7 @@ class LoraStarted(BaseModel):
     estimate: dict[str, Any]
 
 
-class AdapterTest(BaseModel):
+class AdapterTest(Schema):
     model_config = ConfigDict(extra="forbid")
 
     task_id: ObjectIdStr
@@ -53,20 +54,20 @@ class AdapterTest(BaseModel):
     temperature: float = Field(default=0.0, ge=nlp.TEMPERATURE.ge, le=nlp.TEMPERATURE.le)
 
 
-class AdapterTestAnswer(BaseModel):
+class AdapterTestAnswer(Schema):
     response: str
     model: str
     base_model: str
 
 
-class MergeStart(BaseModel):
+class MergeStart(Schema):
     model_config = ConfigDict(extra="forbid")
 
     task_id: ObjectIdStr
     output_path: str | None = Field(default=None, min_length=1, max_length=200)
 
 
-class MergeStarted(BaseModel):
+class MergeStarted(Schema):
     task_id: str
     status: str
     model_name: str

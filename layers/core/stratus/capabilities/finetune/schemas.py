@@ -6,7 +6,6 @@ from typing import Any, Literal, get_args
 
 from pydantic import (
     AliasChoices,
-    BaseModel,
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
@@ -14,6 +13,7 @@ from pydantic import (
 )
 
 from stratus.db.ids import IdOut, ObjectIdStr
+from stratus.schemas.base import Schema
 from stratus.schemas.common import Clearable, PublicModel, UpdateModel, UtcDateTime
 
 # The statuses seed 003 documents (preparing, training, completed) plus `failed`. None of them is a
@@ -26,7 +26,7 @@ MAX_LOG_CHARS = 100_000
 MAX_BASE_MODEL_CHARS = 200
 
 
-class FineTuneCreate(BaseModel):
+class FineTuneCreate(Schema):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     dataset_id: ObjectIdStr
@@ -52,7 +52,7 @@ class FineTuneStatusPatch(UpdateModel):
     model_id: Clearable[ObjectIdStr] = None
 
 
-class FineTuneStatusUpdate(BaseModel):
+class FineTuneStatusUpdate(Schema):
     """A validated status change: `status` is always there; the other fields only when the client sent them."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())

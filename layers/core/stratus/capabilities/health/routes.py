@@ -6,30 +6,30 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 
 from stratus.api.deps import HealthSvc
 from stratus.api.routing import StratusRoute
+from stratus.schemas.base import Schema
 from stratus.schemas.common import UtcDateTime
 
 router = APIRouter(tags=["health"], route_class=StratusRoute)
 
 
-class Liveness(BaseModel):
+class Liveness(Schema):
     status: str
     timestamp: UtcDateTime
     version: str
     uptime: int
 
 
-class DatabaseStatus(BaseModel):
+class DatabaseStatus(Schema):
     status: str
     database: str
     latency_ms: float | None = None
     message: str | None = None
 
 
-class ReadinessStatus(BaseModel):
+class ReadinessStatus(Schema):
     status: str
     services: dict[str, str]
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import AliasChoices, ConfigDict, EmailStr, Field, field_validator, model_validator
 
+from stratus.schemas.base import Schema
 from stratus.schemas.common import PublicModel, UpdateModel, UtcDateTime
 
 
@@ -13,7 +14,7 @@ def _normalise_email(value: Any) -> Any:
     return value.strip().lower() if isinstance(value, str) else value
 
 
-class UserCreate(BaseModel):
+class UserCreate(Schema):
     """Seed 003/004: email, password, name. Seed 001: username, email, password, full_name."""
 
     model_config = ConfigDict(extra="ignore")
@@ -38,7 +39,7 @@ class UserCreate(BaseModel):
         return data
 
 
-class LoginRequest(BaseModel):
+class LoginRequest(Schema):
     """One body, three seeds: email+password (003, 004), username+password (001), api_key alone (000)."""
 
     model_config = ConfigDict(extra="ignore")
@@ -61,11 +62,11 @@ class LoginRequest(BaseModel):
         return self
 
 
-class RefreshRequest(BaseModel):
+class RefreshRequest(Schema):
     refresh_token: str = Field(min_length=1, max_length=4096)
 
 
-class LogoutRequest(BaseModel):
+class LogoutRequest(Schema):
     refresh_token: str | None = Field(default=None, max_length=4096)
 
 
@@ -99,7 +100,7 @@ class UserUpdate(UpdateModel):
     _email = field_validator("email", mode="before")(_normalise_email)
 
 
-class TokenResponse(BaseModel):
+class TokenResponse(Schema):
     access_token: str
     refresh_token: str
     token_type: str = "bearer"

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from stratus.capabilities.training import images as spec
+from stratus.capabilities.training.objective import objective_of
 from stratus.errors import Conflict, PayloadTooLarge, ServiceUnavailable, ValidationFailed
 from stratus.ports.inference import InferenceBackend, InferencePending, InferenceRequest
 
@@ -18,7 +19,7 @@ TASK = "trained-image-classification"
 
 
 def is_image_model(model: Mapping[str, Any]) -> bool:
-    return model.get("task") == spec.IMAGE_TASK
+    return objective_of(model) == spec.IMAGE_OBJECTIVE
 
 
 def too_large(index: int) -> PayloadTooLarge:

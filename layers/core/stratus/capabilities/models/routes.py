@@ -11,6 +11,7 @@ from stratus.api.pagination import Pagination, set_total
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
 from stratus.capabilities.models.schemas import ModelCreate, ModelRecordPublic, ModelUpdate
+from stratus.capabilities.training.objective import Objective, objective_filter
 from stratus.db.ids import ObjectIdStr, oid
 
 router = APIRouter(prefix="/api/models", tags=["models"], route_class=StratusRoute, dependencies=[RateLimit])
@@ -37,11 +38,14 @@ async def list_models(
         ),
     ] = None,
     task: Annotated[str | None, Query(max_length=60)] = None,
+    objective: Objective | None = None,
     model_type: Annotated[str | None, Query(max_length=60)] = None,
     model_status: Annotated[str | None, Query(alias="status", max_length=40)] = None,
 ) -> list[dict[str, object]]:
     wanted = {"source": source, "task": task, "model_type": model_type, "status": model_status}
     filters = {k: v for k, v in wanted.items() if v}
+    if objective:
+        filters.update(objective_filter(objective))
     items, total = await models.list(principal.user_id, limit=page.limit, offset=page.offset, filters=filters)
     set_total(response, total)
     return items

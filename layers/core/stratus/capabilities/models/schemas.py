@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import ConfigDict, Field, field_serializer, field_validator, model_validator
 
+from stratus.capabilities.training.objective import OBJECTIVES, Objective, with_objective
 from stratus.db.ids import IdOut, ObjectIdStr
+from stratus.schemas.base import Schema
 from stratus.schemas.common import Clearable, PublicModel, UpdateModel, UtcDateTime
 
 
@@ -22,7 +24,7 @@ def _metric(value: Any) -> Any:
         raise ValueError("must be a finite number") from e
 
 
-class ModelCreate(BaseModel):
+class ModelCreate(Schema):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     name: str = Field(min_length=1, max_length=200)
@@ -33,7 +35,10 @@ class ModelCreate(BaseModel):
     loss: float | None = None
     status: str = Field(default="ready", max_length=40)
     dataset_id: ObjectIdStr | None = None
-    task: str | None = Field(default=None, max_length=60)
+    task: str | None = Field(default=None, max_length=60, description="The inference task it serves")
+    objective: Objective | None = Field(
+        default=None, description=f"What it was trained to predict: {', '.join(OBJECTIVES)}"
+    )
 
     _metrics = field_validator("accuracy", "f1_score", "loss", mode="before")(_metric)
 
@@ -64,8 +69,11 @@ class ModelRecordPublic(PublicModel):
     status: str
     source: str = "user"
     task: str | None = None
+    objective: str | None = None
     dataset_id: IdOut | None = None
     created_at: UtcDateTime
+
+    _legacy_objective = model_validator(mode="before")(with_objective)
 
     @field_serializer("accuracy", "f1_score", "loss")
     def _as_text(self, value: float | None) -> str | None:
@@ -80,22 +88,25 @@ class RegistryModelSummary(PublicModel):
     name: str
     model_type: str | None = None
     source: str = "user"
-    task: str | None = None
+    task: str | None = None  # the inference task a downloaded model serves
+    objective: str | None = None  # what a trained model predicts
     status: str
     accuracy: float | None = None
     size_mb: float | None = None
     tasks: list[str] | None = None
     created_at: UtcDateTime | None = None
 
+    _legacy_objective = model_validator(mode="before")(with_objective)
 
-class RegistryModelPage(BaseModel):
+
+class RegistryModelPage(Schema):
     total: int
     page: int
     limit: int
     models: list[RegistryModelSummary]
 
 
-class Performance(BaseModel):
+class Performance(Schema):
     accuracy: float | None = None
     precision: float | None = None
     recall: float | None = None
@@ -127,7 +138,7 @@ class RegistryModelDetail(RegistryModelSummary):
         return value or {}
 
 
-class PredictRequest(BaseModel):
+class PredictRequest(Schema):
     """Seed 001: `input` (one row) or `inputs` (a batch); a row is a list in feature order or an object.
     For an image model, each is a base64-encoded image (or send multipart `image`/`images` instead)."""
 
@@ -142,6 +153,6 @@ class PredictRequest(BaseModel):
         return [self.input] if self.input is not None else []
 
 
-class PredictResponse(BaseModel):
+class PredictResponse(Schema):
     model_id: str
     predictions: list[dict[str, Any]]

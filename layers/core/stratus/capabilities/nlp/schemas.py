@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from stratus.capabilities.nlp import spec
 from stratus.capabilities.nlp.spec import MAX_TEXT_CHARS
+from stratus.schemas.base import Schema
 from stratus.schemas.common import UtcDateTime
 
 ModelName = Field(
@@ -21,7 +22,7 @@ def _not_blank(value: str) -> str:
     return value
 
 
-class TaskRequest(BaseModel):
+class TaskRequest(Schema):
     """A task request knows its task and how it becomes the worker's inputs (one per text) and options."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
@@ -124,7 +125,7 @@ class GenerationRequest(TaskRequest):
     _prompt = field_validator("prompt")(_not_blank)
 
 
-class TaskResponse(BaseModel):
+class TaskResponse(Schema):
     """A finished task carries `result`; a pending one (202) only its id and status."""
 
     task_id: str

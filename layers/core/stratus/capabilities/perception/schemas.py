@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from stratus.capabilities.perception import spec
+from stratus.schemas.base import Schema
 
 # The image formats the worker decodes, by their first bytes: refused in the API before any upload to
 # a worker. Audio is not sniffed here (too many containers): the worker refuses what it cannot decode.
@@ -24,30 +25,30 @@ def looks_like_image(head: bytes) -> bool:
     return any(head[offset : offset + len(sig)] == sig for sig, offset in IMAGE_SIGNATURES)
 
 
-class Classification(BaseModel):
+class Classification(Schema):
     label: str
     confidence: float
     class_id: int | None = None
 
 
-class ClassifyResponse(BaseModel):
+class ClassifyResponse(Schema):
     classifications: list[Classification]
     model: str
 
 
-class Detection(BaseModel):
+class Detection(Schema):
     label: str
     confidence: float
     bbox: list[int] = Field(description="[x, y, width, height] in pixels from the image's top-left corner")
 
 
-class DetectResponse(BaseModel):
+class DetectResponse(Schema):
     detections: list[Detection]
     model: str
     labels: list[str] = Field(description="Everything this detector can find")
 
 
-class Face(BaseModel):
+class Face(Schema):
     face_id: str
     confidence: float
     bbox: list[int]
@@ -56,18 +57,18 @@ class Face(BaseModel):
     )
 
 
-class FacesResponse(BaseModel):
+class FacesResponse(Schema):
     faces: list[Face]
 
 
-class RegisterResponse(BaseModel):
+class RegisterResponse(Schema):
     success: bool
     face_id: str
     name: str
     bbox: list[int]
 
 
-class RecognizedFace(BaseModel):
+class RecognizedFace(Schema):
     face_id: str | None = Field(description="null when the face matches none of your registered faces")
     name: str | None
     confidence: float
@@ -75,31 +76,31 @@ class RecognizedFace(BaseModel):
     bbox: list[int]
 
 
-class RecognizeResponse(BaseModel):
+class RecognizeResponse(Schema):
     faces: list[RecognizedFace]
 
 
-class RegisteredFace(BaseModel):
+class RegisteredFace(Schema):
     face_id: str
     name: str
     created_at: Any
 
 
-class FacePage(BaseModel):
+class FacePage(Schema):
     faces: list[RegisteredFace]
     total: int
     limit: int
     offset: int
 
 
-class Segment(BaseModel):
+class Segment(Schema):
     id: int
     start: float
     end: float
     text: str
 
 
-class TranscriptionResponse(BaseModel):
+class TranscriptionResponse(Schema):
     task_id: str
     status: str
     text: str | None = None
@@ -108,7 +109,7 @@ class TranscriptionResponse(BaseModel):
     segments: list[Segment] | None = None
 
 
-class SynthesizeRequest(BaseModel):
+class SynthesizeRequest(Schema):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(min_length=1, max_length=spec.MAX_SPEECH_CHARS)
@@ -133,7 +134,7 @@ class SynthesizeRequest(BaseModel):
         return value
 
 
-class SynthesizeResponse(BaseModel):
+class SynthesizeResponse(Schema):
     task_id: str
     status: str
     audio_url: str
@@ -145,14 +146,14 @@ class SynthesizeResponse(BaseModel):
     voice: str
 
 
-class Voice(BaseModel):
+class Voice(Schema):
     voice: str
     model: str
     language: str
     gender: str
 
 
-class SpeechRequest(BaseModel):
+class SpeechRequest(Schema):
     """OpenAI's POST /v1/audio/speech. Every OpenAI voice name is accepted and spoken by the one voice
     installed (en_US-joe); `model` tts-1 and tts-1-hd are that voice too."""
 

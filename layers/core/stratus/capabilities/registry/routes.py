@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from stratus.api.deps import Downloads, Models, Predictions
+from stratus.api.idempotency import IdempotencyKey
 from stratus.api.pagination import MAX_PAGE_SIZE, PageNumber
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentPrincipal, CurrentUser, RateLimit
@@ -18,13 +19,13 @@ from stratus.capabilities.models.schemas import (
     RegistryModelPage,
 )
 from stratus.capabilities.registry.bodies import read_images, read_json
+from stratus.capabilities.training.objective import Objective, objective_filter
 from stratus.db.ids import ObjectIdStr, oid
 from stratus.errors import UnsupportedMediaType
 from stratus.ml import catalogue
 
 router = APIRouter(prefix="/models", tags=["models"], route_class=StratusRoute, dependencies=[RateLimit])
 
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 SORT_FIELDS = {"created_at": "created_at", "accuracy": "accuracy", "name": "name"}
 
 
@@ -37,6 +38,7 @@ async def list_models(
     model_type: Annotated[str | None, Query(max_length=60)] = None,
     source: Annotated[str | None, Query(max_length=40, description="trained, user, or builtin")] = None,
     task: Annotated[str | None, Query(max_length=60)] = None,
+    objective: Objective | None = None,
     sort_by: Literal["created_at", "accuracy", "name"] = "created_at",
     order: Literal["asc", "desc"] = "desc",
 ) -> dict[str, Any]:
@@ -45,11 +47,15 @@ async def list_models(
         builtin = [
             {**m.describe(), "id": m.name}
             for m in catalogue.BUILTIN_MODELS
-            if (task is None or task in m.tasks) and (model_type is None or m.model_type == model_type)
+            if (task is None or task in m.tasks)
+            and (model_type is None or m.model_type == model_type)
+            and objective is None
         ]
         window = builtin[(page - 1) * limit : page * limit]
         return {"total": len(builtin), "page": page, "limit": limit, "models": window}
     filters = {k: v for k, v in {"model_type": model_type, "source": source, "task": task}.items() if v}
+    if objective:
+        filters.update(objective_filter(objective))
     items, total = await models.list(
         user.user_id,
         limit=limit,

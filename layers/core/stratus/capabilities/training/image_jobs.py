@@ -110,7 +110,7 @@ def image_job(
         "dataset_id": dataset["_id"],
         "model_type": model_type,
         "model_name": request.name or f"{model_type} on {dataset['name']}",
-        "task": images.IMAGE_TASK,
+        "objective": images.IMAGE_OBJECTIVE,
         "target": "label",
         "params": params,
         "progress": 0.0,

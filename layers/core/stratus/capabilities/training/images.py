@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 IMAGE_TRAINING = "image_training"
-IMAGE_TASK = "image_classification"
+# The objective of an image model (`objective.py`): what the registry shows and predictions check.
+IMAGE_OBJECTIVE = "image_classification"
 # The registry model's format: what the inference worker loads (`stratus_worker.vision.serve`).
 IMAGE_MODEL_FORMAT = "stratus-image-classifier/1"
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Header, Response, status
+from fastapi import APIRouter, Response, status
 
 from stratus.api.deps import Jobs, Training
+from stratus.api.idempotency import IdempotencyKey, started_job
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
+from stratus.capabilities.identity.principal import Principal
 from stratus.capabilities.training.schemas import (
     Seed002TrainingStart,
     Seed002TrainingStarted,
@@ -23,9 +25,10 @@ from stratus.db.ids import ObjectIdStr, oid
 from stratus.errors import Conflict
 from stratus.schemas.common import utcnow
 
-router = APIRouter(prefix="/training", tags=["training"], route_class=StratusRoute, dependencies=[RateLimit])
+if TYPE_CHECKING:
+    from stratus.jobs.service import JobService
 
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+router = APIRouter(prefix="/training", tags=["training"], route_class=StratusRoute, dependencies=[RateLimit])
 
 
 @router.post("/start", status_code=status.HTTP_201_CREATED, response_model=TrainingStarted)
@@ -38,9 +41,9 @@ async def start_training(
 ) -> dict[str, Any]:
     """Queue a training job on a ready dataset. Repeat the request with the same `Idempotency-Key` to get
     the same job back instead of a second one."""
-    job, created = await training.start_training(user.user_id, body, idempotency_key=idempotency_key)
-    if not created:
-        response.status_code = status.HTTP_200_OK
+    job = started_job(
+        response, await training.start_training(user.user_id, body, idempotency_key=idempotency_key)
+    )
     return {
         "job_id": str(job["_id"]),
         "status": job["status"],
@@ -94,6 +97,11 @@ async def training_results(job_id: ObjectIdStr, user: CurrentUser, jobs: Jobs) -
 @router.post("/stop/{job_id}", response_model=TrainingStopped)
 async def stop_training(job_id: ObjectIdStr, user: CurrentUser, jobs: Jobs) -> dict[str, Any]:
     """Ask the job to stop; it checkpoints and ends `stopped`. 409 if it already finished."""
+    return await _stop(jobs, user, job_id)
+
+
+async def _stop(jobs: JobService, user: Principal, job_id: str) -> dict[str, Any]:
+    """Seeds 001 and 002 stop a job alike: the job, its state and what it means."""
     job = await jobs.stop(user.user_id, oid(job_id, what="Job"))
     message = (
         "Training job stopped successfully" if job["status"] == "stopped" else "Training job is stopping"
@@ -116,9 +124,9 @@ async def start_training_seed002(
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Start training on one of your datasets (`dataset_id`, or `dataset_path` as its id or name)."""
-    job, created = await training.start_seed002(user.user_id, body, idempotency_key=idempotency_key)
-    if not created:
-        response.status_code = status.HTTP_200_OK
+    job = started_job(
+        response, await training.start_seed002(user.user_id, body, idempotency_key=idempotency_key)
+    )
     return {"task_id": str(job["_id"]), "status": job["status"]}
 
 
@@ -143,11 +151,7 @@ async def training_status_seed002(task_id: ObjectIdStr, user: CurrentUser, jobs:
 
 @seed002.post("/stop/{task_id}", response_model=TrainingStopped)
 async def stop_training_seed002(task_id: ObjectIdStr, user: CurrentUser, jobs: Jobs) -> dict[str, Any]:
-    job = await jobs.stop(user.user_id, oid(task_id, what="Job"))
-    message = (
-        "Training job stopped successfully" if job["status"] == "stopped" else "Training job is stopping"
-    )
-    return {"job_id": task_id, "task_id": task_id, "status": job["status"], "message": message}
+    return {**await _stop(jobs, user, task_id), "task_id": task_id}
 
 
 def routers() -> list[APIRouter]:

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, ConfigDict, Field, model_validator
 
 from stratus.capabilities.training import images
+from stratus.capabilities.training.objective import TabularObjective, with_objective
 from stratus.db.ids import IdOut, ObjectIdStr
+from stratus.schemas.base import Schema
 from stratus.schemas.common import PositiveInt64, PublicModel, UtcDateTime
 
 Optimizer = Literal["adam", "adamw", "sgd", "rmsprop"]
 Monitor = Literal["val_loss", "val_accuracy", "loss"]
 
 
-class Hyperparameters(BaseModel):
+class Hyperparameters(Schema):
     model_config = ConfigDict(extra="forbid")
 
     learning_rate: float = Field(default=0.001, gt=0, lt=1, description="Must be between 0 and 1")
@@ -35,7 +37,7 @@ class Hyperparameters(BaseModel):
     augment: bool = True
 
 
-class EarlyStopping(BaseModel):
+class EarlyStopping(Schema):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
@@ -43,8 +45,9 @@ class EarlyStopping(BaseModel):
     monitor: Monitor = "val_loss"
 
 
-class TrainingStart(BaseModel):
-    """Seed 001's POST /training/start, plus `target` and `task` for datasets whose target is not obvious."""
+class TrainingStart(Schema):
+    """Seed 001's POST /training/start, plus `target` and `objective` for datasets whose target is not
+    obvious (`task`, its name before issue 11, is still accepted)."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
@@ -56,7 +59,11 @@ class TrainingStart(BaseModel):
     target: str | None = Field(
         default=None, min_length=1, max_length=200, description="Defaults to the dataset's target"
     )
-    task: Literal["classification", "regression"] | None = None
+    objective: TabularObjective | None = Field(
+        default=None,
+        validation_alias=AliasChoices("objective", "task"),
+        description="classification or regression (default: from the dataset's type and target column)",
+    )
     base_model: str | None = Field(
         default=None,
         min_length=1,
@@ -70,14 +77,14 @@ class TrainingStart(BaseModel):
     seed: int = Field(default=42, ge=0, lt=2**32)
 
 
-class TrainingStarted(BaseModel):
+class TrainingStarted(Schema):
     job_id: str
     status: str
     created_at: UtcDateTime
     estimated_time: int = Field(description="Rough duration estimate in seconds")
 
 
-class TrainingStatus(BaseModel):
+class TrainingStatus(Schema):
     job_id: str
     status: str
     progress: float
@@ -89,7 +96,7 @@ class TrainingStatus(BaseModel):
     error: str | None = None
 
 
-class TrainingResults(BaseModel):
+class TrainingResults(Schema):
     job_id: str
     status: str
     model_id: str | None
@@ -100,7 +107,7 @@ class TrainingResults(BaseModel):
     completed_at: UtcDateTime | None
 
 
-class TrainingStopped(BaseModel):
+class TrainingStopped(Schema):
     job_id: str
     task_id: str | None = None
     status: str
@@ -115,7 +122,8 @@ class JobPublic(PublicModel):
     status: str
     dataset_id: IdOut | None = None
     model_type: str | None = None
-    task: str | None = None
+    objective: str | None = None  # training jobs: classification, regression, image_classification
+    task: str | None = None  # model downloads: the inference task the model will serve
     target: str | None = None
     progress: float = 0
     current_epoch: int = 0
@@ -130,8 +138,10 @@ class JobPublic(PublicModel):
     completed_at: UtcDateTime | None = None
     updated_at: UtcDateTime
 
+    _legacy_objective = model_validator(mode="before")(with_objective)
 
-class JobPage(BaseModel):
+
+class JobPage(Schema):
     jobs: list[JobPublic]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
 
@@ -142,12 +152,12 @@ class JobEventPublic(PublicModel):
     created_at: UtcDateTime
 
 
-class JobEventPage(BaseModel):
+class JobEventPage(Schema):
     events: list[JobEventPublic]
     next_cursor: str | None
 
 
-class Seed002TrainingStart(BaseModel):
+class Seed002TrainingStart(Schema):
     """Seed 002's POST /api/training/start. `dataset_path` names one of your datasets (its id or name);
     `output_dir` is accepted and ignored: outputs are stored per job and the model joins the registry."""
 
@@ -166,12 +176,12 @@ class Seed002TrainingStart(BaseModel):
     validation_split: float = Field(default=0.2, gt=0, le=0.5)
 
 
-class Seed002TrainingStarted(BaseModel):
+class Seed002TrainingStarted(Schema):
     task_id: str
     status: str
 
 
-class Seed002TrainingStatus(BaseModel):
+class Seed002TrainingStatus(Schema):
     task_id: str
     status: str
     progress: float

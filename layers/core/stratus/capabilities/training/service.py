@@ -47,8 +47,8 @@ class TrainingService:
                 code="TARGET_NOT_FOUND",
                 details=[{"field": "target", "message": "not a column of the dataset"}],
             )
-        task = request.task or _default_task(dataset, columns[target])
-        if task == "regression" and columns[target] not in ("integer", "float"):
+        objective = request.objective or _default_objective(dataset, columns[target])
+        if objective == "regression" and columns[target] not in ("integer", "float"):
             raise InvalidInput(
                 f"Target column '{target}' must be numeric for regression (it is {columns[target]})",
                 code="TARGET_NOT_NUMERIC",
@@ -59,7 +59,7 @@ class TrainingService:
             "dataset_key": dataset["object_key"],
             "dataset_format": dataset["format"],
             "target": target,
-            "task": task,
+            "objective": objective,
             "model_type": request.model_type,
             "hyperparameters": hp.model_dump(),
             "validation_split": request.validation_split,
@@ -73,7 +73,7 @@ class TrainingService:
             "dataset_id": dataset["_id"],
             "model_type": request.model_type,
             "model_name": request.name or f"{request.model_type} on {dataset['name']}",
-            "task": task,
+            "objective": objective,
             "target": target,
             "params": params,
             "progress": 0.0,
@@ -121,7 +121,7 @@ class TrainingService:
         )
 
 
-def _default_task(dataset: dict[str, Any], target_type: str) -> str:
+def _default_objective(dataset: dict[str, Any], target_type: str) -> str:
     declared = dataset.get("dataset_type")
     if declared in ("classification", "regression"):
         return str(declared)

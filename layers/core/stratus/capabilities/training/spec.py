@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from stratus.capabilities.training.images import IMAGE_TRAINING
+from stratus.capabilities.training.objective import objective_of
 from stratus.jobs.kinds import JobKind, JobWebhooks, Resources
 
 TRAINING = "training"
@@ -41,7 +42,8 @@ async def register_model(models: Any, job: Mapping[str, Any], detail: Mapping[st
             "source": "trained",
             "status": "ready",
             "model_type": job.get("model_type"),
-            "task": info.get("task") or job.get("task"),
+            # A worker older than the rename reports `task`; a job stored before it holds `task` too.
+            "objective": objective_of(info) or objective_of(job),
             "dataset_id": job.get("dataset_id"),
             "architecture": info.get("architecture") or {},
             "labels": info.get("labels"),

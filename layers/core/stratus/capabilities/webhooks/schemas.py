@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from stratus.db.ids import IdOut
+from stratus.schemas.base import Schema
 from stratus.schemas.common import PublicModel, UtcDateTime
 
 # What an endpoint can subscribe to; "*" is every event, including ones added later.
@@ -29,7 +30,7 @@ WebhookEvent = Literal[
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 
 
-class WebhookCreate(BaseModel):
+class WebhookCreate(Schema):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(min_length=1, max_length=2048, description="An http(s) URL that accepts POST")
