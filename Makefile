@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test setup tools lint format typecheck unit integration e2e bench clean
+.PHONY: run test setup tools lint format typecheck unit integration e2e bench clean browser vendor-assets
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,29 @@ $(TOOLS)/.installed:
 
 setup: $(VENV)/.installed
 
+# The console's browser tests (tests/e2e/test_console_browser.py) drive Debian's chromium through its
+# chromedriver; without them those tests skip. CI runs as root in a fresh clone.
+browser:
+	@if [ ! -x /usr/bin/chromedriver ] || [ ! -x /usr/bin/chromium ]; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver; \
+	fi
+
+# Fetch the console's and the docs' browser assets again from npm (see layers/core/stratus/static/vendor/README.md).
+VENDOR := layers/core/stratus/static/vendor
+vendor-assets:
+	rm -rf $(VENDOR)/.npm && mkdir -p $(VENDOR)/.npm
+	cd $(VENDOR)/.npm && npm pack --silent swagger-ui-dist@5.36.0 redoc@2.5.4 htmx.org@2.0.11 uplot@1.6.32 vega@5.33.1 vega-lite@5.23.0 vega-embed@6.29.0 && for f in *.tgz; do mkdir -p "$${f%.tgz}" && tar xzf "$$f" -C "$${f%.tgz}"; done
+	cd $(VENDOR)/.npm && cp swagger-ui-dist-5.36.0/package/swagger-ui-bundle.js swagger-ui-dist-5.36.0/package/swagger-ui-bundle.js.LICENSE.txt swagger-ui-dist-5.36.0/package/swagger-ui.css swagger-ui-dist-5.36.0/package/favicon-32x32.png swagger-ui-dist-5.36.0/package/oauth2-redirect.html swagger-ui-dist-5.36.0/package/LICENSE swagger-ui-dist-5.36.0/package/NOTICE ../swagger-ui/
+	cd $(VENDOR)/.npm && cp redoc-2.5.4/package/bundles/redoc.standalone.js redoc-2.5.4/package/bundles/redoc.standalone.js.LICENSE.txt redoc-2.5.4/package/LICENSE ../redoc/
+	# ReDoc's sidebar footer loads its logo from cdn.redoc.ly whatever the options: an empty data URL instead
+	# (the image hides itself when it fails to load), so /redoc makes no outside request.
+	sed -i 's#src:"https://cdn.redoc.ly/redoc/logo-mini.svg"#src:"data:,"#' $(VENDOR)/redoc/redoc.standalone.js
+	cd $(VENDOR)/.npm && cp htmx.org-2.0.11/package/dist/htmx.min.js htmx.org-2.0.11/package/LICENSE ../htmx/
+	cd $(VENDOR)/.npm && cp uplot-1.6.32/package/dist/uPlot.iife.min.js uplot-1.6.32/package/dist/uPlot.min.css uplot-1.6.32/package/LICENSE ../uplot/
+	cd $(VENDOR)/.npm && cp vega-5.33.1/package/build/vega.min.js vega-lite-5.23.0/package/build/vega-lite.min.js vega-embed-6.29.0/package/build/vega-embed.min.js ../vega/ && cp vega-lite-5.23.0/package/LICENSE ../vega/LICENSE.vega-lite && cp vega-embed-6.29.0/package/LICENSE ../vega/LICENSE.vega-embed
+	rm -rf $(VENDOR)/.npm
+
 tools: $(TOOLS)/.installed
 
 ## Run the whole platform locally (embedded database, API, WebSocket, queue, bus, workers).
@@ -43,7 +66,7 @@ run: setup
 	$(VENV)/bin/stratus serve --host $(HOST) --port $(PORT) --state-dir $(STATE_DIR)
 
 ## Install everything and run the whole test suite (unit, integration, e2e) plus the linters.
-test: setup tools
+test: setup tools browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -55,7 +78,7 @@ unit: setup
 integration: setup
 	$(VENV)/bin/pytest tests/integration
 
-e2e: setup
+e2e: setup browser
 	$(VENV)/bin/pytest tests/e2e
 
 lint: setup

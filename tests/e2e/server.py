@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,9 @@ class ServeProcess:
     port: int
     env: dict[str, str] = field(default_factory=dict)  # on top of this process's environment
     process: subprocess.Popen[str] | None = None
+    # Its output, read as it comes: an unread pipe fills up (64 KiB of access log) and blocks the server.
+    output: list[str] = field(default_factory=list)
+    _reader: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
@@ -58,12 +62,13 @@ class ServeProcess:
             stderr=subprocess.STDOUT,
             text=True,
         )
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"stratus serve exited: {self.process.stdout.read() if self.process.stdout else ''}"
-                )
+                self._reader.join(timeout=5)
+                raise RuntimeError(f"stratus serve exited: {''.join(self.output)}")
             try:
                 if httpx.get(f"{self.base_url}/ready", timeout=1).status_code == 200:
                     return
@@ -79,11 +84,18 @@ class ServeProcess:
         assert self.process is not None
         self.process.send_signal(sig)
         try:
-            output, _ = self.process.communicate(timeout=timeout_s)
+            self.process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             self.process.kill()
             raise
-        return self.process.returncode, output
+        if self._reader is not None:
+            self._reader.join(timeout=10)
+        return self.process.returncode, "".join(self.output)
+
+    def _drain(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
 
     def children(self) -> dict[int, list[str]]:
         """Its child processes now: pid -> argv (read from /proc, so Linux only)."""

@@ -31,6 +31,7 @@ HEAVY_MODULES = (
     "scipy",
     "sklearn",
     "pyarrow",
+    "duckdb",
     "PIL",
     "tensorflow",
     "jax",
@@ -47,6 +48,10 @@ DEFERRED_LIBRARIES = (
     "puremagic",
     "yaml",
     "httpx",
+    # The web console's templates (first page) and the client's CLI libraries (never in a Lambda).
+    "jinja2",
+    "rich",
+    "websockets",
 )
 
 # The minimum Settings needs for runtime "aws" (see Settings._refuse_default_secrets), plus the queue that

@@ -1323,7 +1323,14 @@ def test_websocket_pushes_are_scoped_and_the_websocket_function_gets_nothing_els
         for name, props in functions.items()
         if "WebSocketPushPolicy" in {_ref_name(p) for p in _as_list(props["Policies"])}
     }
-    assert pushers == {"ModelsFunction", "JobEventsFunction", "SweeperFunction", "WebSocketFunction"}
+    # DispatcherFunction: chat.reply pushes a reply's pieces to the chat's followers.
+    assert pushers == {
+        "ModelsFunction",
+        "JobEventsFunction",
+        "SweeperFunction",
+        "WebSocketFunction",
+        "DispatcherFunction",
+    }
     policies = _as_list(functions["WebSocketFunction"]["Policies"])
     # The chat grant (only with a chat endpoint): streamed replies to {"type": "chat"} messages.
     chat = [p for p in policies if isinstance(p, dict) and "InvokeChatEndpoint" in str(p)]
@@ -1522,8 +1529,9 @@ def test_api_uses_and_may_invoke_exactly_the_configured_inference_endpoint(
         for name, props in functions.items()
         if "sagemaker:InvokeEndpointAsync" in _actions(_function_statements(resources, props))
     }
-    # NLP tasks and image predictions (models) and fine-tune tests (jobs) invoke the endpoint.
-    assert invokers == {"ModelsFunction", "JobsFunction"}
+    # NLP tasks and image predictions (models), fine-tune tests (jobs) and chat replies (dispatcher)
+    # invoke the endpoint.
+    assert invokers == {"ModelsFunction", "JobsFunction", "DispatcherFunction"}
     api = functions["ModelsFunction"]
     variable = _choose(
         template, api["Environment"]["Variables"]["STRATUS_INFERENCE_ENDPOINT_NAME"], parameters

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from stratus import capabilities
 from stratus.capabilities.chat.repository import ChatHistoryRepository
+from stratus.capabilities.chats.repository import ChatMessageRepository, ChatRepository
 from stratus.db.database import Database
 from stratus.db.repositories.api_keys import ApiKeyRepository
 from stratus.db.repositories.connections import ConnectionRepository
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
     from stratus.capabilities.api_keys.service import ApiKeyService
     from stratus.capabilities.chat.service import ChatService
+    from stratus.capabilities.chats.service import ConversationService
     from stratus.capabilities.datasets.service import DatasetService
     from stratus.capabilities.downloads.service import DownloadService
     from stratus.capabilities.files.service import FileService
@@ -108,6 +110,8 @@ class Container:
         self.connection_repo = ConnectionRepository(db)
         self.task_repo = TaskRepository(db)
         self.face_repo = FaceRepository(db)
+        self.chat_repo = ChatRepository(db)
+        self.chat_message_repo = ChatMessageRepository(db)
         self.chat_history_repo = ChatHistoryRepository(db)
         self.repositories: list[Repository] = [
             self.users,
@@ -125,6 +129,8 @@ class Container:
             self.connection_repo,
             self.task_repo,
             self.face_repo,
+            self.chat_repo,
+            self.chat_message_repo,
             self.chat_history_repo,
         ]
         self.job_kinds = capabilities.job_kinds()
@@ -393,6 +399,28 @@ class Container:
         )
 
     @cached_property
+    def chats(self) -> ConversationService:
+        from stratus.capabilities.chats.model import StreamingReplyModel
+        from stratus.capabilities.chats.service import ConversationService
+
+        # Seed 003's chats; replies are produced by the chat.reply queue consumer, the language model
+        # on the inference worker.
+        return ConversationService(
+            chats=self.chat_repo,
+            messages=self.chat_message_repo,
+            datasets=self.dataset_repo,
+            models=self.model_repo,
+            storage=self.ports.storage,
+            queue=self.ports.queue,
+            quota=self.quota,
+            live=self.live,
+            model=StreamingReplyModel(
+                self.chat, self.ports.chat or cast("ChatStreamer", self.ports.inference)
+            ),
+            scratch_dir=self.settings.state_dir / "scratch",
+        )
+
+    @cached_property
     def messages(self) -> MessageRouter:
         """Queue messages, by type: the SQS dispatcher and the local queue both hand bodies here. Each
         handler's service is built when its first message arrives."""
@@ -409,7 +437,11 @@ class Container:
 
     async def _owns_job_or_task(self, user_id: ObjectId, reference: str) -> bool:
         """WebSocket subscriptions follow jobs (training, downloads) and inference tasks alike."""
-        return await self.jobs.owns(user_id, reference) or await self.tasks.owns(user_id, reference)
+        return (
+            await self.jobs.owns(user_id, reference)
+            or await self.tasks.owns(user_id, reference)
+            or await self.chats.owns(user_id, reference)
+        )
 
     async def bootstrap(self) -> None:
         """Idempotent start-up work that needs I/O (indexes); run lazily on the first request."""

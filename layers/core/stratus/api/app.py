@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from stratus import __version__, capabilities
+from stratus.api import docs
 from stratus.api.errors import install_error_handlers
 from stratus.api.middleware import RequestContextMiddleware
 from stratus.api.problem import error_responses
@@ -77,11 +78,13 @@ def _shell(mounted: Iterable[capabilities.Capability]) -> FastAPI:
         title="Stratus",
         version=__version__,
         description=DESCRIPTION,
-        docs_url="/docs",
-        redoc_url="/redoc",
+        # /docs and /redoc on the package's own assets (stratus.api.docs), not FastAPI's CDN ones.
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json",
         responses=PUBLIC_ERRORS,
     )
+    docs.install(app)
     install_error_handlers(app)
     for capability in mounted:
         for router in capabilities.routes_of([capability]):

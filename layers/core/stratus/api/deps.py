@@ -16,6 +16,7 @@ from stratus.settings import Settings
 if TYPE_CHECKING:
     from stratus.capabilities.api_keys.service import ApiKeyService
     from stratus.capabilities.chat.service import ChatService
+    from stratus.capabilities.chats.service import ConversationService
     from stratus.capabilities.datasets.service import DatasetService
     from stratus.capabilities.downloads.service import DownloadService
     from stratus.capabilities.files.service import FileService
@@ -112,6 +113,10 @@ def get_webhooks(container: _Container) -> WebhookService:
     return container.webhooks
 
 
+def get_chats(container: _Container) -> ConversationService:
+    return container.chats
+
+
 def get_chat(container: _Container) -> ChatService:
     return container.chat
 
@@ -139,6 +144,7 @@ if TYPE_CHECKING:
     Predictions = Annotated[PredictionService, Depends(get_predictions)]
     Tasks = Annotated[TaskService, Depends(get_tasks)]
     Webhooks = Annotated[WebhookService, Depends(get_webhooks)]
+    Chats = Annotated[ConversationService, Depends(get_chats)]
     Chat = Annotated[ChatService, Depends(get_chat)]
 else:
     HealthSvc = Annotated[Any, Depends(get_health)]
@@ -157,4 +163,5 @@ else:
     Predictions = Annotated[Any, Depends(get_predictions)]
     Tasks = Annotated[Any, Depends(get_tasks)]
     Webhooks = Annotated[Any, Depends(get_webhooks)]
+    Chats = Annotated[Any, Depends(get_chats)]
     Chat = Annotated[Any, Depends(get_chat)]

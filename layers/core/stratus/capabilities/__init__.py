@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from stratus.capabilities.chats.spec import REPLY_MESSAGE
 from stratus.capabilities.datasets.spec import PROCESS_MESSAGE
 from stratus.capabilities.downloads import spec as downloads
 from stratus.capabilities.finetune import spec as finetune
@@ -44,6 +45,7 @@ class Capability:
 # Mount order matters where paths overlap (a literal path before a parameterised one).
 CAPABILITIES: tuple[Capability, ...] = (
     Capability("meta", "platform", "stratus.capabilities.meta.routes", api_errors=False),
+    Capability("console", "platform", "stratus.capabilities.console.routes", api_errors=False),
     Capability("health", "platform", "stratus.capabilities.health.routes", api_errors=False),
     Capability("identity", "platform", "stratus.capabilities.identity.routes"),
     Capability("api_keys", "platform", "stratus.capabilities.api_keys.routes"),
@@ -66,6 +68,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     ),
     Capability("nlp", "models", "stratus.capabilities.nlp.routes"),
     Capability("perception", "models", "stratus.capabilities.perception.routes"),
+    Capability("chats", "data", "stratus.capabilities.chats.routes", messages=((REPLY_MESSAGE, "chats"),)),
     Capability("chat", "models", "stratus.capabilities.chat.routes"),
 )
 

@@ -1,15 +1,17 @@
-"""The `stratus` console command."""
+"""The `stratus` console command: `stratus serve` runs the platform locally; the other commands talk to
+a Stratus API through the Python client (stratus.client.cli)."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
-
-from stratus.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> None:
+    from stratus.client.cli import add_commands
+
     parser = argparse.ArgumentParser(prog="stratus", description="Stratus: a serverless ML platform")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the whole platform locally on its embedded defaults")
@@ -21,11 +23,13 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="local state folder (default: $STRATUS_STATE_DIR or ./.stratus)",
     )
+    add_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "serve":
         from stratus.local.embedded_db import EmbeddedDatabaseError
         from stratus.local.runtime import run
         from stratus.local.state_dir import StateDirInUse
+        from stratus.settings import Settings
 
         if args.state_dir is not None:
             os.environ["STRATUS_STATE_DIR"] = str(args.state_dir)
@@ -33,6 +37,10 @@ def main(argv: list[str] | None = None) -> None:
             run(Settings(), host=args.host, port=args.port)
         except (StateDirInUse, EmbeddedDatabaseError) as e:
             parser.exit(1, f"stratus serve: {e}\n")
+        return
+    from stratus.client.cli import run as run_client
+
+    sys.exit(run_client(args))
 
 
 if __name__ == "__main__":

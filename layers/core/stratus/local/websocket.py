@@ -144,4 +144,9 @@ def build_router(
     async def download(ws: WebSocket, download_id: str) -> None:
         await serve(ws, follow=download_id)
 
+    @router.websocket("/ws/chats/{chat_id}")
+    async def chat_replies(ws: WebSocket, chat_id: str) -> None:
+        """A chat's replies as they are generated (chat_token, then chat_message)."""
+        await serve(ws, follow=chat_id)
+
     return router

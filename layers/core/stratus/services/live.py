@@ -87,7 +87,7 @@ class LiveUpdates:
             return {"type": "pong", "data": {}}
         if action not in ("subscribe", "unsubscribe"):
             return error_message(f"unknown action: {action!r}")
-        job_id = message.get("job_id") or message.get("task_id")
+        job_id = message.get("job_id") or message.get("task_id") or message.get("chat_id")
         if not isinstance(job_id, str) or not job_id:
             return error_message("job_id is required")
         if action == "unsubscribe":

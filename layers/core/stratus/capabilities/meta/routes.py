@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
 
 from stratus.api.deps import MetricsDep
 from stratus.api.routing import StratusRoute
@@ -10,8 +13,11 @@ from stratus.api.routing import StratusRoute
 router = APIRouter(tags=["meta"], route_class=StratusRoute)
 
 
-@router.get("/", summary="Welcome")
-async def welcome() -> dict[str, str]:
+@router.get("/", summary="Welcome", response_model=dict[str, str])
+async def welcome(request: Request) -> Any:
+    """The JSON welcome for API clients; a browser (Accept: text/html) is sent to the web console."""
+    if "text/html" in request.headers.get("accept", ""):
+        return RedirectResponse(f"{str(request.scope.get('root_path', '')).rstrip('/')}/console", 307)
     return {"message": "Welcome to the Deep Learning Platform", "name": "Stratus", "docs": "/docs"}
 
 
