@@ -147,6 +147,8 @@ def main() -> None:
                     r_ttft.append(r_first)
                     r_rate.append(r_tokens / r_total * 1000)
                     ratios.append(s_rate[-1] / r_rate[-1])
+                    print(f"round {len(ratios)}: stream TTFT {ttft:.0f} ms {s_rate[-1]:.1f} tok/s; "
+                          f"raw TTFT {r_first:.0f} ms {r_rate[-1]:.1f} tok/s", flush=True)  # fmt: skip
         finally:
             serve.stop()
     print(f"{args.rounds} rounds, {args.max_tokens} tokens max, greedy; prompt {MESSAGE!r}")

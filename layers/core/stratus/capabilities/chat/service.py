@@ -198,6 +198,11 @@ class ChatService:
                 f"max_tokens must be {spec.MAX_TOKENS.ge} to {spec.MAX_TOKENS.le}",
                 details=[{"field": "max_tokens", "message": "out of range"}],
             )
+        if not spec.TEMPERATURE.ge <= temperature <= spec.TEMPERATURE.le:
+            raise ValidationFailed(
+                f"temperature must be {spec.TEMPERATURE.ge} to {spec.TEMPERATURE.le}",
+                details=[{"field": "temperature", "message": "out of range"}],
+            )
         served = await self.resolve(principal, model)
         await self._quota.consume_query(principal.user_id)
         request = InferenceRequest(
