@@ -167,3 +167,11 @@ async def test_openai_errors_models_and_embeddings(client: httpx.AsyncClient, al
     raw = base64.b64decode(packed.json()["data"][0]["embedding"])
     vector = struct.unpack(f"<{len(raw) // 4}f", raw)
     assert vector == pytest.approx(data["data"][0]["embedding"], abs=1e-5)
+    # A size the model does not have is refused, naming the parameter, not silently ignored
+    resized = await client.post(
+        "/v1/embeddings",
+        headers=alice.headers,
+        json={"model": "text-embedding-3-small", "input": "a cat", "dimensions": 256},
+    )
+    assert resized.status_code == 400, resized.text
+    assert resized.json()["error"]["param"] == "dimensions" and "384" in resized.json()["error"]["message"]

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stratus.api.deps import AppSettings, Chat
+from stratus.api.pagination import Offset
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
 from stratus.capabilities.chat import spec
@@ -27,7 +28,14 @@ from stratus.capabilities.chat.schemas import (
     EmbeddingRequest,
     openai_model,
 )
-from stratus.errors import DomainError, QuotaExceeded, RateLimited, ServiceUnavailable, Unauthenticated
+from stratus.errors import (
+    DomainError,
+    QuotaExceeded,
+    RateLimited,
+    ServiceUnavailable,
+    Unauthenticated,
+    ValidationFailed,
+)
 
 # ----------------------------------------------------------------------------------------- seed 004
 
@@ -60,7 +68,7 @@ async def history(
     user: CurrentUser,
     chat: Chat,
     limit: int = Query(spec.HISTORY_LIMIT.default, ge=spec.HISTORY_LIMIT.ge, le=spec.HISTORY_LIMIT.le),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """The user's exchanges, newest first."""
     page = await chat.history(user, limit=limit, offset=offset)
@@ -267,6 +275,12 @@ async def embeddings(
     model, vectors, tokens = await chat.embeddings(
         user, body.texts(), body.model, wait_s=settings.task_max_wait_s
     )
+    size = len(vectors[0]) if vectors else None
+    if body.dimensions is not None and size is not None and body.dimensions != size:
+        message = f"{model} returns {size}-dimensional embeddings, not {body.dimensions}"
+        raise ValidationFailed(
+            f"dimensions: {message}", details=[{"field": "dimensions", "message": message}]
+        )
     return {
         "object": "list",
         "data": [

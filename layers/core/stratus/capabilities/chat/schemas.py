@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stratus.capabilities.chat import spec
-from stratus.schemas.common import UtcDateTime
+from stratus.schemas.common import INT64_MAX, UtcDateTime
 
 
 def _not_blank(value: str) -> str:
@@ -108,7 +108,9 @@ class ChatCompletionRequest(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int = Field(default=1, ge=1, le=1, description="One choice per request")
-    seed: int | None = None
+    seed: int | None = Field(
+        default=None, ge=0, le=INT64_MAX, description="Sampling seed (same seed, same reply)"
+    )
     user: str | None = None
 
     @field_validator("stop")
@@ -143,7 +145,10 @@ class EmbeddingRequest(BaseModel):
     input: str | list[str] = Field(description="A text or a list of texts (token arrays are not accepted)")
     model: str = Field(min_length=1, max_length=200)
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = None
+    # The served models have one size each: a request naming another is refused, never silently ignored.
+    dimensions: int | None = Field(
+        default=None, ge=1, le=16384, description="Must equal the model's own size"
+    )
     user: str | None = None
 
     @field_validator("input")

@@ -20,6 +20,6 @@ MAX_STOP = 4  # stop sequences (OpenAI's limit)
 MAX_STOP_CHARS = 100
 
 # Seed 004's history page.
-HISTORY_LIMIT = IntOption(default=50, ge=1, le=500)
+HISTORY_LIMIT = IntOption(default=50, ge=1, le=1000)  # the API's largest page (api/pagination.py)
 
 FINISH_REASONS = ("stop", "length")
