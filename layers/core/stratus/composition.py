@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from stratus.capabilities.models.predictions import PredictionService
     from stratus.capabilities.models.service import ModelService
     from stratus.capabilities.nlp.service import TaskService
+    from stratus.capabilities.media.service import MediaService
     from stratus.capabilities.perception.service import PerceptionService
     from stratus.capabilities.training.service import TrainingService
     from stratus.capabilities.webhooks.service import WebhookService
@@ -319,6 +320,21 @@ class Container:
             self.quota,
             wait_s=self.settings.task_max_wait_s,
             trained_models=self.predictions,
+        )
+
+    @cached_property
+    def media(self) -> MediaService:
+        from stratus.capabilities.media.service import MediaService
+
+        return MediaService(
+            self.jobs,
+            self.job_repo,
+            self.model_repo,
+            self.ports.storage,
+            self.quota,
+            url_ttl_s=self.settings.presigned_url_ttl_s,
+            default_wait_s=self.settings.task_wait_s,
+            max_wait_s=self.settings.task_max_wait_s,
         )
 
     @cached_property

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from stratus.capabilities.models.predictions import PredictionService
     from stratus.capabilities.models.service import ModelService
     from stratus.capabilities.nlp.service import TaskService
+    from stratus.capabilities.media.service import MediaService
     from stratus.capabilities.perception.service import PerceptionService
     from stratus.capabilities.training.service import TrainingService
     from stratus.capabilities.webhooks.service import WebhookService
@@ -107,6 +108,10 @@ def get_perception(container: _Container) -> PerceptionService:
     return container.perception
 
 
+def get_media(container: _Container) -> MediaService:
+    return container.media
+
+
 def get_webhooks(container: _Container) -> WebhookService:
     return container.webhooks
 
@@ -128,6 +133,7 @@ if TYPE_CHECKING:
     Training = Annotated[TrainingService, Depends(get_training)]
     LLMFineTunes = Annotated[LLMFineTuneService, Depends(get_llm_finetune)]
     Perception = Annotated[PerceptionService, Depends(get_perception)]
+    Media = Annotated[MediaService, Depends(get_media)]
     FineTunes = Annotated[FineTuneRecordService, Depends(get_finetune)]
     Models = Annotated[ModelService, Depends(get_models)]
     Downloads = Annotated[DownloadService, Depends(get_downloads)]
@@ -145,6 +151,7 @@ else:
     Training = Annotated[Any, Depends(get_training)]
     LLMFineTunes = Annotated[Any, Depends(get_llm_finetune)]
     Perception = Annotated[Any, Depends(get_perception)]
+    Media = Annotated[Any, Depends(get_media)]
     FineTunes = Annotated[Any, Depends(get_finetune)]
     Models = Annotated[Any, Depends(get_models)]
     Downloads = Annotated[Any, Depends(get_downloads)]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from stratus.capabilities.datasets.spec import PROCESS_MESSAGE
 from stratus.capabilities.downloads import spec as downloads
 from stratus.capabilities.finetune import spec as finetune
+from stratus.capabilities.media import spec as media
 from stratus.capabilities.training import spec as training
 from stratus.capabilities.webhooks.spec import DELIVER_MESSAGE
 from stratus.jobs.kinds import START_MESSAGE, JobKind, JobKinds
@@ -66,6 +67,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     ),
     Capability("nlp", "models", "stratus.capabilities.nlp.routes"),
     Capability("perception", "models", "stratus.capabilities.perception.routes"),
+    Capability("media", "models", "stratus.capabilities.media.routes", (media.IMAGE_KIND, media.VIDEO_KIND)),
 )
 
 
