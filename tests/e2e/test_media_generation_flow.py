@@ -16,7 +16,7 @@ import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import av
 import httpx
@@ -35,21 +35,29 @@ WAIT = {"Prefer": "wait=25"}
 
 @pytest.fixture(scope="module")
 def media_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    env = {"STRATUS_MODEL_CACHE": str(tmp_path_factory.mktemp("model-cache")), "STRATUS_GENERATION_THREADS": "1"}
+    env = {
+        "STRATUS_MODEL_CACHE": str(tmp_path_factory.mktemp("model-cache")),
+        "STRATUS_GENERATION_THREADS": "1",
+    }
     server = ServeProcess(tmp_path_factory.mktemp("state"), free_port(), env)
     server.start()
     # This test polls a lot: drain the server's output as it comes, so its pipe never fills up (a full
     # pipe would block the server on its next log line).
-    assert server.process is not None and server.process.stdout is not None
+    process = server.process
+    assert process is not None and process.stdout is not None
     lines: list[str] = []
-    drain = threading.Thread(target=lambda: lines.extend(iter(server.process.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    drain = threading.Thread(target=_drain, args=(process.stdout, lines), daemon=True)
     drain.start()
     yield server
-    server.process.send_signal(signal.SIGINT)
-    returncode = server.process.wait(timeout=60)
+    process.send_signal(signal.SIGINT)
+    returncode = process.wait(timeout=60)
     drain.join(timeout=10)
     assert returncode == 0, "".join(lines[-50:])
     assert "Stratus stopped" in "".join(lines[-50:])
+
+
+def _drain(stream: IO[str], lines: list[str]) -> None:
+    lines.extend(iter(stream.readline, ""))
 
 
 def _png(size: tuple[int, int]) -> bytes:
@@ -68,7 +76,7 @@ def _bomb_png() -> bytes:
 async def _finished(http: httpx.AsyncClient, auth: dict[str, str], path: str, task_id: str) -> dict[str, Any]:
     async with asyncio.timeout(300):
         while True:
-            body = (await http.get(f"{path}/status/{task_id}", headers=auth)).json()
+            body: dict[str, Any] = (await http.get(f"{path}/status/{task_id}", headers=auth)).json()
             if body["status"] not in ("pending", "processing"):
                 return body
             await asyncio.sleep(1.0)
@@ -81,7 +89,7 @@ async def _file(http: httpx.AsyncClient, url: str) -> bytes:
 
 
 def _frames(data: bytes) -> list[Any]:
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
         return [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
@@ -181,7 +189,7 @@ async def test_generation_routes_live(media_server: ServeProcess, tmp_path: Path
         i2v = await http.post(
             "/api/image-to-video/generate", headers=auth | {"Prefer": "respond-async"},
             files={"image": ("src.png", _png((64, 64)), "image/png")},
-            data={"num_frames": "3", "fps": "6", "num_inference_steps": "2", "strength": "1.0"},
+            data={"num_frames": "3", "fps": "6", "num_inference_steps": "2", "strength": "1.0", "width": "64", "height": "64"},
         )  # fmt: skip
         assert i2v.status_code == 202, i2v.text
         animated = await _finished(http, auth, "/api/image-to-video", i2v.json()["task_id"])
@@ -191,10 +199,14 @@ async def test_generation_routes_live(media_server: ServeProcess, tmp_path: Path
         # OpenAI's shape, b64_json: the same image as the seed-002 route gave for the same parameters.
         request = {"prompt": T2I["prompt"], "negative_prompt": "blurry", "size": "96x64", "steps": 4, "seed": 42,
                    "response_format": "b64_json"}  # fmt: skip
-        openai = await http.post("/v1/images/generations", headers=auth | {"Idempotency-Key": "oa"}, json=request)
+        openai = await http.post(
+            "/v1/images/generations", headers=auth | {"Idempotency-Key": "oa"}, json=request
+        )
         if openai.status_code == 202:  # the worker took longer than the wait to start: ask again once done
             await _finished(http, auth, "/api/text-to-image", openai.json()["task_id"])
-            openai = await http.post("/v1/images/generations", headers=auth | {"Idempotency-Key": "oa"}, json=request)
+            openai = await http.post(
+                "/v1/images/generations", headers=auth | {"Idempotency-Key": "oa"}, json=request
+            )
         assert openai.status_code == 200, openai.text
         assert base64.b64decode(openai.json()["data"][0]["b64_json"]) == first
 

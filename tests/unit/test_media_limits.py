@@ -20,7 +20,14 @@ from stratus.capabilities.media.schemas import OpenAIImageRequest, TextToImageRe
 from stratus.capabilities.media.service import check_image, fit_size
 from stratus.errors import DomainError, PayloadTooLarge, ValidationFailed
 
-GOOD = {"prompt": "p", "width": 512, "height": 512, "num_inference_steps": 50, "guidance_scale": 7.5, "seed": 1}
+GOOD = {
+    "prompt": "p",
+    "width": 512,
+    "height": 512,
+    "num_inference_steps": 50,
+    "guidance_scale": 7.5,
+    "seed": 1,
+}
 
 
 @pytest.mark.parametrize(
@@ -35,7 +42,7 @@ def test_schema_and_worker_refuse_the_same_values(field: str, value: Any) -> Non
     assert caught.value.errors()[0]["loc"] == (field,)
     with pytest.raises(ValidationFailed) as refused:
         spec.check_params(spec.TEXT_TO_IMAGE, GOOD | {field: value})
-    assert refused.value.details[0]["field"] == field  # type: ignore[index]
+    assert refused.value.details[0]["field"] == field
 
 
 def test_limits_accept_their_bounds() -> None:
@@ -68,7 +75,13 @@ def test_header_sizes_match_pillow(fmt: str, name: str) -> None:
 
 def test_bad_uploads_are_refused_naming_the_field() -> None:
     ihdr = struct.pack(">IIBBBBB", 40_000, 40_000, 8, 2, 0, 0, 0)
-    bomb = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    bomb = (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", 13)
+        + b"IHDR"
+        + ihdr
+        + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    )
     cases: list[tuple[bytes, type[DomainError], str]] = [
         (b"", ValidationFailed, "EMPTY_FILE"),
         (b"hello, not an image", ValidationFailed, "NOT_AN_IMAGE"),
@@ -78,7 +91,7 @@ def test_bad_uploads_are_refused_naming_the_field() -> None:
     for data, error, code in cases:
         with pytest.raises(error) as caught:
             check_image(data)
-        assert caught.value.code == code and caught.value.details[0]["field"] == "image"  # type: ignore[index]
+        assert caught.value.code == code and caught.value.details[0]["field"] == "image"
     assert check_image(_png((10, 10))) == ("png", 10, 10)
 
 
@@ -92,4 +105,6 @@ def test_generation_kinds_ask_for_a_gpu() -> None:
     for name in spec.KIND_NAMES:
         kind = kinds.get(name)
         assert kind.resources.gpu and kind.worker == "stratus_worker.generation"
-        assert kind.webhooks.completed == "generation.completed" and kind.webhooks.failed == "generation.failed"
+        assert (
+            kind.webhooks.completed == "generation.completed" and kind.webhooks.failed == "generation.failed"
+        )

@@ -1239,7 +1239,9 @@ def test_http_functions_get_only_what_their_group_needs(
     for statement in _function_statements(resources, functions["ModelsFunction"]):
         if "s3:PutObject" in _as_list(statement["Action"]):
             assert _object_arns(statement) in (
-                ["inference/inputs/*"], ["users/*/audio/*"], ["users/*/media/inputs/*"]
+                ["inference/inputs/*"],
+                ["users/*/audio/*"],
+                ["users/*/media/inputs/*"],
             )
 
 

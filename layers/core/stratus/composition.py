@@ -43,10 +43,10 @@ if TYPE_CHECKING:
     from stratus.capabilities.finetune.service import FineTuneRecordService
     from stratus.capabilities.health.service import HealthService
     from stratus.capabilities.identity.service import AuthService
+    from stratus.capabilities.media.service import MediaService
     from stratus.capabilities.models.predictions import PredictionService
     from stratus.capabilities.models.service import ModelService
     from stratus.capabilities.nlp.service import TaskService
-    from stratus.capabilities.media.service import MediaService
     from stratus.capabilities.perception.service import PerceptionService
     from stratus.capabilities.training.service import TrainingService
     from stratus.capabilities.webhooks.service import WebhookService

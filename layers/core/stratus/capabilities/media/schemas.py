@@ -12,7 +12,9 @@ _S = spec.IMAGE_SIZE
 _V = spec.VIDEO_SIZE
 Prompt = Field(min_length=1, max_length=spec.MAX_PROMPT_CHARS)
 Negative = Field(default=None, max_length=spec.MAX_PROMPT_CHARS)
-Seed = Field(default=None, ge=0, le=spec.MAX_SEED, description="Omitted: a random seed, recorded in the output")
+Seed = Field(
+    default=None, ge=0, le=spec.MAX_SEED, description="Omitted: a random seed, recorded in the output"
+)
 ModelId = Field(default=None, min_length=1, max_length=200, description="Defaults to the built-in model")
 
 

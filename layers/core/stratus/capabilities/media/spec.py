@@ -151,7 +151,10 @@ def check_params(mode: str, params: Mapping[str, Any]) -> None:
         raise field_error("prompt", f"at most {MAX_PROMPT_CHARS} characters")
     if not 0 <= int(params["seed"]) <= MAX_SEED:
         raise field_error("seed", f"must be from 0 to {MAX_SEED}")
-    if mode in (IMAGE_TO_IMAGE, IMAGE_TO_VIDEO) and not STRENGTH.ge <= float(params["strength"]) <= STRENGTH.le:
+    if (
+        mode in (IMAGE_TO_IMAGE, IMAGE_TO_VIDEO)
+        and not STRENGTH.ge <= float(params["strength"]) <= STRENGTH.le
+    ):
         raise field_error("strength", f"must be from {STRENGTH.ge} to {STRENGTH.le}")
     if video:
         if not FRAMES.ge <= int(params["num_frames"]) <= FRAMES.le:
