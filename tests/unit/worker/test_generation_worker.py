@@ -156,3 +156,20 @@ def test_preview_projection_is_fixed_and_small() -> None:
     assert image.size == (64, 43) and image.getpixel((0, 0)) == (127, 127, 127)
     video = torch.ones(1, 4, 5, 8, 8)
     assert Image.open(io.BytesIO(preview.preview_png(video))).size == (8, 8)
+
+
+def test_a_downloaded_diffusers_repository_serves_as_model_id(harness: Harness) -> None:
+    """A diffusers repository in object storage (as a download job leaves it) is copied to the model cache
+    and loaded with from_pretrained: here the tiny pipeline's own files, so the image is the built-in's."""
+    import os
+
+    built = tiny.ensure_built(spec.TINY_IMAGE_MODEL, Path(os.environ["STRATUS_MODEL_CACHE"]))
+    prefix = "users/u/jobs/download-1/snapshot"
+    files = [p.relative_to(built).as_posix() for p in sorted(built.rglob("*")) if p.is_file()]
+    for name in files:
+        harness.upload(f"{prefix}/{name}", (built / name).read_bytes())
+    source = {"snapshot": prefix, "files": files, "revision": "abc123"}
+    downloaded = _run(harness, _params(spec.TEXT_TO_IMAGE, model={"name": "me/sd", "source": source}), "dl")
+    builtin = _run(harness, _params(spec.TEXT_TO_IMAGE), "dl-builtin")
+    assert downloaded["final_metrics"]["model"] == "me/sd"
+    assert _bytes(harness, downloaded["artifacts"]["image"]) == _bytes(harness, builtin["artifacts"]["image"])
