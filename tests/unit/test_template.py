@@ -603,7 +603,12 @@ def test_gpu_and_cpu_job_placement_parameters(
             assert props["Environment"]["Variables"][variable] == {"Ref": parameter}, (name, variable)
     overrides = parameters["SageMakerInstanceTypes"]
     # Fine-tunes (the kinds that need the most GPU memory) get the larger GPU by default.
-    assert json.loads(overrides["Default"]) == {"finetune": "ml.g5.2xlarge", "finetune_merge": "ml.g5.xlarge"}
+    assert json.loads(overrides["Default"]) == {
+        "finetune": "ml.g5.2xlarge",
+        "finetune_merge": "ml.g5.xlarge",
+        "image_generation": "ml.g5.xlarge",
+        "video_generation": "ml.g5.2xlarge",
+    }
     example = '{"training":"ml.g5.2xlarge","download":"ml.c5.large"}'
     assert re.fullmatch(overrides["AllowedPattern"], example)
     assert not re.fullmatch(overrides["AllowedPattern"], "ml.g5.2xlarge")
@@ -1208,6 +1213,7 @@ OBJECT_PREFIXES = {
     "ModelsFunction": (
         "users/*/jobs/",
         "users/*/audio/",
+        "users/*/media/inputs/",
         "inference/inputs/",
         "inference/outputs/",
         "inference/failures/",
@@ -1245,7 +1251,11 @@ def test_http_functions_get_only_what_their_group_needs(
     # Writes are the inference request inputs (SageMaker writes the rest) and synthesized speech.
     for statement in _function_statements(resources, functions["ModelsFunction"]):
         if "s3:PutObject" in _as_list(statement["Action"]):
-            assert _object_arns(statement) in (["inference/inputs/*"], ["users/*/audio/*"])
+            assert _object_arns(statement) in (
+                ["inference/inputs/*"],
+                ["users/*/audio/*"],
+                ["users/*/media/inputs/*"],
+            )
 
 
 def test_the_sweeper_may_finish_what_it_fails(

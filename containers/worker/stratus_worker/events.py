@@ -26,7 +26,7 @@ RESULT = "Stratus Job Result"
 RESULT_ATTEMPTS = 3
 RETRY_DELAY_S = 1.0
 
-Phase = Literal["loading", "training", "saving", "downloading"]
+Phase = Literal["loading", "training", "saving", "downloading", "generating"]
 Status = Literal["completed", "failed", "stopped"]
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class JobEvents:
         step: int,
         total_steps: int,
         progress: float,
-        metrics: dict[str, float | None],
+        metrics: dict[str, float | None] | dict[str, Any],
     ) -> None:
         detail = {
             "phase": phase,

@@ -130,6 +130,7 @@ class _Snapshot:
         self.done_files = 0
         self.uploaded: list[str] = []
         self.config: dict[str, Any] = {}
+        self.model_index: dict[str, Any] = {}  # a diffusers repository's model_index.json
         self.tokenizer_config: dict[str, Any] = {}
         self.parameters = 0
         self._last_progress = 0.0
@@ -198,6 +199,8 @@ class _Snapshot:
     def _read_metadata(self, name: str, path: Path) -> None:
         if name == "config.json":
             self.config = _json(path)
+        elif name == "model_index.json":
+            self.model_index = _json(path)
         elif name == "tokenizer_config.json":
             self.tokenizer_config = _json(path)
         elif name.endswith(".safetensors"):
@@ -212,6 +215,10 @@ class _Snapshot:
         if isinstance(tokenizer_max, int) and tokenizer_max < 10**6:  # "unlimited" is 1e30 there
             max_length = min(max_length, tokenizer_max) if max_length else tokenizer_max
         architectures = config.get("architectures") or []
+        if not architectures and self.model_index.get("_class_name"):
+            # A diffusers pipeline (StableDiffusionPipeline, ...): the media generation routes run it.
+            architectures = [self.model_index["_class_name"]]
+            config = {**config, "model_type": "diffusers"}
         return {
             "repo_id": self.repo_id,
             "commit": self.commit,

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from stratus.capabilities.finetune.service import FineTuneRecordService
     from stratus.capabilities.health.service import HealthService
     from stratus.capabilities.identity.service import AuthService
+    from stratus.capabilities.media.service import MediaService
     from stratus.capabilities.models.predictions import PredictionService
     from stratus.capabilities.models.service import ModelService
     from stratus.capabilities.nlp.service import TaskService
@@ -360,6 +361,21 @@ class Container:
             self.quota,
             wait_s=self.settings.task_max_wait_s,
             trained_models=self.predictions,
+        )
+
+    @cached_property
+    def media(self) -> MediaService:
+        from stratus.capabilities.media.service import MediaService
+
+        return MediaService(
+            self.jobs,
+            self.job_repo,
+            self.model_repo,
+            self.ports.storage,
+            self.quota,
+            url_ttl_s=self.settings.presigned_url_ttl_s,
+            default_wait_s=self.settings.task_wait_s,
+            max_wait_s=self.settings.task_max_wait_s,
         )
 
     @cached_property

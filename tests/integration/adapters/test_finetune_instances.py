@@ -34,7 +34,14 @@ def _spec(kind_name: str) -> JobSpec:
 @pytest.mark.usefixtures("aws")
 @pytest.mark.parametrize(
     ("kind", "instance"),
-    [("finetune", "ml.g5.2xlarge"), ("finetune_merge", "ml.g5.xlarge"), ("training", "ml.m5.large")],
+    [
+        ("finetune", "ml.g5.2xlarge"),
+        ("finetune_merge", "ml.g5.xlarge"),
+        ("training", "ml.m5.large"),
+        # Media generation (capabilities/media/spec.py): GPU kinds, video on the larger host.
+        ("image_generation", "ml.g5.xlarge"),
+        ("video_generation", "ml.g5.2xlarge"),
+    ],
 )
 async def test_template_defaults_pick_the_instance_per_kind(
     kind: str, instance: str, monkeypatch: pytest.MonkeyPatch

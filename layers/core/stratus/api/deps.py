@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from stratus.capabilities.finetune.service import FineTuneRecordService
     from stratus.capabilities.health.service import HealthService
     from stratus.capabilities.identity.service import AuthService
+    from stratus.capabilities.media.service import MediaService
     from stratus.capabilities.models.predictions import PredictionService
     from stratus.capabilities.models.service import ModelService
     from stratus.capabilities.nlp.service import TaskService
@@ -118,6 +119,10 @@ def get_webhooks(request: Request) -> WebhookService:
     return get_container(request).webhooks
 
 
+def get_media(request: Request) -> MediaService:
+    return get_container(request).media
+
+
 def get_chats(request: Request) -> ConversationService:
     return get_container(request).chats
 
@@ -147,6 +152,7 @@ if TYPE_CHECKING:
     Training = Annotated[TrainingService, Depends(get_training)]
     LLMFineTunes = Annotated[LLMFineTuneService, Depends(get_llm_finetune)]
     Perception = Annotated[PerceptionService, Depends(get_perception)]
+    Media = Annotated[MediaService, Depends(get_media)]
     FineTunes = Annotated[FineTuneRecordService, Depends(get_finetune)]
     Models = Annotated[ModelService, Depends(get_models)]
     Downloads = Annotated[DownloadService, Depends(get_downloads)]
@@ -167,6 +173,7 @@ else:
     Training = Annotated[Any, Depends(get_training)]
     LLMFineTunes = Annotated[Any, Depends(get_llm_finetune)]
     Perception = Annotated[Any, Depends(get_perception)]
+    Media = Annotated[Any, Depends(get_media)]
     FineTunes = Annotated[Any, Depends(get_finetune)]
     Models = Annotated[Any, Depends(get_models)]
     Downloads = Annotated[Any, Depends(get_downloads)]

@@ -18,6 +18,7 @@ from stratus.capabilities.chats.spec import REPLY_MESSAGE
 from stratus.capabilities.datasets.spec import PROCESS_MESSAGE
 from stratus.capabilities.downloads import spec as downloads
 from stratus.capabilities.finetune import spec as finetune
+from stratus.capabilities.media import spec as media
 from stratus.capabilities.training import spec as training
 from stratus.capabilities.webhooks.spec import DELIVER_MESSAGE
 from stratus.jobs.kinds import START_MESSAGE, JobKind, JobKinds
@@ -71,6 +72,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("chats", "data", "stratus.capabilities.chats.routes", messages=((REPLY_MESSAGE, "chats"),)),
     Capability("chat", "models", "stratus.capabilities.chat.routes"),
     Capability("custom_tasks", "models", "stratus.capabilities.custom_tasks.routes"),
+    Capability("media", "models", "stratus.capabilities.media.routes", (media.IMAGE_KIND, media.VIDEO_KIND)),
 )
 
 

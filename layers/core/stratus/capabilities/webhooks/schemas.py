@@ -25,6 +25,9 @@ WebhookEvent = Literal[
     "finetune.failed",
     "finetune.merged",
     "finetune.merge_failed",
+    "generation.started",
+    "generation.completed",
+    "generation.failed",
     "*",
 ]
 DeliveryStatus = Literal["pending", "delivered", "failed"]
