@@ -98,31 +98,51 @@ def test_merged_model_answers_like_the_unmerged_adapter(harness: Harness) -> Non
     assert not torch.allclose(a, without, atol=1e-3)  # the adapter does change the output
 
 
-def test_the_inference_engine_serves_the_adapter_unmerged_on_its_base(harness: Harness) -> None:
+def test_the_inference_engine_serves_adapters_on_the_one_loaded_base(harness: Harness) -> None:
+    """Two fine-tunes of one base: each answers with its adapter switched on, the base answers as before
+    with them switched off, and the base's weights are loaded once (the adapters borrow its backend)."""
     from peft import PeftModel
 
     from stratus_worker.inference import adapters, downloaded
     from stratus_worker.inference.backends import default_cache_dir
     from stratus_worker.inference.engine import InferenceEngine
 
-    assert harness.run(params(harness, epochs=2), kind="finetune") == 0
-    result = harness.sink.result
-    source = {
-        "snapshot": result["artifacts"]["adapter"],
-        "files": result["model"]["files"],
-        "revision": "job-1",
-        "adapter": {"base": params(harness)["base"]},
-    }
-    path = downloaded.fetch(harness.storage, source, default_cache_dir())
-    spec = adapters.spec_for("my-adapter", source, path, harness.storage, default_cache_dir())
-    engine = InferenceEngine(models=(spec,))
-    [out] = engine.run(
-        "generation",
-        spec.name,
-        [{"prompt": "What is the capital of France?", "max_tokens": 5, "temperature": 0}],
-    )
-    assert out["usage"]["completion_tokens"] >= 1
-    backend = engine.load(spec.name)
-    # The adapter sits beside the base weights (its lora_A/lora_B layers are there), not merged into them.
-    assert isinstance(backend.model, PeftModel)
-    assert any(name.endswith("lora_A") for name, _ in backend.model.named_modules())
+    base = params(harness)["base"]
+    sources = []
+    for job_id, lr in (("job-a", 5e-3), ("job-b", 2e-2)):
+        assert harness.run(params(harness, epochs=2, learning_rate=lr), kind="finetune", job_id=job_id) == 0
+        result = harness.sink.result
+        sources.append(
+            {
+                "snapshot": result["artifacts"]["adapter"],
+                "files": result["model"]["files"],
+                "revision": job_id,
+                "adapter": {"base": base},
+            }
+        )
+    engine = InferenceEngine(models=())
+    base_spec = adapters.base_spec(base, harness.storage, default_cache_dir())
+    engine.add(base_spec)
+    prompt = [{"prompt": "What is the capital of France?", "max_tokens": 8, "temperature": 0}]
+    [before] = engine.run("generation", base_spec.name, prompt)
+    names = []
+    for i, source in enumerate(sources):
+        path = downloaded.fetch(harness.storage, source, default_cache_dir())
+        spec = adapters.spec_for(f"tuned-{i}", source, path, base_spec)
+        engine.add(spec)
+        names.append(spec.name)
+    outputs = [engine.run("generation", name, prompt)[0] for name in names]
+    [after] = engine.run("generation", base_spec.name, prompt)
+    assert after["text"] == before["text"]  # the base alone, whatever adapters are attached
+    assert all(out["usage"]["completion_tokens"] >= 1 for out in outputs)
+    base_backend = engine.load(base_spec.name)
+    assert isinstance(base_backend.peft, PeftModel)
+    assert set(base_backend.peft.peft_config) == set(names)
+    for name in names:
+        backend = engine.load(name)
+        # No second copy: the adapter's model is the base's own module, with the LoRA layers beside it.
+        assert backend.model.get_base_model() is base_backend.model
+    assert any(name.endswith("lora_A") for name, _ in base_backend.model.named_modules())
+    # Switching adapters per request gives each its own answer, the same as running it alone.
+    again = [engine.run("generation", name, prompt)[0] for name in reversed(names)]
+    assert [o["text"] for o in reversed(again)] == [o["text"] for o in outputs]

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -111,7 +111,7 @@ class InferenceEngine:
                 backend = self._backends.get(spec.name)
             if backend is None:
                 started = time.perf_counter()
-                backend = load_backend(spec, self.cache_dir)
+                backend = self._construct(spec)
                 log.info("loaded %s in %.1f s", spec.name, time.perf_counter() - started)
                 with self._guard:
                     self._backends[spec.name] = backend
@@ -120,6 +120,13 @@ class InferenceEngine:
                 if spec.source == "hub":
                     self._unload_downloaded(keep=spec.name)
         return backend
+
+    def _construct(self, spec: ModelSpec) -> Backend:
+        if spec.loader == "lora-adapter":  # a fine-tuned adapter, borrowing its base's loaded backend
+            from stratus_worker.inference.adapters import AdapterBackend
+
+            return cast(Backend, AdapterBackend(spec, self))
+        return load_backend(spec, self.cache_dir)
 
     def _unload_downloaded(self, *, keep: str) -> None:
         """Unload the least recently used downloaded models beyond the bound; one that is running a
