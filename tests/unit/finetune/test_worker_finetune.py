@@ -146,3 +146,43 @@ def test_the_inference_engine_serves_adapters_on_the_one_loaded_base(harness: Ha
     # Switching adapters per request gives each its own answer, the same as running it alone.
     again = [engine.run("generation", name, prompt)[0] for name in reversed(names)]
     assert [o["text"] for o in reversed(again)] == [o["text"] for o in outputs]
+
+
+def test_eval_loss_on_a_held_out_split_is_reported_at_intervals_and_at_the_end(harness: Harness) -> None:
+    code = harness.run(
+        params(harness, validation_split=0.25, eval_steps=2, epochs=4, batch_size=3), kind="finetune"
+    )
+    result = harness.sink.result
+    assert code == 0, result
+    metrics = result["final_metrics"]
+    assert metrics["eval_examples"] == 3 and metrics["examples"] == 9  # 12 examples, a quarter held out
+    history = result["history"]
+    # Every 2 of the 12 steps (2, 4, ..., 10) and once more at the end.
+    assert history["eval_step"] == [2.0, 4.0, 6.0, 8.0, 10.0, 12.0]
+    assert history["eval_loss"][-1] == metrics["eval_loss"] < history["eval_loss"][0]
+    training = [e for e in harness.sink.of(PROGRESS) if e["phase"] == "training" and e["step"] >= 2]
+    assert training and all("eval_loss" in e["metrics"] for e in training)
+    saving = [e for e in harness.sink.of(PROGRESS) if e["phase"] == "saving"]
+    assert saving[-1]["metrics"]["eval_loss"] == metrics["eval_loss"]
+
+
+def test_a_validation_dataset_is_scored_instead_of_a_split(harness: Harness) -> None:
+    from tests.unit.finetune.conftest import EXAMPLES, jsonl
+
+    harness.upload("datasets/valid.jsonl", jsonl(EXAMPLES[:2]))
+    p = params(harness, epochs=1)
+    p |= {"validation_key": "datasets/valid.jsonl", "validation_format": "jsonl"}
+    assert harness.run(p, kind="finetune") == 0
+    metrics = harness.sink.result["final_metrics"]
+    assert metrics["eval_examples"] == 2 and metrics["examples"] == 12
+    assert "eval_loss" in metrics
+
+
+def test_no_eval_without_held_out_examples() -> None:
+    from stratus.capabilities.finetune.examples import held_out
+
+    rows = [[{"role": "user", "content": str(i)}, {"role": "assistant", "content": "x"}] for i in range(60)]
+    assert held_out(rows[:12], None, 1) == (rows[:12], [])  # too few for an automatic split
+    train, valid = held_out(rows, None, 1)
+    assert len(valid) == 6 and len(train) == 54 and not {id(r) for r in train} & {id(r) for r in valid}
+    assert len(held_out(rows[:2], 0.9, 1)[0]) == 1  # always one left to train on

@@ -2,21 +2,23 @@
 platform), testing a finished adapter on the inference worker, and merging it into a new model.
 
 Before a job is queued its dataset is read and checked here, with the same parser the worker uses:
-bad examples are refused with their line numbers, and the answer carries an estimate (examples,
-tokens at ~4 characters per token, optimizer steps). The worker then counts tokens exactly with the
-base model's own tokenizer and chat template and reports min/mean/p95/max and how many were truncated
-in its first training event and final metrics (the API cannot load a tokenizer: no transformers in a
-Lambda).
+bad examples are refused with their line numbers (a 422 naming each), the examples are counted with the
+base model's own tokenizer and chat template (tokens.py: the `tokenizers` library and Jinja2, never
+transformers, which an API Lambda does not import) into min/mean/p95/max tokens per example and how many
+max_length cuts, and the answer carries the estimate (tokens, steps, time). Only a base without a
+tokenizer.json falls back to a characters/4 estimate (the answer's `estimate.method` says which); the
+worker then counts exactly before training and reports the same statistics in its first event.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
 from bson import ObjectId
 
-from stratus.capabilities.finetune import examples, spec
+from stratus.capabilities.finetune import examples, spec, tokens
 from stratus.capabilities.finetune.llm_schemas import AdapterTest, LoraStart, MergeStart
 from stratus.capabilities.training.service import TrainingService
 from stratus.db.repositories.datasets import DatasetRepository
@@ -70,9 +72,10 @@ class LLMFineTuneService:
             raise Conflict(f"Dataset is not ready (status: {dataset['status']})", code="DATASET_NOT_READY")
         base = await self.resolve_base(user_id, body.base_model)
         parsed = await self._read_examples(dataset)
-        estimate = self.estimate(parsed.examples, body)
+        validation = await self._validation(user_id, body.validation_dataset)
+        estimate = await self.estimate(parsed.examples, body, base, held_out=validation is None)
         name = registry_name(body.output_dir, f"{base['name'].rsplit('/', 1)[-1]}-{method}-{dataset['name']}")
-        hp = body.model_dump(exclude={"base_model", "dataset_path", "output_dir"})
+        hp = body.model_dump(exclude={"base_model", "dataset_path", "output_dir", "validation_dataset"})
         doc: dict[str, Any] = {
             "user_id": user_id,
             "kind": spec.FINETUNE,
@@ -87,6 +90,11 @@ class LLMFineTuneService:
                 "dataset_key": dataset["object_key"],
                 "dataset_format": dataset["format"],
                 "hyperparameters": hp,
+                **(
+                    {"validation_key": validation["object_key"], "validation_format": validation["format"]}
+                    if validation is not None
+                    else {}
+                ),
             },
             "progress": 0.0,
             "current_epoch": 0,
@@ -130,62 +138,129 @@ class LLMFineTuneService:
             "UNKNOWN_BASE_MODEL",
         )
 
-    async def _read_examples(self, dataset: dict[str, Any]) -> examples.ParsedExamples:
+    async def _validation(self, user_id: ObjectId, reference: str | None) -> dict[str, Any] | None:
+        """The validation dataset named by the request (checked like the training set), or None."""
+        if reference is None:
+            return None
+        dataset_id = await self._training.resolve_dataset(user_id, reference)
+        dataset = await self._datasets.require_owned(user_id, ObjectId(dataset_id))
+        if dataset["status"] != "ready":
+            raise Conflict(
+                f"Validation dataset is not ready (status: {dataset['status']})", code="DATASET_NOT_READY"
+            )
+        await self._read_examples(dataset, field="validation_dataset")
+        return dataset
+
+    async def _read_examples(
+        self, dataset: dict[str, Any], field: str = "dataset_path"
+    ) -> examples.ParsedExamples:
         fmt = str(dataset.get("format"))
         if fmt not in FORMATS:
             raise _field_error(
-                "dataset_path",
+                field,
                 f"Fine-tuning reads JSON Lines, JSON or CSV datasets; this one is {fmt}",
                 "BAD_FORMAT",
             )
         if int(dataset.get("file_size") or 0) > spec.MAX_DATASET_BYTES:
-            raise _field_error(
-                "dataset_path", "The dataset is larger than fine-tuning reads (200 MB)", "TOO_LARGE"
-            )
+            raise _field_error(field, "The dataset is larger than fine-tuning reads (200 MB)", "TOO_LARGE")
         parsed = examples.parse(await self._storage.get_bytes(dataset["object_key"]), fmt)
         if parsed.errors:
-            details = [
-                {"field": "dataset_path", "line": line, "message": why} for line, why in parsed.errors[:50]
-            ]
+            details = [{"field": field, "line": line, "message": why} for line, why in parsed.errors[:50]]
             raise ValidationFailed(
-                f"The dataset has {len(parsed.errors)} bad example(s): {parsed.summary()}",
+                f"The dataset '{dataset['name']}' has {len(parsed.errors)} bad example(s): {parsed.summary()}",
                 code="INVALID_EXAMPLES",
                 details=details,
             )
         if not parsed.examples:
-            raise _field_error("dataset_path", "The dataset has no examples", "NO_EXAMPLES")
+            raise _field_error(field, "The dataset has no examples", "NO_EXAMPLES")
         if len(parsed.examples) > spec.MAX_EXAMPLES:
-            raise _field_error("dataset_path", f"More than {spec.MAX_EXAMPLES} examples", "TOO_MANY_EXAMPLES")
+            raise _field_error(field, f"More than {spec.MAX_EXAMPLES} examples", "TOO_MANY_EXAMPLES")
         return parsed
 
-    @staticmethod
-    def estimate(items: list[examples.Messages], body: LoraStart) -> dict[str, Any]:
-        """Before the worker counts exactly: tokens from characters, steps from the batch settings."""
-        tokens = sorted(
-            min(math.ceil(c / spec.CHARS_PER_TOKEN) + 8, body.max_length)
-            for c in examples.chars_per_example(items)
-        )
-        n = len(items)
-        per_epoch = math.ceil(math.ceil(n / body.batch_size) / body.gradient_accumulation_steps)
+    async def token_counter(self, base: dict[str, Any]) -> tokens.TokenCounter | None:
+        """The base model's own tokenizer and chat template (tokens.py), or None when it has no
+        tokenizer.json to count with here (then the worker counts before training)."""
+        if not base.get("snapshot"):
+            files = await asyncio.to_thread(tokens.shipped, str(base["name"]))
+            return None if files is None else await asyncio.to_thread(tokens.TokenCounter, files)
+        wanted = tokens.snapshot_files(list(base.get("files") or []))
+        if wanted is None:
+            return None
+        prefix = str(base["snapshot"]).rstrip("/")
+        info = await self._storage.head(f"{prefix}/{wanted['tokenizer']}")
+        if info is None or info.size > tokens.MAX_TOKENIZER_BYTES:
+            return None
+        read = {key: await self._storage.get_bytes(f"{prefix}/{name}") for key, name in wanted.items()}
+        files = tokens.from_files(read["tokenizer"], read.get("config"), read.get("template"))
+        return await asyncio.to_thread(tokens.TokenCounter, files)
+
+    async def estimate(
+        self, items: list[examples.Messages], body: LoraStart, base: dict[str, Any], *, held_out: bool
+    ) -> dict[str, Any]:
+        """Token statistics of the training examples (those left after the validation split) with the
+        base model's tokenizer and chat template, and the steps and time they make. A dataset none of
+        whose examples keeps any of its answer within max_length is refused here."""
+        train = examples.held_out(items, body.validation_split, body.seed)[0] if held_out else items
+        n = len(train)
+        counter = await self.token_counter(base)
+        if counter is not None:
+            stats = await asyncio.to_thread(tokens.statistics, counter, train, body.max_length)
+            method = "exact: the base model's tokenizer and chat template" + (
+                f" (a sample of {stats['sampled']} examples, totals scaled)" if stats["sampled"] else ""
+            )
+            if not counter.has_template:
+                method += "; the base has no chat template: the turns as plain text"
+        else:
+            stats = self.char_statistics(train, body.max_length)
+            method = (
+                "estimated: characters / 4 (the base has no tokenizer.json to count with at the API; the "
+                "worker counts exactly before training and reports it in its first event)"
+            )
+        if stats["no_answer_within_max_length"] >= n:
+            raise _field_error(
+                "max_length",
+                f"No example keeps any of its answer within max_length={body.max_length} tokens "
+                f"(the shortest is {stats['min']} tokens); raise max_length",
+                "NO_ANSWER_WITHIN_MAX_LENGTH",
+            )
+        usable = n - int(stats["no_answer_within_max_length"])
+        per_epoch = math.ceil(math.ceil(usable / body.batch_size) / body.gradient_accumulation_steps)
         steps = per_epoch * body.epochs
         if body.max_steps:
             steps = min(steps, body.max_steps)
-        over = sum(1 for c in examples.chars_per_example(items) if c / spec.CHARS_PER_TOKEN > body.max_length)
+        epochs_run = steps / per_epoch
+        trained_tokens = round(stats["total"] * epochs_run)
         return {
             "examples": n,
-            "estimated_tokens": sum(tokens) * body.epochs,
-            "tokens_per_example": {
-                "min": tokens[0],
-                "mean": round(sum(tokens) / n, 1),
-                "p95": tokens[min(n - 1, math.ceil(0.95 * n) - 1)],
-                "max": tokens[-1],
-            },
-            "likely_truncated": over,
+            "validation_examples": len(items) - n if held_out else None,
+            "estimated_tokens": trained_tokens,
+            "tokens_per_example": {k: stats[k] for k in ("min", "mean", "p95", "max")},
+            "truncated": stats["truncated"],
+            "likely_truncated": stats["truncated"],  # the name of the first release
+            "skipped_no_answer": stats["no_answer_within_max_length"],
             "steps": steps,
             "steps_per_epoch": per_epoch,
-            # A rough figure for a small GPU; the job's events give the real tokens/s.
-            "seconds": max(10, int(sum(tokens) * body.epochs / 2000)),
-            "method": "characters / 4 (the worker counts exactly with the base model's tokenizer)",
+            "seconds": max(10, int(trained_tokens / spec.ESTIMATE_TOKENS_PER_S)),
+            "seconds_basis": f"{spec.ESTIMATE_TOKENS_PER_S:,} tokens/s (a small GPU); the job's events give "
+            "the real tokens/s",
+            "method": method,
+        }
+
+    @staticmethod
+    def char_statistics(items: list[examples.Messages], max_length: int) -> dict[str, Any]:
+        """The estimate without a tokenizer: ~4 characters a token, plus the template's few tokens."""
+        chars = examples.chars_per_example(items)
+        lengths = sorted(math.ceil(c / spec.CHARS_PER_TOKEN) + 8 for c in chars)
+        n = len(lengths)
+        return {
+            "min": lengths[0],
+            "mean": round(sum(lengths) / n, 1),
+            "p95": lengths[min(n - 1, math.ceil(0.95 * n) - 1)],
+            "max": lengths[-1],
+            "total": sum(min(x, max_length) for x in lengths),
+            "truncated": sum(1 for x in lengths if x > max_length),
+            "no_answer_within_max_length": 0,
+            "sampled": None,
         }
 
     # --- using the result -----------------------------------------------------------------------
