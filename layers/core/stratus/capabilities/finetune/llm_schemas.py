@@ -62,6 +62,9 @@ class AdapterTest(BaseModel):
     # The inference worker's generation limits (seed 002's example asks for 256 tokens).
     max_tokens: int = Field(default=256, ge=nlp.MAX_TOKENS.ge, le=nlp.MAX_TOKENS.le)
     temperature: float = Field(default=0.0, ge=nlp.TEMPERATURE.ge, le=nlp.TEMPERATURE.le)
+    checkpoint: int | None = Field(
+        default=None, ge=1, description="A checkpoint's step instead of the final adapter"
+    )
 
 
 class AdapterTestAnswer(BaseModel):
@@ -75,6 +78,7 @@ class MergeStart(BaseModel):
 
     task_id: ObjectIdStr
     output_path: str | None = Field(default=None, min_length=1, max_length=200)
+    checkpoint: int | None = Field(default=None, ge=1, description="Merge a checkpoint's adapter instead")
 
 
 class MergeStarted(BaseModel):

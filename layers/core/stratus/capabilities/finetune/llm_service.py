@@ -265,51 +265,74 @@ class LLMFineTuneService:
 
     # --- using the result -----------------------------------------------------------------------
 
-    async def _finished(self, user_id: ObjectId, task_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    async def _job(self, user_id: ObjectId, task_id: str) -> dict[str, Any]:
         job = await self._jobs.get(user_id, ObjectId(task_id))
         if job.get("kind") != spec.FINETUNE or job.get("managed_by") != spec.MANAGED_BY_PLATFORM:
             raise NotFound("Fine-tuning job not found")
+        return job
+
+    async def _finished(
+        self, user_id: ObjectId, task_id: str, checkpoint: int | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The job and the registry model of its final adapter, or of its checkpoint at step
+        `checkpoint` (usable whatever the job's end: a stopped job's checkpoints are too)."""
+        job = await self._job(user_id, task_id)
+        if checkpoint is not None:
+            artifacts = job.get("artifacts") or {}
+            key = f"checkpoint_step_{checkpoint}"
+            if key not in artifacts:
+                saved = ", ".join(map(str, spec.checkpoint_steps(artifacts))) or "none yet"
+                raise NotFound(f"The job has no checkpoint at step {checkpoint} (saved: {saved})")
+            [model] = await spec.register_checkpoints(self._models, job, {key: artifacts[key]})
+            return job, model
         if job["status"] != "completed" or not job.get("model_id"):
             raise Conflict(
-                f"The fine-tuning job has not completed (status: {job['status']})", code="JOB_NOT_COMPLETED"
+                f"The fine-tuning job has not completed (status: {job['status']}); "
+                "a checkpoint it saved can be named with `checkpoint`",
+                code="JOB_NOT_COMPLETED",
             )
-        model = await self._models.get_owned(user_id, job["model_id"])
-        if model is None:
+        final = await self._models.get_owned(user_id, job["model_id"])
+        if final is None:
             raise NotFound("The fine-tuned adapter was deleted")
-        return job, model
+        return job, final
 
     async def checkpoints(self, user_id: ObjectId, task_id: str) -> dict[str, Any]:
-        """The adapter checkpoints a fine-tune saved (every save_steps, on stop, on a diverging loss)."""
-        job = await self._jobs.get(user_id, ObjectId(task_id))
-        if job.get("kind") != spec.FINETUNE or job.get("managed_by") != spec.MANAGED_BY_PLATFORM:
-            raise NotFound("Fine-tuning job not found")
+        """The adapter checkpoints a fine-tune saved (every save_steps, on stop, on a diverging loss), each
+        a registry model `<model_name>-step-<n>` (registered when the job completes; a stopped or failed
+        job's when they are listed here or named by /test or /merge), with the eval loss of that step
+        when there was one, and the final adapter's model. Storage keys are not shown: models are named."""
+        job = await self._job(user_id, task_id)
         artifacts = job.get("artifacts") or {}
-        steps = sorted(int(k.rsplit("_", 1)[-1]) for k in artifacts if k.startswith("checkpoint_step_"))
+        # An idempotent upsert: a completed job's already exist; a stopped or failed job's appear here.
+        registered = {
+            int(m["checkpoint_step"]): m
+            for m in await spec.register_checkpoints(self._models, job, artifacts)
+        }
+        history = job.get("history") or {}
+        evals = dict(zip(history.get("eval_step") or [], history.get("eval_loss") or [], strict=False))
+        final = await self._models.get_owned(user_id, job["model_id"]) if job.get("model_id") else None
         return {
             "task_id": task_id,
             "status": job["status"],
-            "checkpoints": [{"step": n, "key": artifacts[f"checkpoint_step_{n}"]} for n in steps],
-            "adapter": artifacts.get("adapter"),
-        }
-
-    @staticmethod
-    def adapter_source(job: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
-        """What the inference worker needs to serve the adapter on its base (inference.adapters)."""
-        return {
-            "snapshot": (model.get("artifacts") or {}).get("adapter"),
-            "files": list(model.get("files") or []),
-            "revision": str(job["_id"]),
-            "architecture": (model.get("architecture") or {}).get("class"),
-            "adapter": {"base": (job.get("params") or {}).get("base")},
+            "checkpoints": [
+                {
+                    "step": step,
+                    "model": spec.checkpoint_name(str(job["model_name"]), step),
+                    "model_id": str(registered[step]["_id"]) if step in registered else None,
+                    "eval_loss": evals.get(float(step)),
+                }
+                for step in spec.checkpoint_steps(artifacts)
+            ],
+            "adapter": {"model": final["name"], "model_id": str(final["_id"])} if final else None,
         }
 
     async def test(self, user_id: ObjectId, body: AdapterTest) -> dict[str, Any]:
-        job, model = await self._finished(user_id, body.task_id)
+        job, model = await self._finished(user_id, body.task_id, body.checkpoint)
         request = InferenceRequest(
             task="generation",
             model=str(model["name"]),
             inputs=[{"prompt": body.prompt, "max_tokens": body.max_tokens, "temperature": body.temperature}],
-            source=self.adapter_source(job, model),
+            source=spec.serving_source(model),  # as /api/tasks and chat serve it by name
         )
         result = await self._inference.invoke(request, wait_s=TEST_WAIT_S)
         return {
@@ -321,8 +344,8 @@ class LLMFineTuneService:
     async def merge(
         self, user_id: ObjectId, body: MergeStart, *, idempotency_key: str | None
     ) -> tuple[dict[str, Any], bool]:
-        job, model = await self._finished(user_id, body.task_id)
-        source = self.adapter_source(job, model)
+        job, model = await self._finished(user_id, body.task_id, body.checkpoint)
+        source = spec.serving_source(model)
         doc: dict[str, Any] = {
             "user_id": user_id,
             "kind": spec.MERGE,

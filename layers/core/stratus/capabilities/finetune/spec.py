@@ -33,6 +33,7 @@ DEFAULT_SAVE_STEPS = 50
 CHARS_PER_TOKEN = 4.0  # the API's estimate when a base has no tokenizer.json to count with
 ESTIMATE_TOKENS_PER_S = 2000  # the time estimate's throughput (a small GPU, a ~1B model)
 TRAINABLE_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")  # what peft saves and loads
 
 
 def progress_view(job: Mapping[str, Any]) -> dict[str, Any]:
@@ -69,7 +70,48 @@ async def register_adapter(models: Any, job: Mapping[str, Any], detail: Mapping[
         "loss": (detail.get("final_metrics") or {}).get("train_loss"),
     }
     model: dict[str, Any] = await models.register_for_job(job["user_id"], job["_id"], fields)
+    # The checkpoints too, on the same base; their files are the final adapter's file names.
+    await register_checkpoints(models, job, dict(detail.get("artifacts") or {}), fields["files"] or None)
     return model
+
+
+def checkpoint_steps(artifacts: Mapping[str, Any]) -> list[int]:
+    """The steps of the checkpoints a fine-tune saved (artifacts `checkpoint_step_<n>`), in order."""
+    return sorted(int(k.rsplit("_", 1)[-1]) for k in artifacts if k.startswith("checkpoint_step_"))
+
+
+def checkpoint_name(model_name: str, step: int) -> str:
+    return f"{model_name}-step-{step}"
+
+
+async def register_checkpoints(
+    models: Any, job: Mapping[str, Any], artifacts: Mapping[str, Any], files: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Each checkpoint as a registry model `<model_name>-step-<n>` (idempotent): an adapter on the same
+    base as the job's final one, served and merged the same way."""
+    params = job.get("params") or {}
+    registered = []
+    for step in checkpoint_steps(artifacts):
+        name = checkpoint_name(str(job.get("model_name")), step)
+        fields = {
+            "name": name,
+            "name_key": name.lower(),
+            "source": FINETUNED,
+            "status": "ready",
+            "model_type": "causal-lm",
+            "tasks": ["generation"],
+            "base_model": job.get("base_model"),
+            "architecture": {"class": None, "adapter": "lora", "checkpoint": step},
+            "files": list(files or ADAPTER_FILES),
+            "artifacts": {"adapter": artifacts[f"checkpoint_step_{step}"]},
+            "dataset_id": job.get("dataset_id"),
+            "adapter": True,
+            "method": params.get("method"),
+            "base": params.get("base"),
+            "training_config": dict(params.get("hyperparameters") or {}),
+        }
+        registered.append(await models.register_checkpoint(job["user_id"], job["_id"], step, fields))
+    return registered
 
 
 async def register_merged(models: Any, job: Mapping[str, Any], detail: Mapping[str, Any]) -> dict[str, Any]:
