@@ -170,3 +170,19 @@ async def test_a_bad_validation_dataset_and_an_answerless_max_length_are_refused
     assert short.status_code == 422, short.text
     assert short.json()["code"] == "NO_ANSWER_WITHIN_MAX_LENGTH"
     assert short.json()["details"][0]["field"] == "max_length"
+
+
+async def test_qlora_is_refused_with_the_reason_where_4bit_cannot_run(
+    client: httpx.AsyncClient, alice: Account, container: Any
+) -> None:
+    await _upload(client, alice, "q.jsonl", _jsonl(GOOD))
+    container.llm_finetune._four_bit_refusal = (
+        "fine-tunes run on SageMaker ml.m5.xlarge, which has no NVIDIA GPU"
+    )
+    refused = await client.post(
+        "/api/llm-finetuning/qlora/start", headers=alice.headers, json=_body("q.jsonl")
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "QLORA_UNAVAILABLE" and "ml.m5.xlarge" in refused.json()["message"]
+    lora = await client.post("/api/llm-finetuning/lora/start", headers=alice.headers, json=_body("q.jsonl"))
+    assert lora.status_code == 201, lora.text  # LoRA is not refused: nothing else is trained silently

@@ -53,6 +53,7 @@ class LLMFineTuneService:
         models: ModelRepository,
         storage: ObjectStorage,
         inference: InferenceBackend,
+        four_bit_refusal: str | None = None,
     ) -> None:
         self._jobs = jobs
         self._training = training
@@ -60,12 +61,19 @@ class LLMFineTuneService:
         self._models = models
         self._storage = storage
         self._inference = inference
+        self._four_bit_refusal = four_bit_refusal  # why QLoRA cannot run here (spec.four_bit_refusal)
 
     # --- starting -------------------------------------------------------------------------------
 
     async def start(
         self, user_id: ObjectId, body: LoraStart, *, method: str, idempotency_key: str | None
     ) -> tuple[dict[str, Any], bool]:
+        if method == "qlora" and self._four_bit_refusal:
+            raise ValidationFailed(
+                f"QLoRA cannot run on this deployment: {self._four_bit_refusal}; use /lora/start (a full "
+                "precision base) instead",
+                code="QLORA_UNAVAILABLE",
+            )
         dataset_id = await self._training.resolve_dataset(user_id, body.dataset_path)
         dataset = await self._datasets.require_owned(user_id, ObjectId(dataset_id))
         if dataset["status"] != "ready":

@@ -36,6 +36,42 @@ TRAINABLE_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")  # what peft saves and loads
 
 
+# QLoRA's 4-bit base (bitsandbytes nf4) needs an NVIDIA GPU (CUDA) or bitsandbytes' CPU library (>= 0.50,
+# x86-64 and arm64 Linux). SageMaker instance families with an NVIDIA GPU of compute capability >= 7.0
+# (T4, A10G, L4, L40S, V100, A100, H100, H200, B200); others (CPU types, Inferentia/Trainium, K80/M60
+# families) cannot, so QLoRA is refused at the API with the reason instead of failing on the instance.
+NVIDIA_FAMILIES = frozenset(
+    {"g4dn", "g5", "g6", "g6e", "gr6", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "p6"}
+)
+
+
+def four_bit_refusal(settings: Any) -> str | None:
+    """Why this deployment cannot train QLoRA's 4-bit base, or None when it can:
+    - local: the worker runs in this Python environment: bitsandbytes must be installed (its CPU library
+      trains 4-bit without a GPU);
+    - sagemaker: the `finetune` kind's instance type (per-kind setting, else the GPU type) must be an
+      NVIDIA family above;
+    - batch: GPU jobs go to a GPU compute environment (AWS Batch GPUs are NVIDIA): allowed."""
+    backend = getattr(settings, "job_backend", "local")
+    if backend == "local":
+        import importlib.util
+
+        if importlib.util.find_spec("bitsandbytes") is None:
+            return "the local worker has no bitsandbytes (pip install 'bitsandbytes>=0.50', in the ml extra)"
+        return None
+    if backend == "sagemaker":
+        instance = dict(getattr(settings, "sagemaker_instance_types", {}) or {}).get(FINETUNE) or str(
+            getattr(settings, "sagemaker_gpu_instance_type", "")
+        )
+        family = instance.removeprefix("ml.").split(".", 1)[0]
+        if family not in NVIDIA_FAMILIES:
+            return (
+                f"fine-tunes run on SageMaker {instance}, which has no NVIDIA GPU for bitsandbytes' 4-bit "
+                f"layers (set STRATUS_SAGEMAKER_INSTANCE_TYPES' finetune to a g5/g6/p4d/p5 type)"
+            )
+    return None
+
+
 def progress_view(job: Mapping[str, Any]) -> dict[str, Any]:
     """Training's progress fields, plus the throughput a fine-tune reports."""
     return {**training.progress_view(job), "tokens_per_s": (job.get("metrics") or {}).get("tokens_per_s")}
