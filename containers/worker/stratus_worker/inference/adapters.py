@@ -16,6 +16,7 @@ and loaded again, the adapter is attached to the new copy rather than keeping th
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -115,5 +116,12 @@ class AdapterBackend:
     def fit(self, text: str, max_tokens: int) -> tuple[str, bool]:
         return self.base.fit(text, max_tokens)
 
-    def generate(self, prompts: Sequence[list[int]], rows: Sequence[Sampling]) -> list[Completion]:
-        return self.base.generate(prompts, rows, adapter=self.spec.name)
+    def generate(
+        self, prompts: Sequence[list[int]], rows: Sequence[Sampling], **kwargs: Any
+    ) -> list[Completion]:
+        return self.base.generate(prompts, rows, adapter=self.spec.name, **kwargs)
+
+    def adapter_applied(self) -> contextlib.AbstractContextManager[None]:
+        """This adapter switched on in its base's model, under the base's adapter lock: for code that runs
+        `self.model` itself (a streaming chat) instead of `generate`."""
+        return self.base.adapter_applied(self.spec.name)

@@ -372,8 +372,9 @@ class CausalLMBackend:
                 self.peft.load_adapter(path, adapter_name=name, is_trainable=False)
 
     @contextlib.contextmanager
-    def _adapter(self, name: str | None) -> Iterator[None]:
-        """`name`'s weights applied for the block (None: the base alone, every adapter switched off)."""
+    def adapter_applied(self, name: str | None = None) -> Iterator[None]:
+        """`name`'s weights applied for the block (None: the base alone, every adapter switched off), under
+        the adapter lock: anything that runs `self.model` itself (a streaming generate) does it in here."""
         with self.adapter_lock:
             if self.peft is None:
                 if name is not None:
@@ -435,7 +436,7 @@ class CausalLMBackend:
             eos_token_id=self.eos_ids,
             bos_token_id=self.model.generation_config.bos_token_id,
         )
-        with self._adapter(adapter), torch.inference_mode():
+        with self.adapter_applied(adapter), torch.inference_mode():
             sequences = self.model.generate(
                 input_ids=input_ids,
                 attention_mask=attention,
