@@ -4,6 +4,8 @@ with the reason."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.unit.finetune.conftest import params
 from tests.unit.worker.harness import Harness
 
@@ -98,7 +100,9 @@ def test_merged_model_answers_like_the_unmerged_adapter(harness: Harness) -> Non
     assert not torch.allclose(a, without, atol=1e-3)  # the adapter does change the output
 
 
-def test_the_inference_engine_serves_adapters_on_the_one_loaded_base(harness: Harness) -> None:
+def test_the_inference_engine_serves_adapters_on_the_one_loaded_base(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two fine-tunes of one base: each answers with its adapter switched on, the base answers as before
     with them switched off, and the base's weights are loaded once (the adapters borrow its backend)."""
     from peft import PeftModel
@@ -146,6 +150,15 @@ def test_the_inference_engine_serves_adapters_on_the_one_loaded_base(harness: Ha
     # Switching adapters per request gives each its own answer, the same as running it alone.
     again = [engine.run("generation", name, prompt)[0] for name in reversed(names)]
     assert [o["text"] for o in reversed(again)] == [o["text"] for o in outputs]
+    # Over the bound, the least recently used adapter is dropped and loaded again when next asked for.
+    from stratus_worker.inference import backends
+
+    monkeypatch.setattr(backends, "MAX_ADAPTERS", 1)
+    for _ in range(2):
+        for name, expected in zip(names, outputs, strict=True):
+            assert engine.run("generation", name, prompt)[0]["text"] == expected["text"]
+            assert list(base_backend.peft.peft_config) == [name]
+    assert engine.run("generation", base_spec.name, prompt)[0]["text"] == before["text"]
 
 
 def test_eval_loss_on_a_held_out_split_is_reported_at_intervals_and_at_the_end(harness: Harness) -> None:

@@ -28,6 +28,7 @@ import random
 import shutil
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from stratus_worker.inference.errors import ModelUnavailable
 from stratus_worker.inference.registry import ModelSpec
 
 log = logging.getLogger("stratus_worker.inference")
+MAX_ADAPTERS = 32  # LoRA adapters kept loaded on one base (see CausalLMBackend.attach_adapter)
 
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "stratus" / "models"
 PACK_WIDTH = 128  # tokens per packed row (at least the longest sequence)
@@ -359,33 +361,47 @@ class CausalLMBackend:
         # their layers into `self.model` in place, so they share its weights; one runs at a time.
         self.peft: Any = None
         self.adapter_lock = threading.Lock()
+        self._adapter_paths: OrderedDict[str, Path] = OrderedDict()  # least recently used first
 
     def attach_adapter(self, name: str, path: Path) -> None:
         """Load the adapter in `path` beside this model's weights as `name` (once; no copy of the base)."""
         with self.adapter_lock:
-            if self.peft is None:
-                from peft import PeftModel
+            self._load_adapter(name, path)
 
-                self.peft = PeftModel.from_pretrained(self.model, path, adapter_name=name, is_trainable=False)
-                self.peft.eval()
-            elif name not in self.peft.peft_config:
-                self.peft.load_adapter(path, adapter_name=name, is_trainable=False)
+    def _load_adapter(self, name: str, path: Path) -> None:
+        """Under the adapter lock. Beyond MAX_ADAPTERS the least recently used adapter is dropped (a few
+        MB each); it is loaded again from its files when next used."""
+        self._adapter_paths[name] = path
+        self._adapter_paths.move_to_end(name)
+        if self.peft is None:
+            from peft import PeftModel
+
+            self.peft = PeftModel.from_pretrained(self.model, path, adapter_name=name, is_trainable=False)
+            self.peft.eval()
+        elif name not in self.peft.peft_config:
+            self.peft.load_adapter(path, adapter_name=name, is_trainable=False)
+        while len(self.peft.peft_config) > MAX_ADAPTERS:
+            oldest = next(n for n in self._adapter_paths if n != name and n in self.peft.peft_config)
+            self.peft.delete_adapter(oldest)
+            log.info("dropped adapter %s from %s (least recently used)", oldest, self.spec.name)
 
     @contextlib.contextmanager
     def adapter_applied(self, name: str | None = None) -> Iterator[None]:
         """`name`'s weights applied for the block (None: the base alone, every adapter switched off), under
         the adapter lock: anything that runs `self.model` itself (a streaming generate) does it in here."""
         with self.adapter_lock:
-            if self.peft is None:
-                if name is not None:
-                    raise ModelUnavailable(f"Adapter '{name}' is not loaded on {self.spec.name}")
-                yield
-            elif name is None:
-                with self.peft.disable_adapter():
+            if name is None:
+                if self.peft is None:
                     yield
-            else:
-                self.peft.set_adapter(name)
-                yield
+                else:
+                    with self.peft.disable_adapter():
+                        yield
+                return
+            if name not in self._adapter_paths:
+                raise ModelUnavailable(f"Adapter '{name}' is not loaded on {self.spec.name}")
+            self._load_adapter(name, self._adapter_paths[name])  # marks it used; reloads it if dropped
+            self.peft.set_adapter(name)
+            yield
 
     def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
         """The chat template applied to `messages`, ready for the assistant's turn. A base model

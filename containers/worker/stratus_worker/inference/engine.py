@@ -132,7 +132,12 @@ class InferenceEngine:
         """Unload the least recently used downloaded models beyond the bound; one that is running a
         batch right now is left for a later load to reconsider."""
         with self._guard:
-            downloaded = [s.name for s in self.models if s.source == "hub" and s.name in self._backends]
+            # Adapters hold no weights of their own (their base's backend does): they do not count.
+            downloaded = [
+                s.name
+                for s in self.models
+                if s.source == "hub" and s.loader != "lora-adapter" and s.name in self._backends
+            ]
             excess = len(downloaded) - self.max_downloaded_loaded
             candidates = sorted(
                 (n for n in downloaded if n != keep), key=lambda n: self._last_used.get(n, 0.0)
