@@ -130,6 +130,7 @@ class Run:
         self.eval_tensors = [collate(batch, pad_id) for batch in eval_batches or []]
         self.eval_every = hp.eval_steps or hp.save_steps
         self.eval_loss: float | None = None
+        self.eval_seconds = 0.0  # left out of the throughput figures
         self.answer_tokens = [int((t["labels"][:, 1:] != IGNORE).sum()) for t in self.tensors]
         self.dev = next(p.device for p in model.parameters())
         params = [p for p in model.parameters() if p.requires_grad]
@@ -177,7 +178,7 @@ class Run:
                         "lower the learning rate",
                         Outcome(history=self.history, artifacts=self.artifacts),
                     )
-                elapsed = max(time.perf_counter() - started, 1e-9)
+                elapsed = max(time.perf_counter() - started - self.eval_seconds, 1e-9)
                 last = loss
                 progress = 100.0 * self.step / self.total_steps
                 due = (
@@ -209,7 +210,7 @@ class Run:
                 if self.ctx.should_stop:
                     self.save_checkpoint()
                     raise JobStopped(Outcome(history=self.history, artifacts=self.artifacts))
-        elapsed = max(time.perf_counter() - started, 1e-9)
+        elapsed = max(time.perf_counter() - started - self.eval_seconds, 1e-9)
         final_eval = self.evaluate()
         return {
             **({"eval_loss": final_eval} if final_eval is not None else {}),
@@ -226,6 +227,7 @@ class Run:
         history and in the following progress events."""
         if not self.eval_tensors:
             return None
+        began = time.perf_counter()
         self.model.eval()
         total, count = 0.0, 0
         with torch.no_grad():
@@ -241,6 +243,7 @@ class Run:
                 )  # fmt: skip
                 count += int((labels != IGNORE).sum())
         self.model.train()
+        self.eval_seconds += time.perf_counter() - began
         self.eval_loss = round(total / max(count, 1), 5)
         self.history["eval_loss"].append(self.eval_loss)
         self.history["eval_step"].append(float(self.step))
