@@ -54,6 +54,17 @@ async def _follow(
             return task_id, await messages_until_done(ws), started.json()
 
 
+async def _test(http: httpx.AsyncClient, auth: Any, body: dict[str, Any]) -> httpx.Response:
+    """/test, retried while the worker still loads the base (503 MODEL_LOADING), as a client would."""
+    for _ in range(20):
+        response = await http.post("/api/llm-finetuning/test", headers=auth, json=body)
+        if response.status_code != 503:
+            return response
+        assert response.json()["code"] == "MODEL_LOADING", response.text
+        await asyncio.sleep(3)
+    return response
+
+
 async def test_lora_qlora_test_merge_and_stop_on_smollm2(stratus_server: ServeProcess) -> None:
     base = stratus_server.base_url
     async with httpx.AsyncClient(base_url=base, timeout=120) as http:
@@ -102,11 +113,7 @@ async def test_lora_qlora_test_merge_and_stop_on_smollm2(stratus_server: ServePr
         models = (await http.get("/api/models", headers=auth)).json()
         assert any(m["name"] == "secret_adapter" for m in models)
 
-        tuned = await http.post(
-            "/api/llm-finetuning/test",
-            headers=auth,
-            json={"task_id": task_id, "prompt": PROMPT, "max_tokens": 12},
-        )
+        tuned = await _test(http, auth, {"task_id": task_id, "prompt": PROMPT, "max_tokens": 12})
         assert tuned.status_code == 200, tuned.text
         plain = await http.post(
             "/api/tasks/generation", headers=auth,
@@ -132,10 +139,9 @@ async def test_lora_qlora_test_merge_and_stop_on_smollm2(stratus_server: ServePr
             assert named.status_code == 200, named.text
             assert named.json()["result"]["text"] == tuned.json()["response"], name
         # The checkpoint is a model too, on the same loaded base: by name, and through /test.
-        by_step = await http.post(
-            "/api/llm-finetuning/test", headers=auth,
-            json={"task_id": task_id, "prompt": PROMPT, "max_tokens": 12, "checkpoint": 2},
-        )  # fmt: skip
+        by_step = await _test(
+            http, auth, {"task_id": task_id, "prompt": PROMPT, "max_tokens": 12, "checkpoint": 2}
+        )
         assert by_step.status_code == 200 and by_step.json()["model"] == "secret_adapter-step-2", by_step.text
         named = await http.post(
             "/api/tasks/generation", headers=auth,

@@ -101,3 +101,33 @@ async def test_a_stopped_jobs_checkpoints_stay_usable(
     # Another user neither lists nor uses them.
     other = await client.get(f"/api/llm-finetuning/{job_id}/checkpoints", headers=bob.headers)
     assert other.status_code == 404
+
+
+async def test_test_answers_503_while_the_worker_still_loads_the_base(
+    client: httpx.AsyncClient, alice: Account, container: Container
+) -> None:
+    from stratus.ports.inference import InferencePending, InferenceRequest, InferenceResult
+
+    class Loading:
+        requests: list[InferenceRequest] = []
+
+        async def invoke(self, request: InferenceRequest, *, wait_s: float) -> InferenceResult:
+            self.requests.append(request)
+            raise InferencePending("ref-1")
+
+    job_id = await _running_job(container, alice, "slow")
+    result = {"job_id": job_id, "seq": 2, "status": "completed", "final_metrics": {}, "artifacts": _artifacts(job_id, [1]),
+              "model": {"files": list(spec.ADAPTER_FILES)}}  # fmt: skip
+    await container.job_events.handle(Event(RESULT, result).envelope())
+    loading = Loading()
+    container.llm_finetune._inference = loading  # type: ignore[assignment]
+    response = await client.post(
+        "/api/llm-finetuning/test",
+        headers=alice.headers,
+        json={"task_id": job_id, "prompt": "hi", "checkpoint": 1},
+    )
+    assert response.status_code == 503 and response.json()["code"] == "MODEL_LOADING", response.text
+    [sent] = loading.requests
+    assert (
+        sent.model == "slow-step-1" and sent.source is not None and sent.source["adapter"] == {"base": BASE}
+    )

@@ -23,10 +23,10 @@ from stratus.capabilities.finetune.llm_schemas import AdapterTest, LoraStart, Me
 from stratus.capabilities.training.service import TrainingService
 from stratus.db.repositories.datasets import DatasetRepository
 from stratus.db.repositories.models import ModelRepository
-from stratus.errors import Conflict, NotFound, ValidationFailed
+from stratus.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from stratus.jobs.service import JobService
 from stratus.ml import catalogue
-from stratus.ports.inference import InferenceBackend, InferenceRequest
+from stratus.ports.inference import InferenceBackend, InferencePending, InferenceRequest
 from stratus.ports.storage import ObjectStorage
 
 FORMATS = ("jsonl", "json", "csv")
@@ -342,7 +342,16 @@ class LLMFineTuneService:
             inputs=[{"prompt": body.prompt, "max_tokens": body.max_tokens, "temperature": body.temperature}],
             source=spec.serving_source(model),  # as /api/tasks and chat serve it by name
         )
-        result = await self._inference.invoke(request, wait_s=TEST_WAIT_S)
+        try:
+            result = await self._inference.invoke(request, wait_s=TEST_WAIT_S)
+        except InferencePending:
+            # The first request for a base loads it (and the adapter) on the worker, which can outlast an
+            # API request; the load goes on, so a retry finds the model ready.
+            raise ServiceUnavailable(
+                f"'{model['name']}' is still loading on the inference worker (its base model loads on first "
+                "use); retry in a few seconds",
+                code="MODEL_LOADING",
+            ) from None
         return {
             "response": str(result.outputs[0].get("text", "")),
             "model": model["name"],
