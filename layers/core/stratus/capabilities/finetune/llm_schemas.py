@@ -63,7 +63,7 @@ class AdapterTest(BaseModel):
     max_tokens: int = Field(default=256, ge=nlp.MAX_TOKENS.ge, le=nlp.MAX_TOKENS.le)
     temperature: float = Field(default=0.0, ge=nlp.TEMPERATURE.ge, le=nlp.TEMPERATURE.le)
     checkpoint: int | None = Field(
-        default=None, ge=1, description="A checkpoint's step instead of the final adapter"
+        default=None, ge=1, le=10_000_000, description="A checkpoint's step instead of the final adapter"
     )
 
 
@@ -78,7 +78,9 @@ class MergeStart(BaseModel):
 
     task_id: ObjectIdStr
     output_path: str | None = Field(default=None, min_length=1, max_length=200)
-    checkpoint: int | None = Field(default=None, ge=1, description="Merge a checkpoint's adapter instead")
+    checkpoint: int | None = Field(
+        default=None, ge=1, le=10_000_000, description="Merge a checkpoint's adapter instead"
+    )
 
 
 class MergeStarted(BaseModel):
