@@ -54,6 +54,18 @@ async def _follow(
             return task_id, await messages_until_done(ws), started.json()
 
 
+async def _generate(http: httpx.AsyncClient, auth: Any, json: dict[str, Any]) -> httpx.Response:
+    """/api/tasks/generation, following a task that outlasts the wait (a model's first load) to its end."""
+    response = await http.post("/api/tasks/generation", headers={**auth, "Prefer": "wait=25"}, json=json)
+    async with asyncio.timeout(300):
+        while response.status_code == 202:
+            await asyncio.sleep(2)
+            response = await http.get(response.headers["Location"], headers=auth)
+            if response.json()["status"] == "pending":
+                response.status_code = 202
+    return response
+
+
 async def _test(http: httpx.AsyncClient, auth: Any, body: dict[str, Any]) -> httpx.Response:
     """/test, retried while the worker still loads the base (503 MODEL_LOADING), as a client would."""
     for _ in range(20):
@@ -115,8 +127,8 @@ async def test_lora_qlora_test_merge_and_stop_on_smollm2(stratus_server: ServePr
 
         tuned = await _test(http, auth, {"task_id": task_id, "prompt": PROMPT, "max_tokens": 12})
         assert tuned.status_code == 200, tuned.text
-        plain = await http.post(
-            "/api/tasks/generation", headers=auth,
+        plain = await _generate(
+            http, auth,
             json={"prompt": PROMPT, "max_tokens": 12, "temperature": 0, "model_name": "HuggingFaceTB/SmolLM2-135M-Instruct"},
         )  # fmt: skip
         assert plain.status_code == 200, plain.text
@@ -132,8 +144,8 @@ async def test_lora_qlora_test_merge_and_stop_on_smollm2(stratus_server: ServePr
         # Both answer by name where models are named (the adapter on its base, the merged model on its
         # own), and greedily they say the same as /test.
         for name in ("secret_adapter", "secret_merged"):
-            named = await http.post(
-                "/api/tasks/generation", headers=auth,
+            named = await _generate(
+                http, auth,
                 json={"prompt": PROMPT, "max_tokens": 12, "temperature": 0, "model_name": name},
             )  # fmt: skip
             assert named.status_code == 200, named.text
@@ -143,8 +155,8 @@ async def test_lora_qlora_test_merge_and_stop_on_smollm2(stratus_server: ServePr
             http, auth, {"task_id": task_id, "prompt": PROMPT, "max_tokens": 12, "checkpoint": 2}
         )
         assert by_step.status_code == 200 and by_step.json()["model"] == "secret_adapter-step-2", by_step.text
-        named = await http.post(
-            "/api/tasks/generation", headers=auth,
+        named = await _generate(
+            http, auth,
             json={"prompt": PROMPT, "max_tokens": 12, "temperature": 0, "model_name": "secret_adapter-step-2"},
         )  # fmt: skip
         assert named.status_code == 200 and named.json()["result"]["text"] == by_step.json()["response"]
