@@ -430,6 +430,7 @@ class Container:
 
     @cached_property
     def llm_finetune(self) -> LLMFineTuneService:
+        from stratus.capabilities.finetune import spec
         from stratus.capabilities.finetune.llm_service import LLMFineTuneService
 
         # Seed 002's LoRA/QLoRA jobs (kind "finetune", managed by the platform), test and merge.
@@ -440,6 +441,7 @@ class Container:
             models=self.model_repo,
             storage=self.ports.storage,
             inference=self.ports.inference,
+            four_bit_refusal=spec.four_bit_refusal(self.settings),
         )
 
     @cached_property

@@ -72,3 +72,41 @@ async def test_template_defaults_pick_the_instance_per_kind(
     handle = await backend.submit(_spec(kind))
     job = client.describe_training_job(TrainingJobName=handle.external_id)
     assert job["ResourceConfig"]["InstanceType"] == instance
+
+
+@pytest.mark.parametrize(
+    ("instance_types", "gpu_type", "refused"),
+    [
+        ('{"finetune": "ml.g5.2xlarge"}', "ml.g5.xlarge", False),  # the template's default
+        ("", "ml.p4d.24xlarge", False),  # no per-kind type: the GPU type
+        ('{"finetune": "ml.m5.xlarge"}', "ml.g5.xlarge", True),  # a CPU instance
+        ('{"finetune": "ml.trn1.2xlarge"}', "ml.g5.xlarge", True),  # Trainium: no CUDA for bitsandbytes
+    ],
+)
+def test_qlora_is_refused_where_the_finetune_instance_cannot_do_4bit(
+    instance_types: str, gpu_type: str, refused: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stratus.capabilities.finetune.spec import four_bit_refusal
+
+    monkeypatch.setenv("STRATUS_SAGEMAKER_GPU_INSTANCE_TYPE", gpu_type)
+    if instance_types:
+        monkeypatch.setenv("STRATUS_SAGEMAKER_INSTANCE_TYPES", instance_types)
+    settings = Settings().model_copy(update={"job_backend": "sagemaker"})
+    reason = four_bit_refusal(settings)
+    assert (reason is not None) == refused
+    if reason:
+        assert "no NVIDIA GPU" in reason and "STRATUS_SAGEMAKER_INSTANCE_TYPES" in reason
+
+
+def test_qlora_locally_needs_bitsandbytes_and_batch_gpus_can(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from stratus.capabilities.finetune.spec import four_bit_refusal
+
+    assert four_bit_refusal(Settings()) is None  # installed here (the ml extra)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a)
+    )
+    assert "bitsandbytes" in str(four_bit_refusal(Settings()))
+    assert four_bit_refusal(Settings().model_copy(update={"job_backend": "batch"})) is None

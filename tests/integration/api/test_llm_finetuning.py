@@ -116,3 +116,73 @@ async def test_test_and_merge_wait_for_a_completed_job(client: httpx.AsyncClient
     merged = await client.post("/api/llm-finetuning/merge", headers=alice.headers, json={"task_id": task_id})
     # The local worker may already be running it, never finished in this instant.
     assert tried.status_code == 409 and merged.status_code == 409, (tried.text, merged.text)
+
+
+async def test_token_statistics_are_exact_with_the_base_models_tokenizer(
+    client: httpx.AsyncClient, alice: Account
+) -> None:
+    """The estimate counts with SmolLM2's own tokenizer and chat template (shipped with the API) and
+    agrees with transformers' apply_chat_template on the same files; a validation dataset is named."""
+    from stratus.capabilities.finetune import tokens
+
+    await _upload(
+        client, alice, "train.jsonl", _jsonl(GOOD * 3 + [{"prompt": "Long?", "completion": "word " * 80}])
+    )
+    await _upload(client, alice, "valid.jsonl", _jsonl(GOOD))
+    started = await client.post(
+        "/api/llm-finetuning/lora/start",
+        headers=alice.headers,
+        json=_body("train.jsonl", max_length=64, batch_size=2, gradient_accumulation_steps=1, epochs=1,
+                   validation_dataset="valid.jsonl"),
+    )  # fmt: skip
+    assert started.status_code == 201, started.text
+    estimate = started.json()["estimate"]
+    assert estimate["method"].startswith("exact")
+    assert estimate["examples"] == 10 and estimate["validation_examples"] is None
+    assert estimate["truncated"] == 1 and estimate["steps"] == 5
+    counter = tokens.TokenCounter(tokens.shipped("HuggingFaceTB/SmolLM2-135M-Instruct"))  # type: ignore[arg-type]
+    from stratus.capabilities.finetune.examples import parse
+
+    lengths = sorted(full for _, full in counter.lengths(parse(_jsonl(GOOD), "jsonl").examples))
+    assert estimate["tokens_per_example"]["min"] == lengths[0]
+    assert estimate["tokens_per_example"]["max"] > 64
+
+
+async def test_a_bad_validation_dataset_and_an_answerless_max_length_are_refused(
+    client: httpx.AsyncClient, alice: Account
+) -> None:
+    await _upload(client, alice, "fine.jsonl", _jsonl(GOOD))
+    await _upload(client, alice, "bad-valid.jsonl", _jsonl([GOOD[0], {"instruction": "?"}]))
+    bad = await client.post(
+        "/api/llm-finetuning/lora/start", headers=alice.headers,
+        json=_body("fine.jsonl", validation_dataset="bad-valid.jsonl"),
+    )  # fmt: skip
+    assert bad.status_code == 422, bad.text
+    assert bad.json()["code"] == "INVALID_EXAMPLES"
+    assert bad.json()["details"][0] == {
+        "field": "validation_dataset",
+        "line": 2,
+        "message": "'output' must be a non-empty string",
+    }
+    short = await client.post(
+        "/api/llm-finetuning/lora/start", headers=alice.headers, json=_body("fine.jsonl", max_length=16)
+    )
+    assert short.status_code == 422, short.text
+    assert short.json()["code"] == "NO_ANSWER_WITHIN_MAX_LENGTH"
+    assert short.json()["details"][0]["field"] == "max_length"
+
+
+async def test_qlora_is_refused_with_the_reason_where_4bit_cannot_run(
+    client: httpx.AsyncClient, alice: Account, container: Any
+) -> None:
+    await _upload(client, alice, "q.jsonl", _jsonl(GOOD))
+    container.llm_finetune._four_bit_refusal = (
+        "fine-tunes run on SageMaker ml.m5.xlarge, which has no NVIDIA GPU"
+    )
+    refused = await client.post(
+        "/api/llm-finetuning/qlora/start", headers=alice.headers, json=_body("q.jsonl")
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "QLORA_UNAVAILABLE" and "ml.m5.xlarge" in refused.json()["message"]
+    lora = await client.post("/api/llm-finetuning/lora/start", headers=alice.headers, json=_body("q.jsonl"))
+    assert lora.status_code == 201, lora.text  # LoRA is not refused: nothing else is trained silently

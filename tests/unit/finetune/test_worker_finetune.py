@@ -4,6 +4,8 @@ with the reason."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.unit.finetune.conftest import params
 from tests.unit.worker.harness import Harness
 
@@ -98,31 +100,102 @@ def test_merged_model_answers_like_the_unmerged_adapter(harness: Harness) -> Non
     assert not torch.allclose(a, without, atol=1e-3)  # the adapter does change the output
 
 
-def test_the_inference_engine_serves_the_adapter_unmerged_on_its_base(harness: Harness) -> None:
+def test_the_inference_engine_serves_adapters_on_the_one_loaded_base(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two fine-tunes of one base: each answers with its adapter switched on, the base answers as before
+    with them switched off, and the base's weights are loaded once (the adapters borrow its backend)."""
     from peft import PeftModel
 
     from stratus_worker.inference import adapters, downloaded
     from stratus_worker.inference.backends import default_cache_dir
     from stratus_worker.inference.engine import InferenceEngine
 
-    assert harness.run(params(harness, epochs=2), kind="finetune") == 0
-    result = harness.sink.result
-    source = {
-        "snapshot": result["artifacts"]["adapter"],
-        "files": result["model"]["files"],
-        "revision": "job-1",
-        "adapter": {"base": params(harness)["base"]},
-    }
-    path = downloaded.fetch(harness.storage, source, default_cache_dir())
-    spec = adapters.spec_for("my-adapter", source, path, harness.storage, default_cache_dir())
-    engine = InferenceEngine(models=(spec,))
-    [out] = engine.run(
-        "generation",
-        spec.name,
-        [{"prompt": "What is the capital of France?", "max_tokens": 5, "temperature": 0}],
+    base = params(harness)["base"]
+    sources = []
+    for job_id, lr in (("job-a", 5e-3), ("job-b", 2e-2)):
+        assert harness.run(params(harness, epochs=2, learning_rate=lr), kind="finetune", job_id=job_id) == 0
+        result = harness.sink.result
+        sources.append(
+            {
+                "snapshot": result["artifacts"]["adapter"],
+                "files": result["model"]["files"],
+                "revision": job_id,
+                "adapter": {"base": base},
+            }
+        )
+    engine = InferenceEngine(models=())
+    base_spec = adapters.base_spec(base, harness.storage, default_cache_dir())
+    engine.add(base_spec)
+    prompt = [{"prompt": "What is the capital of France?", "max_tokens": 8, "temperature": 0}]
+    [before] = engine.run("generation", base_spec.name, prompt)
+    names = []
+    for i, source in enumerate(sources):
+        path = downloaded.fetch(harness.storage, source, default_cache_dir())
+        spec = adapters.spec_for(f"tuned-{i}", source, path, base_spec)
+        engine.add(spec)
+        names.append(spec.name)
+    outputs = [engine.run("generation", name, prompt)[0] for name in names]
+    [after] = engine.run("generation", base_spec.name, prompt)
+    assert after["text"] == before["text"]  # the base alone, whatever adapters are attached
+    assert all(out["usage"]["completion_tokens"] >= 1 for out in outputs)
+    base_backend = engine.load(base_spec.name)
+    assert isinstance(base_backend.peft, PeftModel)
+    assert set(base_backend.peft.peft_config) == set(names)
+    for name in names:
+        backend = engine.load(name)
+        # No second copy: the adapter's model is the base's own module, with the LoRA layers beside it.
+        assert backend.model.get_base_model() is base_backend.model
+    assert any(name.endswith("lora_A") for name, _ in base_backend.model.named_modules())
+    # Switching adapters per request gives each its own answer, the same as running it alone.
+    again = [engine.run("generation", name, prompt)[0] for name in reversed(names)]
+    assert [o["text"] for o in reversed(again)] == [o["text"] for o in outputs]
+    # Over the bound, the least recently used adapter is dropped and loaded again when next asked for.
+    from stratus_worker.inference import backends
+
+    monkeypatch.setattr(backends, "MAX_ADAPTERS", 1)
+    for _ in range(2):
+        for name, expected in zip(names, outputs, strict=True):
+            assert engine.run("generation", name, prompt)[0]["text"] == expected["text"]
+            assert list(base_backend.peft.peft_config) == [name]
+    assert engine.run("generation", base_spec.name, prompt)[0]["text"] == before["text"]
+
+
+def test_eval_loss_on_a_held_out_split_is_reported_at_intervals_and_at_the_end(harness: Harness) -> None:
+    code = harness.run(
+        params(harness, validation_split=0.25, eval_steps=2, epochs=4, batch_size=3), kind="finetune"
     )
-    assert out["usage"]["completion_tokens"] >= 1
-    backend = engine.load(spec.name)
-    # The adapter sits beside the base weights (its lora_A/lora_B layers are there), not merged into them.
-    assert isinstance(backend.model, PeftModel)
-    assert any(name.endswith("lora_A") for name, _ in backend.model.named_modules())
+    result = harness.sink.result
+    assert code == 0, result
+    metrics = result["final_metrics"]
+    assert metrics["eval_examples"] == 3 and metrics["examples"] == 9  # 12 examples, a quarter held out
+    history = result["history"]
+    # Every 2 of the 12 steps (2, 4, ..., 10) and once more at the end.
+    assert history["eval_step"] == [2.0, 4.0, 6.0, 8.0, 10.0, 12.0]
+    assert history["eval_loss"][-1] == metrics["eval_loss"] < history["eval_loss"][0]
+    training = [e for e in harness.sink.of(PROGRESS) if e["phase"] == "training" and e["step"] >= 2]
+    assert training and all("eval_loss" in e["metrics"] for e in training)
+    saving = [e for e in harness.sink.of(PROGRESS) if e["phase"] == "saving"]
+    assert saving[-1]["metrics"]["eval_loss"] == metrics["eval_loss"]
+
+
+def test_a_validation_dataset_is_scored_instead_of_a_split(harness: Harness) -> None:
+    from tests.unit.finetune.conftest import EXAMPLES, jsonl
+
+    harness.upload("datasets/valid.jsonl", jsonl(EXAMPLES[:2]))
+    p = params(harness, epochs=1)
+    p |= {"validation_key": "datasets/valid.jsonl", "validation_format": "jsonl"}
+    assert harness.run(p, kind="finetune") == 0
+    metrics = harness.sink.result["final_metrics"]
+    assert metrics["eval_examples"] == 2 and metrics["examples"] == 12
+    assert "eval_loss" in metrics
+
+
+def test_no_eval_without_held_out_examples() -> None:
+    from stratus.capabilities.finetune.examples import held_out
+
+    rows = [[{"role": "user", "content": str(i)}, {"role": "assistant", "content": "x"}] for i in range(60)]
+    assert held_out(rows[:12], None, 1) == (rows[:12], [])  # too few for an automatic split
+    train, valid = held_out(rows, None, 1)
+    assert len(valid) == 6 and len(train) == 54 and not {id(r) for r in train} & {id(r) for r in valid}
+    assert len(held_out(rows[:2], 0.9, 1)[0]) == 1  # always one left to train on

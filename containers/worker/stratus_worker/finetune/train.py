@@ -5,6 +5,11 @@ on a NaN or exploding loss with that reason, and report each step's loss, learni
 the loop is the same work as `Trainer` without the indirection (bench/finetune_steps.py compares it
 with a raw peft loop).
 
+Evaluation: a validation dataset (`params.validation_key`) or a share of the examples held out at random
+(`validation_split`; by default 10% of a dataset of at least 50) is scored every `eval_steps` (default
+`save_steps`) and at the end: the mean loss per answer token, `eval_loss` in the progress events from
+then on, in the final metrics, and with its steps in the history.
+
 Artifacts, under the job's output prefix: `checkpoints/step-<n>/` every `save_steps` optimizer steps
 and when stopped, `adapter/` at the end (adapter_config.json + adapter_model.safetensors, what peft's
 `PeftModel.from_pretrained` reads), `metrics.json`.
@@ -45,6 +50,8 @@ class Hyper:
     save_steps: int
     max_steps: int | None
     seed: int
+    validation_split: float | None = None  # None: automatic (see held_out)
+    eval_steps: int | None = None  # None: every save_steps
 
     @classmethod
     def of(cls, hp: dict[str, Any]) -> Hyper:
@@ -60,6 +67,10 @@ class Hyper:
             save_steps=int(hp.get("save_steps", 50)),
             max_steps=int(hp["max_steps"]) if hp.get("max_steps") else None,
             seed=int(hp.get("seed", 42)),
+            validation_split=float(hp["validation_split"])
+            if hp.get("validation_split") is not None
+            else None,
+            eval_steps=int(hp["eval_steps"]) if hp.get("eval_steps") else None,
         )
 
 
@@ -103,11 +114,23 @@ def add_lora(model: Any, hp: Hyper, *, four_bit: bool) -> Any:
 class Run:
     """One fine-tune: owns the model, the optimizer, the step counter and the uploaded checkpoints."""
 
-    def __init__(self, ctx: JobContext, model: Any, batches: list[list[Encoded]], hp: Hyper, pad_id: int):
+    def __init__(
+        self,
+        ctx: JobContext,
+        model: Any,
+        batches: list[list[Encoded]],
+        hp: Hyper,
+        pad_id: int,
+        eval_batches: list[list[Encoded]] | None = None,
+    ):
         self.ctx, self.model, self.hp, self.pad_id = ctx, model, hp, pad_id
         self.batches = batches
         # Padded once, not per step: collating is Python work that a small model notices.
         self.tensors = [collate(batch, pad_id) for batch in batches]
+        self.eval_tensors = [collate(batch, pad_id) for batch in eval_batches or []]
+        self.eval_every = hp.eval_steps or hp.save_steps
+        self.eval_loss: float | None = None
+        self.eval_seconds = 0.0  # left out of the throughput figures
         self.answer_tokens = [int((t["labels"][:, 1:] != IGNORE).sum()) for t in self.tensors]
         self.dev = next(p.device for p in model.parameters())
         params = [p for p in model.parameters() if p.requires_grad]
@@ -122,7 +145,12 @@ class Run:
             ),
         )
         self.step = 0
-        self.history: dict[str, list[float]] = {"loss": [], "learning_rate": []}
+        self.history: dict[str, list[float]] = {
+            "loss": [],
+            "learning_rate": [],
+            "eval_loss": [],
+            "eval_step": [],
+        }
         self.artifacts: dict[str, str] = {}
 
     def train(self) -> dict[str, float]:
@@ -150,10 +178,24 @@ class Run:
                         "lower the learning rate",
                         Outcome(history=self.history, artifacts=self.artifacts),
                     )
-                elapsed = max(time.perf_counter() - started, 1e-9)
+                elapsed = max(time.perf_counter() - started - self.eval_seconds, 1e-9)
                 last = loss
                 progress = 100.0 * self.step / self.total_steps
-                if gate.crossed(progress) or self.step % 10 == 0 or self.step == 1:
+                due = (
+                    bool(self.eval_every)
+                    and self.step % self.eval_every == 0
+                    and self.step < self.total_steps
+                )
+                evaluated = due and self.evaluate() is not None
+                if evaluated or gate.crossed(progress) or self.step % 10 == 0 or self.step == 1:
+                    metrics: dict[str, float | None] = {
+                        "loss": round(loss, 5),
+                        "learning_rate": lr,
+                        "tokens_per_s": round(tokens / elapsed, 1),
+                        "epoch": round(epoch + (start + len(group)) / max(len(order), 1), 3),
+                    }
+                    if self.eval_loss is not None:  # the latest, in every event after the first eval
+                        metrics["eval_loss"] = self.eval_loss
                     self.ctx.events.progress(
                         "training",
                         epoch=epoch + 1,
@@ -161,20 +203,17 @@ class Run:
                         step=self.step,
                         total_steps=self.total_steps,
                         progress=progress,
-                        metrics={
-                            "loss": round(loss, 5),
-                            "learning_rate": lr,
-                            "tokens_per_s": round(tokens / elapsed, 1),
-                            "epoch": round(epoch + (start + len(group)) / max(len(order), 1), 3),
-                        },
+                        metrics=metrics,
                     )
                 if hp.save_steps and self.step % hp.save_steps == 0 and self.step < self.total_steps:
                     self.save_checkpoint()
                 if self.ctx.should_stop:
                     self.save_checkpoint()
                     raise JobStopped(Outcome(history=self.history, artifacts=self.artifacts))
-        elapsed = max(time.perf_counter() - started, 1e-9)
+        elapsed = max(time.perf_counter() - started - self.eval_seconds, 1e-9)
+        final_eval = self.evaluate()
         return {
+            **({"eval_loss": final_eval} if final_eval is not None else {}),
             "train_loss": round(last, 5),
             "first_loss": round(self.history["loss"][0], 5) if self.history["loss"] else 0.0,
             "steps": float(self.step),
@@ -182,6 +221,33 @@ class Run:
             "steps_per_s": round(self.step / elapsed, 4),
             "train_seconds": round(elapsed, 2),
         }
+
+    def evaluate(self) -> float | None:
+        """Mean loss per answer token over the held-out examples (None without any); recorded in the
+        history and in the following progress events."""
+        if not self.eval_tensors:
+            return None
+        began = time.perf_counter()
+        self.model.eval()
+        total, count = 0.0, 0
+        with torch.no_grad():
+            for batch in self.eval_tensors:
+                inputs = {k: v.to(self.dev, non_blocking=True) for k, v in batch.items()}
+                out = self.model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+                logits, labels = out.logits[:, :-1].float(), inputs["labels"][:, 1:]
+                total += float(
+                    torch.nn.functional.cross_entropy(
+                        logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE,
+                        reduction="sum",
+                    )
+                )  # fmt: skip
+                count += int((labels != IGNORE).sum())
+        self.model.train()
+        self.eval_seconds += time.perf_counter() - began
+        self.eval_loss = round(total / max(count, 1), 5)
+        self.history["eval_loss"].append(self.eval_loss)
+        self.history["eval_step"].append(float(self.step))
+        return self.eval_loss
 
     def _optimizer_step(self, group: list[int]) -> tuple[float, int]:
         """One optimizer step over the micro-batches `group`; (mean loss per answer token, tokens seen)."""
@@ -237,6 +303,12 @@ def run(ctx: JobContext) -> Outcome:
         "loading", epoch=0, total_epochs=hp.epochs, step=0, total_steps=0, progress=0.0, metrics={}
     )
     examples = load_examples(ctx, str(params["dataset_key"]), str(params.get("dataset_format") or "jsonl"))
+    if params.get("validation_key"):
+        held = load_examples(
+            ctx, str(params["validation_key"]), str(params.get("validation_format") or "jsonl")
+        )
+    else:
+        examples, held = dataset_examples.held_out(examples, hp.validation_split, hp.seed)
     torch.manual_seed(hp.seed)
     path = base.base_dir(dict(params["base"]), ctx.storage)
     model, tokenizer = base.load(path, four_bit=four_bit, device=device())
@@ -246,6 +318,12 @@ def run(ctx: JobContext) -> Outcome:
     if not usable:
         raise JobFailed(f"No example keeps any of its answer within max_length={hp.max_length} tokens")
     stats["skipped_no_answer"] = float(len(encoded) - len(usable))
+    evaluated = [
+        e
+        for e in (encode(tokenizer, x, hp.max_length) for x in held)
+        if any(y != IGNORE for y in e.labels[1:])
+    ]
+    stats["eval_examples"] = float(len(evaluated))
     if ctx.should_stop:
         raise JobStopped()
     model = add_lora(model, hp, four_bit=four_bit)
@@ -253,7 +331,9 @@ def run(ctx: JobContext) -> Outcome:
     usable.sort(key=lambda e: len(e.input_ids))
     batches = [usable[i : i + hp.batch_size] for i in range(0, len(usable), hp.batch_size)]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    trainer = Run(ctx, model, batches, hp, int(pad))
+    evaluated.sort(key=lambda e: len(e.input_ids))
+    eval_batches = [evaluated[i : i + hp.batch_size] for i in range(0, len(evaluated), hp.batch_size)]
+    trainer = Run(ctx, model, batches, hp, int(pad), eval_batches)
     ctx.events.progress(
         "training", epoch=0, total_epochs=hp.epochs, step=0, total_steps=trainer.total_steps, progress=0.0,
         metrics=dict(stats),
@@ -262,7 +342,8 @@ def run(ctx: JobContext) -> Outcome:
     ctx.events.progress(
         "saving", epoch=hp.epochs, total_epochs=hp.epochs, step=trainer.step, total_steps=trainer.total_steps,
         progress=100.0, metrics={"loss": final["train_loss"], "tokens_per_s": final["tokens_per_s"],
-                                 "learning_rate": trainer.history["learning_rate"][-1]},
+                                 "learning_rate": trainer.history["learning_rate"][-1],
+                                 **({"eval_loss": final["eval_loss"]} if "eval_loss" in final else {})},
     )  # fmt: skip
     prefix, files, size = trainer.save_adapter("adapter")
     trainable, total = trainer.model.get_nb_trainable_parameters()

@@ -18,6 +18,7 @@ time in the process, and refuses a checkpoint that lacks weights of its model (s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -26,7 +27,9 @@ import os
 import random
 import shutil
 import tempfile
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -38,6 +41,7 @@ from stratus_worker.inference.errors import ModelUnavailable
 from stratus_worker.inference.registry import ModelSpec
 
 log = logging.getLogger("stratus_worker.inference")
+MAX_ADAPTERS = 32  # LoRA adapters kept loaded on one base (see CausalLMBackend.attach_adapter)
 
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "stratus" / "models"
 PACK_WIDTH = 128  # tokens per packed row (at least the longest sequence)
@@ -353,6 +357,51 @@ class CausalLMBackend:
         pad = self.tokenizer.pad_token_id
         # Padding positions are masked out, so any id does when a model names neither (some base models).
         self.pad_id = int(pad if pad is not None else self.eos_ids[0] if self.eos_ids else 0)
+        # Fine-tuned LoRA adapters served on this model (stratus_worker.inference.adapters): peft injects
+        # their layers into `self.model` in place, so they share its weights; one runs at a time.
+        self.peft: Any = None
+        self.adapter_lock = threading.Lock()
+        self._adapter_paths: OrderedDict[str, Path] = OrderedDict()  # least recently used first
+
+    def attach_adapter(self, name: str, path: Path) -> None:
+        """Load the adapter in `path` beside this model's weights as `name` (once; no copy of the base)."""
+        with self.adapter_lock:
+            self._load_adapter(name, path)
+
+    def _load_adapter(self, name: str, path: Path) -> None:
+        """Under the adapter lock. Beyond MAX_ADAPTERS the least recently used adapter is dropped (a few
+        MB each); it is loaded again from its files when next used."""
+        self._adapter_paths[name] = path
+        self._adapter_paths.move_to_end(name)
+        if self.peft is None:
+            from peft import PeftModel
+
+            self.peft = PeftModel.from_pretrained(self.model, path, adapter_name=name, is_trainable=False)
+            self.peft.eval()
+        elif name not in self.peft.peft_config:
+            self.peft.load_adapter(path, adapter_name=name, is_trainable=False)
+        while len(self.peft.peft_config) > MAX_ADAPTERS:
+            oldest = next(n for n in self._adapter_paths if n != name and n in self.peft.peft_config)
+            self.peft.delete_adapter(oldest)
+            log.info("dropped adapter %s from %s (least recently used)", oldest, self.spec.name)
+
+    @contextlib.contextmanager
+    def adapter_applied(self, name: str | None = None) -> Iterator[None]:
+        """`name`'s weights applied for the block (None: the base alone, every adapter switched off), under
+        the adapter lock: anything that runs `self.model` itself (a streaming generate) does it in here."""
+        with self.adapter_lock:
+            if name is None:
+                if self.peft is None:
+                    yield
+                else:
+                    with self.peft.disable_adapter():
+                        yield
+                return
+            if name not in self._adapter_paths:
+                raise ModelUnavailable(f"Adapter '{name}' is not loaded on {self.spec.name}")
+            self._load_adapter(name, self._adapter_paths[name])  # marks it used; reloads it if dropped
+            self.peft.set_adapter(name)
+            yield
 
     def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
         """The chat template applied to `messages`, ready for the assistant's turn. A base model
@@ -375,8 +424,11 @@ class CausalLMBackend:
             return text, False
         return text[: offsets[max_tokens - 1][1]], True
 
-    def generate(self, prompts: Sequence[list[int]], rows: Sequence[Sampling]) -> list[Completion]:
-        """Every prompt in one batched `generate` call (left-padded).
+    def generate(
+        self, prompts: Sequence[list[int]], rows: Sequence[Sampling], *, adapter: str | None = None
+    ) -> list[Completion]:
+        """Every prompt in one batched `generate` call (left-padded), with the LoRA adapter `adapter`
+        (attached with `attach_adapter`) applied, or the base alone.
 
         Each row keeps its own settings: a logits processor applies the row's minimum length (end of
         turn masked until then), picks the row's token (greedy at temperature 0, else sampled with
@@ -400,7 +452,7 @@ class CausalLMBackend:
             eos_token_id=self.eos_ids,
             bos_token_id=self.model.generation_config.bos_token_id,
         )
-        with torch.inference_mode():
+        with self.adapter_applied(adapter), torch.inference_mode():
             sequences = self.model.generate(
                 input_ids=input_ids,
                 attention_mask=attention,
@@ -620,8 +672,6 @@ def _construct(spec: ModelSpec, path: Path, cache_dir: Path) -> Backend:
         raise ModelUnavailable(f"Model '{spec.name}': {path} is not a model directory")
     if spec.loader == "spacy":
         return SpacyBackend(spec, path)
-    if spec.loader == "lora-adapter":
-        from stratus_worker.inference.adapters import AdapterBackend
-
-        return AdapterBackend(spec, path, cache_dir)
+    if spec.loader == "lora-adapter":  # served on its base's backend: InferenceEngine.load builds it
+        raise ModelUnavailable(f"Adapter '{spec.name}' is loaded onto its base by the engine")
     return CausalLMBackend(spec, path, cache_dir)

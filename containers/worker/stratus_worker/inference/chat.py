@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from stratus.capabilities.chat import spec
+from stratus_worker.inference.adapters import AdapterBackend
 from stratus_worker.inference.backends import CausalLMBackend, Sampling, _RowPicker
 from stratus_worker.inference.engine import InferenceEngine
 from stratus_worker.inference.errors import InferenceError, InvalidInput, WrongTask
@@ -98,7 +99,7 @@ def validate(inputs: Any, options: Mapping[str, Any] | None) -> ChatItem:
 
 
 def fit_messages(
-    model: CausalLMBackend, messages: list[dict[str, str]], max_tokens: int
+    model: CausalLMBackend | AdapterBackend, messages: list[dict[str, str]], max_tokens: int
 ) -> tuple[list[int], int, bool]:
     """The prompt ids, how many of the oldest messages were dropped, and whether the last was cut."""
     room = model.max_length - max_tokens
@@ -226,12 +227,19 @@ async def stream(engine: InferenceEngine, model: str, item: ChatItem) -> AsyncGe
     def work() -> None:
         try:
             with engine.exclusive(model) as backend:
-                if not isinstance(backend, CausalLMBackend):
+                # A fine-tune's adapter runs on its base's loaded model, switched on for this reply
+                # only; a base model's reply runs with every adapter attached to it switched off.
+                if isinstance(backend, AdapterBackend):
+                    runner, weights = backend.base, backend.adapter_applied()
+                elif isinstance(backend, CausalLMBackend):
+                    runner, weights = backend, backend.adapter_applied()
+                else:
                     raise WrongTask(model, spec.TASK, ("generation",))
                 ids, dropped, truncated = fit_messages(backend, item.messages, item.max_tokens)
-                emit("start", (backend, len(ids), dropped, truncated))
+                emit("start", (runner, len(ids), dropped, truncated))
                 if not cancel.is_set():
-                    generate(backend, ids, item, _Tokens(loop, queue), cancel)
+                    with weights:
+                        generate(runner, ids, item, _Tokens(loop, queue), cancel)
             emit("end", None)
         except InferenceError as e:
             emit("error", e)

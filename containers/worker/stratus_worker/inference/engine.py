@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -112,7 +112,7 @@ class InferenceEngine:
                 backend = self._backends.get(spec.name)
             if backend is None:
                 started = time.perf_counter()
-                backend = load_backend(spec, self.cache_dir)
+                backend = self._construct(spec)
                 log.info("loaded %s in %.1f s", spec.name, time.perf_counter() - started)
                 with self._guard:
                     self._backends[spec.name] = backend
@@ -122,11 +122,23 @@ class InferenceEngine:
                     self._unload_downloaded(keep=spec.name)
         return backend
 
+    def _construct(self, spec: ModelSpec) -> Backend:
+        if spec.loader == "lora-adapter":  # a fine-tuned adapter, borrowing its base's loaded backend
+            from stratus_worker.inference.adapters import AdapterBackend
+
+            return cast(Backend, AdapterBackend(spec, self))
+        return load_backend(spec, self.cache_dir)
+
     def _unload_downloaded(self, *, keep: str) -> None:
         """Unload the least recently used downloaded models beyond the bound; one that is running a
         batch right now is left for a later load to reconsider."""
         with self._guard:
-            downloaded = [s.name for s in self.models if s.source == "hub" and s.name in self._backends]
+            # Adapters hold no weights of their own (their base's backend does): they do not count.
+            downloaded = [
+                s.name
+                for s in self.models
+                if s.source == "hub" and s.loader != "lora-adapter" and s.name in self._backends
+            ]
             excess = len(downloaded) - self.max_downloaded_loaded
             candidates = sorted(
                 (n for n in downloaded if n != keep), key=lambda n: self._last_used.get(n, 0.0)

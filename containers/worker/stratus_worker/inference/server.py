@@ -94,10 +94,12 @@ def create_app(engine: InferenceEngine, *, max_batch: int = 32, max_wait_ms: flo
         key = downloaded.engine_key(model, source)
         if not engine.knows(key):
             path = await asyncio.to_thread(downloaded.fetch, storage(), source, engine.cache_dir)
-            if adapters.is_adapter(source):  # a fine-tuned adapter, served on its base
-                spec = await asyncio.to_thread(
-                    adapters.spec_for, model, source, path, storage(), engine.cache_dir
+            if adapters.is_adapter(source):  # a fine-tuned adapter, served on its (one) loaded base
+                base = await asyncio.to_thread(
+                    adapters.base_spec, dict(source["adapter"].get("base") or {}), storage(), engine.cache_dir
                 )
+                engine.add(base)
+                spec = adapters.spec_for(model, source, path, base)
             else:
                 spec = downloaded.spec_for(model, source, path)
             engine.add(spec)

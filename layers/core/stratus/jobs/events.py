@@ -203,9 +203,10 @@ class JobEventsService:
         if status != "completed":
             error = None if status == "stopped" else str(detail.get("error") or "The job failed")
             event = JobEvent.FAILED if status == "failed" else JobEvent.STOPPED
-            updated = await self._store.apply(
-                job["_id"], event, changes={"error": error, "completed_at": now}
-            )
+            changes: dict[str, Any] = {"error": error, "completed_at": now}
+            if detail.get("artifacts"):  # what a stopped or failed job saved (a fine-tune's checkpoints)
+                changes["artifacts"] = dict(detail["artifacts"])
+            updated = await self._store.apply(job["_id"], event, changes=changes)
             if updated is not None:
                 await self._announce_status(updated)
                 if updated["status"] == "failed":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ Messages = list[dict[str, str]]
 ROLES = frozenset({"system", "user", "assistant"})
 MAX_ERRORS_SHOWN = 20
 MIN_EXAMPLES = 1
+MIN_AUTO_EVAL, MAX_AUTO_EVAL = 50, 1000  # an automatic validation split: 10% of at least 50 examples
 
 
 @dataclass
@@ -128,3 +130,22 @@ def parse(data: bytes, fmt: str) -> ParsedExamples:
 
 def chars_per_example(examples: list[Messages]) -> list[int]:
     return [sum(len(m["content"]) for m in example) for example in examples]
+
+
+def held_out(
+    examples: list[Messages], split: float | None, seed: int
+) -> tuple[list[Messages], list[Messages]]:
+    """(train, validation): `split` of the examples held out at random (seeded, so the API's estimate and
+    the worker agree); None holds out 10% (at most MAX_AUTO_EVAL) when there are at least MIN_AUTO_EVAL
+    examples, else none. Always keeps one to train on."""
+    n = len(examples)
+    if split is None:
+        count = min(MAX_AUTO_EVAL, n // 10) if n >= MIN_AUTO_EVAL else 0
+    else:
+        count = min(n - 1, round(split * n)) if split > 0 else 0
+    if count <= 0:
+        return examples, []
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    chosen = set(order[:count])
+    return [e for i, e in enumerate(examples) if i not in chosen], [examples[i] for i in sorted(chosen)]

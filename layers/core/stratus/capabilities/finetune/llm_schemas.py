@@ -34,6 +34,17 @@ class LoraStart(Schema):
     save_steps: int = Field(default=spec.DEFAULT_SAVE_STEPS, ge=1, le=1_000_000)
     max_steps: int | None = Field(default=None, ge=1, le=10_000_000, description="Stop after this many steps")
     seed: int = Field(default=42, ge=0, le=2**31 - 1)
+    validation_dataset: str | None = Field(
+        default=None, min_length=1, max_length=500,
+        description="One of your datasets (id or name) scored for eval loss instead of a held-out split",
+    )  # fmt: skip
+    validation_split: float | None = Field(
+        default=None, ge=0, le=0.5,
+        description="Share of the examples held out for eval loss; default 10% of a dataset of 50 or more, 0: none",
+    )  # fmt: skip
+    eval_steps: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="Eval loss every this many steps (default save_steps)"
+    )
 
 
 class LoraStarted(Schema):
@@ -52,6 +63,9 @@ class AdapterTest(Schema):
     # The inference worker's generation limits (seed 002's example asks for 256 tokens).
     max_tokens: int = Field(default=256, ge=nlp.MAX_TOKENS.ge, le=nlp.MAX_TOKENS.le)
     temperature: float = Field(default=0.0, ge=nlp.TEMPERATURE.ge, le=nlp.TEMPERATURE.le)
+    checkpoint: int | None = Field(
+        default=None, ge=1, le=10_000_000, description="A checkpoint's step instead of the final adapter"
+    )
 
 
 class AdapterTestAnswer(Schema):
@@ -65,6 +79,9 @@ class MergeStart(Schema):
 
     task_id: ObjectIdStr
     output_path: str | None = Field(default=None, min_length=1, max_length=200)
+    checkpoint: int | None = Field(
+        default=None, ge=1, le=10_000_000, description="Merge a checkpoint's adapter instead"
+    )
 
 
 class MergeStarted(Schema):

@@ -30,8 +30,46 @@ MAX_DATASET_BYTES = 200 * 1024 * 1024
 MAX_EXAMPLES = 1_000_000
 LOSS_EXPLODES_AT = 1e4  # a train loss above this (or NaN/inf) stops the job with that reason
 DEFAULT_SAVE_STEPS = 50
-CHARS_PER_TOKEN = 4.0  # the API's estimate before the worker counts with the real tokenizer
+CHARS_PER_TOKEN = 4.0  # the API's estimate when a base has no tokenizer.json to count with
+ESTIMATE_TOKENS_PER_S = 2000  # the time estimate's throughput (a small GPU, a ~1B model)
 TRAINABLE_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")  # what peft saves and loads
+
+
+# QLoRA's 4-bit base (bitsandbytes nf4) needs an NVIDIA GPU (CUDA) or bitsandbytes' CPU library (>= 0.50,
+# x86-64 and arm64 Linux). SageMaker instance families with an NVIDIA GPU of compute capability >= 7.0
+# (T4, A10G, L4, L40S, V100, A100, H100, H200, B200); others (CPU types, Inferentia/Trainium, K80/M60
+# families) cannot, so QLoRA is refused at the API with the reason instead of failing on the instance.
+NVIDIA_FAMILIES = frozenset(
+    {"g4dn", "g5", "g6", "g6e", "gr6", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "p6"}
+)
+
+
+def four_bit_refusal(settings: Any) -> str | None:
+    """Why this deployment cannot train QLoRA's 4-bit base, or None when it can:
+    - local: the worker runs in this Python environment: bitsandbytes must be installed (its CPU library
+      trains 4-bit without a GPU);
+    - sagemaker: the `finetune` kind's instance type (per-kind setting, else the GPU type) must be an
+      NVIDIA family above;
+    - batch: GPU jobs go to a GPU compute environment (AWS Batch GPUs are NVIDIA): allowed."""
+    backend = getattr(settings, "job_backend", "local")
+    if backend == "local":
+        import importlib.util
+
+        if importlib.util.find_spec("bitsandbytes") is None:
+            return "the local worker has no bitsandbytes (pip install 'bitsandbytes>=0.50', in the ml extra)"
+        return None
+    if backend == "sagemaker":
+        instance = dict(getattr(settings, "sagemaker_instance_types", {}) or {}).get(FINETUNE) or str(
+            getattr(settings, "sagemaker_gpu_instance_type", "")
+        )
+        family = instance.removeprefix("ml.").split(".", 1)[0]
+        if family not in NVIDIA_FAMILIES:
+            return (
+                f"fine-tunes run on SageMaker {instance}, which has no NVIDIA GPU for bitsandbytes' 4-bit "
+                f"layers (set STRATUS_SAGEMAKER_INSTANCE_TYPES' finetune to a g5/g6/p4d/p5 type)"
+            )
+    return None
 
 
 def progress_view(job: Mapping[str, Any]) -> dict[str, Any]:
@@ -68,7 +106,48 @@ async def register_adapter(models: Any, job: Mapping[str, Any], detail: Mapping[
         "loss": (detail.get("final_metrics") or {}).get("train_loss"),
     }
     model: dict[str, Any] = await models.register_for_job(job["user_id"], job["_id"], fields)
+    # The checkpoints too, on the same base; their files are the final adapter's file names.
+    await register_checkpoints(models, job, dict(detail.get("artifacts") or {}), fields["files"] or None)
     return model
+
+
+def checkpoint_steps(artifacts: Mapping[str, Any]) -> list[int]:
+    """The steps of the checkpoints a fine-tune saved (artifacts `checkpoint_step_<n>`), in order."""
+    return sorted(int(k.rsplit("_", 1)[-1]) for k in artifacts if k.startswith("checkpoint_step_"))
+
+
+def checkpoint_name(model_name: str, step: int) -> str:
+    return f"{model_name}-step-{step}"
+
+
+async def register_checkpoints(
+    models: Any, job: Mapping[str, Any], artifacts: Mapping[str, Any], files: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Each checkpoint as a registry model `<model_name>-step-<n>` (idempotent): an adapter on the same
+    base as the job's final one, served and merged the same way."""
+    params = job.get("params") or {}
+    registered = []
+    for step in checkpoint_steps(artifacts):
+        name = checkpoint_name(str(job.get("model_name")), step)
+        fields = {
+            "name": name,
+            "name_key": name.lower(),
+            "source": FINETUNED,
+            "status": "ready",
+            "model_type": "causal-lm",
+            "tasks": ["generation"],
+            "base_model": job.get("base_model"),
+            "architecture": {"class": None, "adapter": "lora", "checkpoint": step},
+            "files": list(files or ADAPTER_FILES),
+            "artifacts": {"adapter": artifacts[f"checkpoint_step_{step}"]},
+            "dataset_id": job.get("dataset_id"),
+            "adapter": True,
+            "method": params.get("method"),
+            "base": params.get("base"),
+            "training_config": dict(params.get("hyperparameters") or {}),
+        }
+        registered.append(await models.register_checkpoint(job["user_id"], job["_id"], step, fields))
+    return registered
 
 
 async def register_merged(models: Any, job: Mapping[str, Any], detail: Mapping[str, Any]) -> dict[str, Any]:

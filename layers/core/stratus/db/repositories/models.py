@@ -53,6 +53,22 @@ class ModelRepository(Repository):
     async def get_owned(self, user_id: ObjectId, model_id: ObjectId) -> dict[str, Any] | None:
         return await self.collection.find_one({"_id": model_id, "user_id": user_id})
 
+    async def register_checkpoint(
+        self, user_id: ObjectId, job_id: ObjectId, step: int, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A fine-tune's checkpoint as its own model, once per (job, step); later calls return it. Not
+        keyed by `job_id` (one model per job is the job's own result)."""
+        now = utcnow()
+        query = {"checkpoint_of": job_id, "checkpoint_step": step, "user_id": user_id}
+        doc = await self.collection.find_one_and_update(
+            query,
+            {"$setOnInsert": {**fields, **query, "created_at": now, "updated_at": now}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        # The losing concurrent upsert may get None although the record exists (see register_for_job).
+        return doc or await self.collection.find_one(query) or {}
+
     async def find_named(self, user_id: ObjectId, name: str, *, source: str) -> dict[str, Any] | None:
         """The user's newest model of `source` called `name` (hub names are case-insensitive)."""
         return await self.collection.find_one(
