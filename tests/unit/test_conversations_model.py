@@ -1,4 +1,4 @@
-"""The chats capability's model port: pieces and prompts, the generation fallback, and the streaming
+"""The chats capability's model port: pieces, and the streaming
 adapter over the worker's chat events (deltas joined, errors raised as the worker's domain errors)."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from stratus.capabilities.chats.model import GenerationReplyModel, StreamingReplyModel, flatten, pieces
+from stratus.capabilities.chats.model import StreamingReplyModel, pieces
 from stratus.errors import DependencyFailed, NotFound
-from stratus.ports.inference import InferencePending, InferenceRequest, InferenceResult
+from stratus.ports.inference import InferenceRequest
 
 USER = ObjectId()
 
@@ -22,62 +22,8 @@ def test_pieces_keep_every_character() -> None:
     assert pieces("a b") == ["a ", "b"]
 
 
-def test_flatten_puts_history_before_the_last_message() -> None:
-    prompt = flatten(
-        [
-            {"role": "system", "content": "Be brief."},
-            {"role": "user", "content": "Hi"},
-            {"role": "assistant", "content": "Hello"},
-            {"role": "user", "content": "How are you?"},
-        ]
-    )
-    assert prompt.startswith("Be brief.") and prompt.endswith("How are you?")
-    assert "User: Hi" in prompt and "Assistant: Hello" in prompt
-
-
-class Backend:
-    def __init__(self, *, pending: bool = False) -> None:
-        self.pending = pending
-        self.requests: list[InferenceRequest] = []
-
-    async def invoke(self, request: InferenceRequest, *, wait_s: float) -> InferenceResult:
-        self.requests.append(request)
-        if self.pending:
-            raise InferencePending("ref")
-        return InferenceResult(outputs=[{"text": "Hello there."}], model=request.model)
-
-    async def collect(self, reference: str) -> InferenceResult | None:
-        return None
-
-    async def catalogue(self) -> list[dict[str, Any]]:
-        return []
-
-
-async def _resolve(user_id: ObjectId, task: str, model: str | None) -> tuple[str, dict[str, Any] | None]:
-    return (model or "default-model"), None
-
-
 async def _collect(stream: AsyncIterator[str]) -> list[str]:
     return [piece async for piece in stream]
-
-
-async def test_generation_fallback_hands_the_reply_on_in_pieces() -> None:
-    backend = Backend()
-    model = GenerationReplyModel(backend, _resolve, wait_s=5)
-    got = await _collect(
-        model.stream(USER, None, [{"role": "user", "content": "Hi"}], max_tokens=8, temperature=0.0)
-    )
-    assert got == ["Hello ", "there."]
-    assert backend.requests[0].task == "generation" and backend.requests[0].model == "default-model"
-    assert backend.requests[0].inputs == [{"prompt": "Hi", "max_tokens": 8, "temperature": 0.0}]
-
-
-async def test_generation_fallback_that_runs_late_is_a_dependency_failure() -> None:
-    model = GenerationReplyModel(Backend(pending=True), _resolve, wait_s=0)
-    with pytest.raises(DependencyFailed):
-        await _collect(
-            model.stream(USER, None, [{"role": "user", "content": "Hi"}], max_tokens=8, temperature=0)
-        )
 
 
 class Served:
