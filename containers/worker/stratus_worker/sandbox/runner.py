@@ -431,7 +431,13 @@ def _child(
                                  f"{layer} ({report[layer]})" for layer in refused)})  # fmt: skip
             code = 0
             return
-        _send(result_w, _execute(request))
+        outcome = _execute(request)
+        # The runner answers as soon as the result is in and reads the log then: what the code printed
+        # must be in the file first.
+        with contextlib.suppress(BaseException):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        _send(result_w, outcome)
         code = 0
     except BaseException:  # the child must never return into the runner's loop
         with contextlib.suppress(BaseException):

@@ -134,7 +134,7 @@ def build_router(prefix: str, *, include_in_schema: bool = True) -> APIRouter:
     async def update_task(
         task_id: ObjectIdStr, body: CustomTaskUpdate, user: CurrentUser, custom: CustomTasks
     ) -> dict[str, Any]:
-        changes = body.model_dump(exclude_unset=True, exclude_none=True)
+        changes = body.model_dump(exclude_unset=True)
         return public(await custom.update(user.user_id, oid(task_id, what="Custom task"), changes))
 
     @router.delete("/{task_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stratus.capabilities.custom_tasks import spec
-from stratus.schemas.common import UtcDateTime
+from stratus.schemas.common import Clearable, UpdateModel, UtcDateTime
 
 Code = Field(default="", max_length=spec.MAX_CODE_CHARS)
 
@@ -67,17 +67,17 @@ class CustomTaskCreate(BaseModel):
         return value.strip()
 
 
-class CustomTaskUpdate(BaseModel):
-    """PUT: the fields given are replaced."""
+class CustomTaskUpdate(UpdateModel):
+    """PUT: the fields given are replaced (null only clears `model_name`)."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(protected_namespaces=())
     name: str | None = Field(default=None, min_length=1, max_length=spec.MAX_NAME_CHARS)
     description: str | None = Field(default=None, max_length=spec.MAX_DESCRIPTION_CHARS)
     tags: list[str] | None = Field(default=None, max_length=spec.MAX_TAGS)
     tokenizer_code: str | None = Field(default=None, max_length=spec.MAX_CODE_CHARS)
     model_code: str | None = Field(default=None, max_length=spec.MAX_CODE_CHARS)
     function_code: str | None = Field(default=None, min_length=1, max_length=spec.MAX_CODE_CHARS)
-    model_name: str | None = Field(default=None, min_length=1, max_length=200)
+    model_name: Clearable[str] = Field(default=None, min_length=1, max_length=200)
     _tags = field_validator("tags")(_tags)
 
     @field_validator("function_code")

@@ -186,14 +186,20 @@ for _mode, _r in ((spec.TEXT_TO_IMAGE, text_to_image), (spec.IMAGE_TO_IMAGE, ima
 openai = APIRouter(prefix="/v1/images", tags=["openai"], route_class=StratusRoute, dependencies=[RateLimit])
 
 
-@openai.post("/generations", response_model=OpenAIImagesResponse, responses=_RESPONSES)
+@openai.post(
+    "/generations",
+    response_model=OpenAIImagesResponse,
+    responses={
+        202: {"model": OpenAIImagesResponse, "description": "Still running: empty `data`, the task's status"}
+    },
+)
 async def images_generations(
     body: OpenAIImageRequest, user: CurrentUser, media: Media, response: Response,
     prefer: PreferHeader = None, key: IdempotencyKey = None,
 ) -> dict[str, Any]:  # fmt: skip
     """OpenAI's image generation: `size` "WIDTHxHEIGHT" (multiples of 8), `response_format` url or
     b64_json. Waits up to the longest wait (25 s) unless `Prefer` says otherwise; still running then,
-    it answers 202 with the task's status body."""
+    it answers 202 in the same shape with no images, the task's `status` and a Location to poll."""
     width, height = (int(side) for side in body.size.split("x"))
     for name, side in (("width", width), ("height", height)):
         try:
