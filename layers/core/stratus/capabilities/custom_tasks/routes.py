@@ -10,6 +10,7 @@ from fastapi import APIRouter, File, Query, Response, UploadFile, status
 
 from stratus.api.deps import CustomTasks
 from stratus.api.pagination import Pagination, set_total
+from stratus.api.prefer import PreferHeader, wait_of
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
 from stratus.capabilities.custom_tasks import spec
@@ -24,7 +25,7 @@ from stratus.capabilities.custom_tasks.schemas import (
     RunSavedRequest,
     public,
 )
-from stratus.capabilities.nlp.routes import PreferHeader, _respond, _wait
+from stratus.capabilities.nlp.routes import respond
 from stratus.capabilities.nlp.schemas import TaskResponse
 from stratus.db.ids import ObjectIdStr, oid
 from stratus.errors import PayloadTooLarge
@@ -54,9 +55,9 @@ def build_run_router(prefix: str, *, include_in_schema: bool = True) -> APIRoute
         in flight; beyond that 429 with Retry-After."""
         record = await custom.run_code(
             user.user_id, tokenizer_code=body.tokenizer_code, model_code=body.model_code,
-            function_code=body.function_code, input_text=body.input_text, wait_s=_wait(prefer),
+            function_code=body.function_code, input_text=body.input_text, wait_s=wait_of(prefer),
         )  # fmt: skip
-        return _respond(record, response)
+        return respond(record, response)
 
     return router
 
@@ -153,9 +154,9 @@ def build_router(prefix: str, *, include_in_schema: bool = True) -> APIRouter:
         """Run a saved task on `input_text` (like POST /tasks/custom)."""
         text = body.input_text if body is not None else ""
         record = await custom.run_saved(
-            user.user_id, oid(task_id, what="Custom task"), text, wait_s=_wait(prefer)
+            user.user_id, oid(task_id, what="Custom task"), text, wait_s=wait_of(prefer)
         )
-        return _respond(record, response)
+        return respond(record, response)
 
     return router
 

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
 from stratus.api.deps import Media
+from stratus.api.idempotency import IdempotencyKey
+from stratus.api.prefer import PreferHeader, wait_of
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
 from stratus.capabilities.media import spec
@@ -22,8 +24,6 @@ from stratus.capabilities.media.schemas import (
     TextToImageRequest,
     TextToVideoRequest,
 )
-from stratus.capabilities.nlp.routes import PreferHeader, _wait
-from stratus.capabilities.training.routes import IdempotencyKey
 from stratus.db.ids import ObjectIdStr, oid
 from stratus.errors import DependencyFailed, ValidationFailed
 
@@ -82,7 +82,7 @@ async def generate_image(
     bytes; without `seed` one is picked and recorded."""
     params = body.model_dump(exclude={"model_id"})
     job = await media.generate(user.user_id, spec.TEXT_TO_IMAGE, params, model_id=body.model_id,
-                               idempotency_key=key, wait_s=_wait(prefer))  # fmt: skip
+                               idempotency_key=key, wait_s=wait_of(prefer))  # fmt: skip
     return await _answer(media, job, response)
 
 
@@ -111,7 +111,7 @@ async def transform_image(
               "width": width, "height": height}  # fmt: skip
     data = await _read(image)
     job = await media.generate(user.user_id, spec.IMAGE_TO_IMAGE, params, model_id=model_id, image=data,
-                               idempotency_key=key, wait_s=_wait(prefer))  # fmt: skip
+                               idempotency_key=key, wait_s=wait_of(prefer))  # fmt: skip
     return await _answer(media, job, response)
 
 
@@ -123,7 +123,7 @@ async def generate_video(
     """An MP4 (H.264) of `num_frames` frames at `fps`."""
     params = body.model_dump(exclude={"model_id"})
     job = await media.generate(user.user_id, spec.TEXT_TO_VIDEO, params, model_id=body.model_id,
-                               idempotency_key=key, wait_s=_wait(prefer))  # fmt: skip
+                               idempotency_key=key, wait_s=wait_of(prefer))  # fmt: skip
     return await _answer(media, job, response)
 
 
@@ -154,7 +154,7 @@ async def animate_image(
               "num_frames": num_frames, "fps": fps, "width": width, "height": height}  # fmt: skip
     data = await _read(image)
     job = await media.generate(user.user_id, spec.IMAGE_TO_VIDEO, params, model_id=model_id, image=data,
-                               idempotency_key=key, wait_s=_wait(prefer))  # fmt: skip
+                               idempotency_key=key, wait_s=wait_of(prefer))  # fmt: skip
     return await _answer(media, job, response)
 
 
@@ -208,7 +208,7 @@ async def images_generations(
             raise spec.field_error("size", f"{name} {e.details[0]['message']}") from e
     params = {"prompt": body.prompt, "negative_prompt": body.negative_prompt, "width": width, "height": height,
               "num_inference_steps": body.steps, "guidance_scale": body.guidance_scale, "seed": body.seed}  # fmt: skip
-    wait = _wait(prefer)
+    wait = wait_of(prefer)
     job = await media.generate(user.user_id, spec.TEXT_TO_IMAGE, params, model_id=body.model,
                                idempotency_key=key, wait_s=media.max_wait_s if wait is None else wait)  # fmt: skip
     view = await media.view(job)

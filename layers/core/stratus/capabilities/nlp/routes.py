@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Header, Response, status
+from fastapi import APIRouter, Response, status
 
 from stratus.api.deps import Tasks
+from stratus.api.prefer import PreferHeader, wait_of
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
 from stratus.capabilities.identity.principal import Principal
@@ -28,23 +28,6 @@ if TYPE_CHECKING:
     # The service is imported when the container builds it (stratus.composition), not with the routes.
     from stratus.capabilities.nlp.service import TaskService
 
-_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+(?:\.\d+)?)")
-PreferHeader = Annotated[
-    str | None,
-    Header(
-        alias="Prefer", max_length=200, description="`wait=N` to wait up to N seconds, or `respond-async`"
-    ),
-]
-
-
-def _wait(prefer: str | None) -> float | None:
-    if not prefer:
-        return None
-    if "respond-async" in prefer:
-        return 0.0
-    match = _WAIT.search(prefer)
-    return float(match.group(1)) if match else None
-
 
 def _body(record: dict[str, Any]) -> dict[str, Any]:
     return {
@@ -62,7 +45,7 @@ def _body(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _respond(record: dict[str, Any], response: Response) -> dict[str, Any]:
+def respond(record: dict[str, Any], response: Response) -> dict[str, Any]:
     """A task still running when the wait ended is 202, pointing at where its result will be."""
     if record["status"] == "pending":
         response.status_code = status.HTTP_202_ACCEPTED
@@ -75,9 +58,9 @@ async def _run(
 ) -> dict[str, Any]:
     record = await tasks.run(
         user.user_id, body.task, body.model_name, body.inputs(), body.options(),
-        wait_s=_wait(prefer), single=body.single,
+        wait_s=wait_of(prefer), single=body.single,
     )  # fmt: skip
-    return _respond(record, response)
+    return respond(record, response)
 
 
 # path, request schema (which knows its task, inputs and options), operation name, description

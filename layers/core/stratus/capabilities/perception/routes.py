@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from stratus.api.deps import Perception
 from stratus.api.pagination import Pagination
+from stratus.api.prefer import PreferHeader, wait_of
 from stratus.api.routing import StratusRoute
 from stratus.api.security import CurrentUser, RateLimit
-from stratus.capabilities.nlp.routes import PreferHeader, _wait
 from stratus.capabilities.perception import spec
 from stratus.capabilities.perception.schemas import (
     ClassifyResponse,
@@ -178,7 +178,7 @@ async def transcribe(
     text, srt or vtt. Long audio answers 202 with a task id (GET /api/tasks/{id})."""
     data = await read_media(audio_file, "audio", spec.MAX_AUDIO_BYTES)
     options = {"language": language, "vad_filter": vad_filter, "prompt": prompt}
-    record = await perception.transcribe(user.user_id, data, model, options, wait_s=_wait(prefer))
+    record = await perception.transcribe(user.user_id, data, model, options, wait_s=wait_of(prefer))
     return _transcript_response(record, response_format)
 
 
