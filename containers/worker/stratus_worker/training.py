@@ -9,6 +9,7 @@ on a stop and at the end: uploads of a large checkpoint would otherwise dominate
 
 from __future__ import annotations
 
+import abc
 import copy
 import math
 import os
@@ -56,7 +57,7 @@ class LoopParams(Protocol):
 P = TypeVar("P", bound=LoopParams)
 
 
-class EpochTrainer(Generic[P]):
+class EpochTrainer(abc.ABC, Generic[P]):
     """The loop every training kind runs; a kind supplies its batches (`_batch`), its held-out pass
     (`validate`), what early stopping keeps (`_snapshot`/`_restore`) and its checkpoint's own part."""
 
@@ -91,16 +92,18 @@ class EpochTrainer(Generic[P]):
         self.generator = torch.Generator().manual_seed(params.seed)
 
     # What a kind supplies.
+    @abc.abstractmethod
     def _size(self) -> int:
         """How many training examples there are."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def _batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The inputs and targets of these training examples, on the model's device, ready to train on."""
-        raise NotImplementedError
+        ...
 
-    def validate(self) -> dict[str, float | None]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def validate(self) -> dict[str, float | None]: ...
 
     def _snapshot(self) -> dict[str, Any]:
         """The weights early stopping keeps of the best epoch."""
@@ -109,9 +112,10 @@ class EpochTrainer(Generic[P]):
     def _restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state)
 
+    @abc.abstractmethod
     def _checkpoint_state(self) -> dict[str, Any]:
         """The kind's part of the checkpoint (the weights, and what it needs to read them back)."""
-        raise NotImplementedError
+        ...
 
     # The loop.
     def fit(self) -> Fit:

@@ -6,6 +6,7 @@ Nothing here imports the server: only httpx (and websockets, lazily, for followi
 
 from __future__ import annotations
 
+import abc
 import email.utils
 import mimetypes
 import os
@@ -189,9 +190,10 @@ def _file(field: str, source: str | os.PathLike[str] | bytes) -> dict[str, tuple
     }
 
 
-class Endpoints(Generic[R]):
+class Endpoints(abc.ABC, Generic[R]):
     """Every capability's calls, once. `_call` returns the decoded body (or an awaitable of it)."""
 
+    @abc.abstractmethod
     def _call(
         self,
         method: str,
@@ -203,8 +205,7 @@ class Endpoints(Generic[R]):
         data: Mapping[str, Any] | None = None,
         starts_work: bool = False,
         idempotency_key: str | None = None,
-    ) -> R:
-        raise NotImplementedError
+    ) -> R: ...
 
     # --- account -----------------------------------------------------------------------------------
     def me(self) -> R:
