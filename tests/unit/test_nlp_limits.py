@@ -9,11 +9,12 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from stratus.capabilities.nlp import schemas, spec
+from stratus.schemas.options import IntOption
 from stratus_worker.inference import tasks as worker
 from stratus_worker.inference.errors import InvalidInput
 
 # (task, request schema, a valid item, field, its limit)
-INT_LIMITS: list[tuple[str, type[BaseModel], dict[str, Any], str, spec.IntOption]] = [
+INT_LIMITS: list[tuple[str, type[BaseModel], dict[str, Any], str, IntOption]] = [
     ("generation", schemas.GenerationRequest, {"prompt": "hi"}, "max_tokens", spec.MAX_TOKENS),
     ("summarization", schemas.SummarizationRequest, {"text": "x", "min_length": 0}, "max_length",
      spec.SUMMARY_MAX_LENGTH),
@@ -40,7 +41,7 @@ def worker_accepts(task: str, item: dict[str, Any], options: dict[str, Any] | No
 
 @pytest.mark.parametrize(("task", "schema", "item", "field", "limit"), INT_LIMITS)
 def test_integer_limits_agree(
-    task: str, schema: type[BaseModel], item: dict[str, Any], field: str, limit: spec.IntOption
+    task: str, schema: type[BaseModel], item: dict[str, Any], field: str, limit: IntOption
 ) -> None:
     for value, ok in ((limit.ge, True), (limit.le, True), (limit.ge - 1, False), (limit.le + 1, False)):
         body = {**item, field: value}
@@ -50,7 +51,7 @@ def test_integer_limits_agree(
 
 @pytest.mark.parametrize(("task", "schema", "item", "field", "limit"), INT_LIMITS)
 def test_integer_defaults_agree(
-    task: str, schema: type[BaseModel], item: dict[str, Any], field: str, limit: spec.IntOption
+    task: str, schema: type[BaseModel], item: dict[str, Any], field: str, limit: IntOption
 ) -> None:
     bare = {k: v for k, v in item.items() if k in ("prompt", "text")}
     assert getattr(schema.model_validate(bare), field) == limit.default

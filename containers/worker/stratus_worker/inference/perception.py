@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from stratus.capabilities.perception import spec
+from stratus.schemas.options import FloatOption
 from stratus_worker.inference.errors import InvalidInput
 
 Item = dict[str, Any]
@@ -39,7 +40,7 @@ LOADERS = (
 )
 
 
-def _float(value: Any, where: str, limit: spec.FloatOption) -> float:
+def _float(value: Any, where: str, limit: FloatOption) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidInput(f"{where} must be a number")
     if not limit.ge <= value <= limit.le:
@@ -96,7 +97,7 @@ def _options(task: str, options: Mapping[str, Any]) -> Item:
             raise InvalidInput("vad_filter must be true or false")
         if clean["prompt"] is not None and not isinstance(clean["prompt"], str):
             raise InvalidInput("prompt must be a string")
-        clean["temperature"] = _float(clean["temperature"], "temperature", spec.FloatOption(0.0, 0.0, 1.0))
+        clean["temperature"] = _float(clean["temperature"], "temperature", FloatOption(0.0, 0.0, 1.0))
     elif task == spec.SYNTHESIZE:
         clean["speed"] = _float(clean["speed"], "speed", spec.SPEED)
         if clean["format"] not in spec.AUDIO_FORMATS:

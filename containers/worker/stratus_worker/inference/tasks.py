@@ -46,6 +46,7 @@ import torch
 
 from stratus.capabilities.nlp import spec as nlp
 from stratus.capabilities.nlp.spec import TASKS
+from stratus.schemas.options import IntOption
 from stratus_worker.inference import perception
 from stratus_worker.inference.backends import (
     Backend,
@@ -171,7 +172,7 @@ def _text(item: Mapping[str, Any], key: str, where: str, *, required: bool = Tru
     return value
 
 
-def _int(item: Mapping[str, Any], key: str, where: str, limit: nlp.IntOption) -> int:
+def _int(item: Mapping[str, Any], key: str, where: str, limit: IntOption) -> int:
     value = item.get(key, limit.default)
     if value is None:
         value = limit.default

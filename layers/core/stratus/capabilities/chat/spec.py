@@ -3,7 +3,7 @@ worker's validation read them (this module imports nothing heavy)."""
 
 from __future__ import annotations
 
-from stratus.capabilities.nlp.spec import FloatOption, IntOption
+from stratus.schemas.options import FloatOption, IntOption
 
 # The worker task that renders messages with the model's chat template and generates a reply.
 TASK = "chat"

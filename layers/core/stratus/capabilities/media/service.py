@@ -27,6 +27,7 @@ from stratus.jobs.lifecycle import is_terminal
 from stratus.jobs.service import JobService
 from stratus.ports.storage import ObjectStorage
 from stratus.schemas.common import iso_utc, utcnow
+from stratus.schemas.options import IntOption
 from stratus.services.quota import QuotaService
 
 POLL_S = 0.05  # how often an inline request looks at its job while it waits
@@ -63,7 +64,7 @@ def check_image(data: bytes, field: str = "image") -> tuple[str, int, int]:
     return fmt, width, height
 
 
-def fit_size(width: int, height: int, longest: int, option: spec.IntOption) -> tuple[int, int]:
+def fit_size(width: int, height: int, longest: int, option: IntOption) -> tuple[int, int]:
     """A source image's size scaled so its longer side is `longest`, rounded down to multiples of 8."""
     scale = longest / max(width, height)
     fit = [max(option.ge, min(option.le, int(side * scale) // spec.SIZE_MULTIPLE * spec.SIZE_MULTIPLE))

@@ -10,11 +10,11 @@ nothing heavy.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from stratus.errors import ValidationFailed
 from stratus.jobs.kinds import JobKind, JobWebhooks, Resources
+from stratus.schemas.options import FloatOption, IntOption
 
 IMAGE_KIND_NAME = "image_generation"
 VIDEO_KIND_NAME = "video_generation"
@@ -32,20 +32,6 @@ MODES = {
     IMAGE_TO_VIDEO: VIDEO_KIND_NAME,
 }
 VIDEO_MODES = (TEXT_TO_VIDEO, IMAGE_TO_VIDEO)
-
-
-@dataclass(frozen=True)
-class IntOption:
-    default: int
-    ge: int
-    le: int
-
-
-@dataclass(frozen=True)
-class FloatOption:
-    default: float
-    ge: float
-    le: float
 
 
 # Sizes: multiples of 8 (the VAE halves the size three times), within these bounds.

@@ -5,19 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class IntOption:
-    default: int
-    ge: int
-    le: int
-
-
-@dataclass(frozen=True)
-class FloatOption:
-    default: float
-    ge: float
-    le: float
+from stratus.schemas.options import FloatOption, IntOption
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,10 @@ and the inference worker's validation both read them (this module imports nothin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from stratus.errors import ValidationFailed
+from stratus.schemas.options import FloatOption, IntOption
 
 # Worker task names (the inference server's `task`).
 CLASSIFY = "image-classification"
@@ -32,20 +32,6 @@ DETECTOR_CASCADES = {
     "cat_face": "haarcascade_frontalcatface.xml",
     "licence_plate": "haarcascade_russian_plate_number.xml",
 }
-
-
-@dataclass(frozen=True)
-class FloatOption:
-    default: float
-    ge: float
-    le: float
-
-
-@dataclass(frozen=True)
-class IntOption:
-    default: int
-    ge: int
-    le: int
 
 
 # Images: the upload, and the decoded size (a small PNG can inflate to gigabytes of pixels).

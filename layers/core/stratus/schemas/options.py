@@ -1,0 +1,20 @@
+"""A bounded option with its default, written once in a capability's spec and read by both the API's
+request schemas (Field(ge=..., le=...)) and the worker's own validation. Imports nothing heavy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class IntOption:
+    default: int
+    ge: int
+    le: int
+
+
+@dataclass(frozen=True)
+class FloatOption:
+    default: float
+    ge: float
+    le: float
