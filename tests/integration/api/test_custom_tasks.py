@@ -54,7 +54,7 @@ async def test_custom_code_runs_in_the_sandbox(
     wait = {**alice.headers, "Prefer": "wait=120"}  # the first run starts the worker and its runners
     ran = await _finish(client, alice, await client.post("/tasks/custom", headers=wait,
                                                           json={**EMBED, "input_text": "hello sandbox"}))  # fmt: skip
-    assert ran["status"] == "completed", ran
+    assert ran["status"] == "completed", str(ran)
     assert ran["task"] == "custom"
     assert ran["result"] == {"dimension": 384, "words": ["hello", "sandbox"]}
     assert ran["isolation"]["seccomp"] == "applied" and ran["isolation"]["landlock"].startswith("applied")

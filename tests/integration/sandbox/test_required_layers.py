@@ -35,12 +35,12 @@ def _runs(config: SandboxConfig, base: Path) -> dict[str, object]:
 def test_a_missing_required_layer_refuses_the_run(tmp_path: Path) -> None:
     no_netns = SandboxConfig(network_namespace=False, required_layers=("network_namespace", "seccomp"))
     refused = _runs(no_netns, tmp_path / "required")
-    assert refused["ok"] is False and refused["reason"] == "isolation_missing", refused
+    assert refused["ok"] is False and refused["reason"] == "isolation_missing", str(refused)
     assert "network_namespace" in str(refused["error"])
     assert str(refused["isolation"]["network_namespace"]).startswith("missing")  # type: ignore[index]
 
     reported = _runs(SandboxConfig(network_namespace=False), tmp_path / "reported")
-    assert reported["ok"] is True and reported["result"] == "ran", reported
+    assert reported["ok"] is True and reported["result"] == "ran", str(reported)
     assert str(reported["isolation"]["network_namespace"]).startswith("missing")  # type: ignore[index]
 
 

@@ -55,7 +55,7 @@ async def test_a_downloaded_model_loads_by_name(shared_dir: Path) -> None:
         [answer] = await custom.run(
             [code], {}, {"models": [{"name": NAME, "snapshot": SNAPSHOT, "files": files}]}
         )
-        assert answer["ok"] is True and answer["result"] == 384, answer
+        assert answer["ok"] is True and answer["result"] == 384, str(answer)
         # Without the source, the same name is not found: nothing is fetched.
         [unknown] = await custom.run([code], {}, None)
         assert unknown["ok"] is False and unknown["reason"] == "model_not_found", unknown

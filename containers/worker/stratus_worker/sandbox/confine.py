@@ -157,29 +157,37 @@ def apply_drop_capabilities() -> str:
 def readable_by(uid: int, gid: int, paths: Iterable[str]) -> list[str]:
     """The paths that `uid` could not reach for reading through ordinary permissions (an ancestor
     it cannot search, e.g. a Python installed under /root)."""
-    blocked = []
-    for path in paths:
-        current = os.path.realpath(path)
-        chain = [current]
-        while current != os.path.dirname(current):
-            current = os.path.dirname(current)
-            chain.append(current)
-        for position, part in enumerate(chain):
-            try:
-                st = os.stat(part)
-            except OSError:
-                break
-            need = 0o1 if position else (0o5 if os.path.isdir(part) else 0o4)
-            if st.st_uid == uid:
-                mode = (st.st_mode >> 6) & 7
-            elif st.st_gid == gid:
-                mode = (st.st_mode >> 3) & 7
-            else:
-                mode = st.st_mode & 7
-            if mode & need != need:
-                blocked.append(f"{path} ({part} is mode {oct(st.st_mode & 0o777)})")
-                break
-    return blocked
+    return [blocked for path in paths if (blocked := _blocked(uid, gid, path, read=True))]
+
+
+def searchable_by(uid: int, gid: int, paths: Iterable[str]) -> list[str]:
+    """The directories that `uid` could not pass through (e.g. a base directory under a mode-0700
+    pytest or mkdtemp directory): its run directories inside would be out of its reach."""
+    return [blocked for path in paths if (blocked := _blocked(uid, gid, path, read=False))]
+
+
+def _blocked(uid: int, gid: int, path: str, *, read: bool) -> str:
+    current = os.path.realpath(path)
+    chain = [current]
+    while current != os.path.dirname(current):
+        current = os.path.dirname(current)
+        chain.append(current)
+    for position, part in enumerate(chain):
+        try:
+            st = os.stat(part)
+        except OSError:
+            return ""
+        searched = position or not read  # an ancestor, or a directory only passed through
+        need = 0o1 if searched else (0o5 if os.path.isdir(part) else 0o4)
+        if st.st_uid == uid:
+            mode = (st.st_mode >> 6) & 7
+        elif st.st_gid == gid:
+            mode = (st.st_mode >> 3) & 7
+        else:
+            mode = st.st_mode & 7
+        if mode & need != need:
+            return f"{path} ({part} is mode {oct(st.st_mode & 0o777)})"
+    return ""
 
 
 def apply_no_new_privs() -> str:

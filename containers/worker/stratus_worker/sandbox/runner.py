@@ -98,18 +98,24 @@ class Runner:
         self.why_no_uid = "the runner is not root, so the child keeps the runner's uid"
         if os.geteuid() == 0:
             uid = gid = SANDBOX_UID_BASE + slot
-            blocked = confine.readable_by(uid, gid, [*python_paths()[:2], *self.builtin_models.values()])
+            installation = [sys.base_prefix, sys.prefix, *self.builtin_models.values()]
+            blocked = confine.readable_by(uid, gid, installation) + confine.searchable_by(
+                uid, gid, [str(base)]
+            )
             if blocked:
                 self.why_no_uid = (
-                    f"uid {uid} could not read the Python installation ({blocked[0]}): the child stays uid 0 "
-                    "with every capability dropped (install Python where others can read it, as the "
-                    "worker image does)"
+                    f"uid {uid} could not reach {blocked[0]}: the child stays uid 0 with every capability "
+                    "dropped (the Python installation and the sandbox's base directory must be reachable "
+                    "by others, as in the worker image)"
                 )
             else:
                 self.uid, self.gid = uid, gid
 
     def warm(self) -> None:
         """Import what user code uses, once, before any fork."""
+        import encodings.idna  # noqa: F401 - socket and HTTP code encode host names with it, lazily
+        import unicodedata  # noqa: F401 - and tokenizers normalise text with it
+
         import numpy  # noqa: F401
         import torch
         import transformers  # noqa: F401
@@ -379,12 +385,28 @@ def _child_env(workdir: str, hub: str) -> dict[str, str]:
         "LANG": "C.UTF-8",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
+        "HF_HOME": os.path.join(workdir, ".cache", "huggingface"),
         "HF_HUB_CACHE": hub,
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "HF_HUB_DISABLE_PROGRESS_BARS": "1",
         "TOKENIZERS_PARALLELISM": "false",
         "OMP_NUM_THREADS": "1",
     }
+
+
+def _rehome_hugging_face(workdir: str, hub: str) -> None:
+    """huggingface_hub read its paths (token, caches) from the runner's environment when the runner
+    imported it: under the runner's home, which the sandbox uid may not even stat (a PermissionError
+    on ~/.cache/huggingface/token fails every from_pretrained). The child's own home replaces it."""
+    import huggingface_hub.constants as hub_constants
+
+    runner_home = hub_constants.HF_HOME
+    home = os.path.join(workdir, ".cache", "huggingface")
+    for name, value in vars(hub_constants).items():
+        if isinstance(value, str) and (value == runner_home or value.startswith(runner_home + os.sep)):
+            setattr(hub_constants, name, home + value[len(runner_home) :])
+    hub_constants.HF_HUB_CACHE = hub
+    hub_constants.HF_HUB_OFFLINE = True
 
 
 def _child(
@@ -413,10 +435,7 @@ def _child(
         os.environ.update(_child_env(plan.workdir, hub))
         tempfile.tempdir = plan.workdir
         os.chdir(plan.workdir)
-        import huggingface_hub.constants as hub_constants
-
-        hub_constants.HF_HUB_CACHE = hub
-        hub_constants.HF_HUB_OFFLINE = True
+        _rehome_hugging_face(plan.workdir, hub)
         with os.fdopen(request_r, "rb") as incoming:
             request = json.loads(incoming.read())  # the runner's own request: before confinement
         plan.readable.extend(str(path) for path in (request.get("models") or {}).values())
