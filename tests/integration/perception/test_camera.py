@@ -86,3 +86,26 @@ async def test_camera_stream_drops_frames_it_cannot_keep_up_with(ws_base: str, a
         assert frames == sorted(frames) and len(frames) < 30  # some were dropped, none answered twice
         last = answered[-1]
         assert last["received"] == 32 and last["dropped"] == 32 - 2 - len(frames)
+
+
+async def test_the_camera_names_the_users_own_registered_faces(
+    ws_base: str, client: Any, alice: Account, bob: Account
+) -> None:
+    """Camera frames are searched scaled down, and embedded only for a user with faces to match: a face
+    registered from a full-size photo is still recognised in the stream, and only for its owner."""
+    astronaut = _jpeg(data.astronaut())
+    registered = await client.post(
+        "/api/face-recognition/register", headers=alice.headers, data={"name": "Eileen"},
+        files={"image": ("eileen.jpg", astronaut, "image/jpeg")},
+    )  # fmt: skip
+    assert registered.status_code == 201, registered.text
+    for account, name in ((alice, "Eileen"), (bob, None)):
+        async with connect(f"{ws_base}/ws/camera?token={account.access_token}", max_size=None) as ws:
+            await ws.send(astronaut)
+            answer = await _answer(ws)
+        assert answer["type"] == "result", answer
+        [face] = answer["data"]["faces"]
+        assert face["name"] == name
+        assert (face["face_id"] == registered.json()["face_id"]) is (name is not None)
+        x, y, w, h = face["bbox"]  # in the frame's own pixels, though searched at a smaller size
+        assert 150 < x < 200 and 40 < y < 90 and 80 < w < 120 and 80 < h < 120, face

@@ -91,6 +91,15 @@ def test_image_sniffing() -> None:
         (spec.TRANSCRIBE, {"audio": "not base64!"}, {}, "audio: inputs[0].audio is not valid base64"),
         (spec.FACES, {}, {}, "image: inputs[0].image must be a non-empty base64 string"),
         (spec.FACES, {"image": "aGk="}, {"top_k": 3}, "Unknown option(s) for face-analysis: top_k"),
+        (spec.FACES, {"image": "aGk="}, {"max_side": -1}, "max_side must be an integer between"),
+        (
+            spec.DETECT,
+            {"image": "aGk="},
+            {"max_side": spec.SEARCH_SIDE.le + 1},
+            "max_side must be an integer",
+        ),
+        (spec.DETECT, {"image": "aGk="}, {"max_side": True}, "max_side must be an integer between"),
+        (spec.FACES, {"image": "aGk="}, {"embeddings": "no"}, "embeddings must be true or false"),
     ],
 )
 def test_the_worker_enforces_the_shared_limits(

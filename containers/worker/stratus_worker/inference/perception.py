@@ -5,8 +5,11 @@ SageMaker's asynchronous endpoint (whose input goes through S3). Limits are the 
 stratus.capabilities.perception.spec. Errors that concern an input name its field first.
 
 - image-classification: {image} -> {classifications: [{label, confidence, class_id}]}; option `top_k`.
-- object-detection: {image} -> {detections: [{label, confidence, bbox}]}; option `threshold`.
-- face-analysis: {image} -> {width, height, faces: [{confidence, bbox, landmarks, embedding}]}.
+- object-detection: {image} -> {detections: [{label, confidence, bbox}]}; options `threshold`,
+  `max_side` (search a copy scaled down to this longer side; 0, the default: full size).
+- face-analysis: {image} -> {width, height, faces: [{confidence, bbox, landmarks, embedding}]};
+  options `max_side` (as above: where faces are searched; landmarks and embeddings always read the
+  full image) and `embeddings` (false: null, for a caller with nothing to match them against).
 - transcription: {audio} -> {text, language, duration, segments: [{id, start, end, text, ...}]};
   options `language`, `vad_filter` (default on), `prompt`, `temperature`.
 - speech-synthesis: {text} -> {audio (base64), format, content_type, duration, sample_rate};
@@ -68,8 +71,8 @@ def _media(item: Mapping[str, Any], key: str, where: str, max_bytes: int) -> byt
 def _options(task: str, options: Mapping[str, Any]) -> Item:
     defaults: dict[str, dict[str, Any]] = {
         spec.CLASSIFY: {"top_k": spec.TOP_K.default},
-        spec.DETECT: {"threshold": spec.DETECT_THRESHOLD.default},
-        spec.FACES: {},
+        spec.DETECT: {"threshold": spec.DETECT_THRESHOLD.default, "max_side": spec.SEARCH_SIDE.default},
+        spec.FACES: {"max_side": spec.SEARCH_SIDE.default, "embeddings": True},
         spec.TRANSCRIBE: {"language": None, "vad_filter": True, "prompt": None, "temperature": 0.0},
         spec.SYNTHESIZE: {"speed": spec.SPEED.default, "format": "wav"},
     }
@@ -102,6 +105,18 @@ def _options(task: str, options: Mapping[str, Any]) -> Item:
         clean["speed"] = _float(clean["speed"], "speed", spec.SPEED)
         if clean["format"] not in spec.AUDIO_FORMATS:
             raise InvalidInput(f"format must be one of {', '.join(spec.AUDIO_FORMATS)}")
+    if task in (spec.DETECT, spec.FACES):
+        side = clean["max_side"]
+        if (
+            isinstance(side, bool)
+            or not isinstance(side, int)
+            or not spec.SEARCH_SIDE.ge <= side <= spec.SEARCH_SIDE.le
+        ):
+            raise InvalidInput(
+                f"max_side must be an integer between {spec.SEARCH_SIDE.ge} and {spec.SEARCH_SIDE.le} (0: full size)"
+            )
+    if task == spec.FACES and not isinstance(clean["embeddings"], bool):
+        raise InvalidInput("embeddings must be true or false")
     return clean
 
 

@@ -100,19 +100,37 @@ class Cascades:
                 raise ModelUnavailable(f"OpenCV cascade {filename} is missing from {directory}")
             self.cascades[label] = cascade
 
-    def detect(self, gray: Any, label: str, *, min_size: int = 24) -> list[tuple[list[int], float]]:
+    def searched(self, rgb: Any, max_side: int) -> tuple[Any, float]:
+        """The equalised grey image the cascades search, scaled down so that its longer side is at
+        most `max_side` (0: full size), and the factor that takes its boxes back to `rgb`'s pixels."""
+        cv2 = self.cv2
+        height, width = rgb.shape[:2]
+        scale = max_side / max(height, width) if max_side else 1.0
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        else:
+            scale = 1.0
+        return cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)), 1.0 / scale
+
+    def detect(
+        self, gray: Any, label: str, *, min_size: int = 24, back: float = 1.0
+    ) -> list[tuple[list[int], float]]:
         boxes, _levels, weights = self.cascades[label].detectMultiScale3(
             gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size), outputRejectLevels=True
         )
-        return [(_box(*box), _confidence(float(w))) for box, w in zip(boxes, np.ravel(weights), strict=False)]
+        return [
+            (_box(*(v * back for v in box)), _confidence(float(w)))
+            for box, w in zip(boxes, np.ravel(weights), strict=False)
+        ]
 
     def run(self, task: str, item: Item, options: Item) -> Item:
         rgb = decode_rgb(item["image"])
-        gray = self.cv2.equalizeHist(self.cv2.cvtColor(rgb, self.cv2.COLOR_RGB2GRAY))
+        gray, back = self.searched(rgb, options.get("max_side", 0))
         found = [
             {"label": label, "confidence": confidence, "bbox": box}
             for label in self.cascades
-            for box, confidence in self.detect(gray, label)
+            for box, confidence in self.detect(gray, label, back=back)
             if confidence >= options["threshold"]
         ]
         return {"detections": sorted(found, key=lambda d: -d["confidence"]), "width": rgb.shape[1],
@@ -135,21 +153,23 @@ class Faces:
         )
 
     def run(self, task: str, item: Item, options: Item) -> Item:
-        cv2 = self.cascades.cv2
         rgb = decode_rgb(item["image"])
-        gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+        gray, back = self.cascades.searched(rgb, options.get("max_side", 0))
         faces: list[Item] = []
-        for (x, y, w, h), confidence in self.cascades.detect(gray, "face"):
+        for (x, y, w, h), confidence in self.cascades.detect(gray, "face", back=back):
             shape = self.shape(rgb, self.dlib.rectangle(x, y, x + w, y + h))
             points = [(shape.part(i).x, shape.part(i).y) for i in range(shape.num_parts)]
-            embedding = self.encoder.compute_face_descriptor(rgb, shape)
+            # The ResNet embedding is most of a face's cost: skipped when there is nothing to match.
+            embedding = (
+                self.encoder.compute_face_descriptor(rgb, shape) if options.get("embeddings", True) else None
+            )
             # dlib's 5-point model: 0-1 one eye's corners (image right), 2-3 the other's, 4 under the nose.
             right_eye, left_eye = _mid(points[0], points[1]), _mid(points[2], points[3])
             faces.append({
                 "confidence": confidence,
                 "bbox": [x, y, w, h],
                 "landmarks": {"left_eye": left_eye, "right_eye": right_eye, "nose": list(points[4])},
-                "embedding": [round(float(v), 6) for v in embedding],
+                "embedding": None if embedding is None else [round(float(v), 6) for v in embedding],
             })  # fmt: skip
         faces.sort(key=lambda f: -f["confidence"])
         return {"faces": faces, "width": rgb.shape[1], "height": rgb.shape[0]}

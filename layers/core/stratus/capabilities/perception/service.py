@@ -173,31 +173,24 @@ class PerceptionService:
                 "image", "not an image (send JPEG, PNG, BMP, WebP or TIFF)", code="NOT_AN_IMAGE"
             )
         await self._quota.consume_query(user_id)
+        known = await self._faces.embeddings(user_id, limit=spec.MAX_FACES_PER_USER)
+        search = spec.CAMERA_SEARCH_SIDE
         # Two models, two worker threads: asked together, they run side by side.
-        faces, (_, out) = await asyncio.gather(
-            self.recognize(user_id, image, spec.FACE_MATCH_DISTANCE.default, metered=False),
+        (_, found), (_, out) = await asyncio.gather(
+            self._invoke(user_id, spec.FACES, None, {"image": _b64(image)},
+                         {"max_side": search, "embeddings": bool(known)}, metered=False),
             self._invoke(user_id, spec.DETECT, None, {"image": _b64(image)},
-                         {"threshold": spec.DETECT_THRESHOLD.default}, metered=False),
+                         {"threshold": spec.DETECT_THRESHOLD.default, "max_side": search}, metered=False),
         )  # fmt: skip
-        return {**faces, "detections": out["detections"]}
+        faces = _matched(found["faces"], known, spec.FACE_MATCH_DISTANCE.default)
+        return {"faces": faces, "detections": out["detections"]}
 
     async def recognize(
         self, user_id: ObjectId, image: bytes, max_distance: float, *, metered: bool = True
     ) -> dict[str, Any]:
         faces = await self._faces_in(user_id, image, metered=metered)
         known = await self._faces.embeddings(user_id, limit=spec.MAX_FACES_PER_USER) if faces else []
-        answered = []
-        for face in faces:
-            best = min(known, key=lambda k: _distance(face["embedding"], k["embedding"]), default=None)
-            distance = _distance(face["embedding"], best["embedding"]) if best is not None else math.inf
-            if best is not None and distance <= max_distance:
-                answered.append({"face_id": f"face_{best['_id']}", "name": best["name"],
-                                 "confidence": round(1.0 - distance, 4), "distance": round(distance, 4),
-                                 "bbox": face["bbox"]})  # fmt: skip
-            else:
-                answered.append({"face_id": None, "name": None, "confidence": 0.0, "distance": None,
-                                 "bbox": face["bbox"]})  # fmt: skip
-        return {"faces": answered}
+        return {"faces": _matched(faces, known, max_distance)}
 
     async def list_faces(self, user_id: ObjectId, *, limit: int, offset: int) -> dict[str, Any]:
         docs, total = await self._faces.list_owned(user_id, limit=limit, offset=offset)
@@ -262,3 +255,21 @@ class PerceptionService:
             user_id, spec.SYNTHESIZE, model, {"text": text}, {"speed": speed, "format": audio_format}
         )
         return base64.b64decode(out["audio"]), str(out["content_type"])
+
+
+def _matched(
+    faces: list[dict[str, Any]], known: list[dict[str, Any]], max_distance: float
+) -> list[dict[str, Any]]:
+    """Each face found, named by the nearest of the user's registered faces within `max_distance`."""
+    answered = []
+    for face in faces:
+        best = min(known, key=lambda k: _distance(face["embedding"], k["embedding"]), default=None)
+        distance = _distance(face["embedding"], best["embedding"]) if best is not None else math.inf
+        if best is not None and distance <= max_distance:
+            answered.append({"face_id": f"face_{best['_id']}", "name": best["name"],
+                             "confidence": round(1.0 - distance, 4), "distance": round(distance, 4),
+                             "bbox": face["bbox"]})  # fmt: skip
+        else:
+            answered.append({"face_id": None, "name": None, "confidence": 0.0, "distance": None,
+                             "bbox": face["bbox"]})  # fmt: skip
+    return answered

@@ -39,6 +39,11 @@ MAX_IMAGE_BYTES = 10 * 1024 * 1024
 MAX_IMAGE_PIXELS = 40_000_000
 TOP_K = IntOption(default=5, ge=1, le=20)
 DETECT_THRESHOLD = FloatOption(default=0.5, ge=0.0, le=1.0)
+# Camera frames are searched at this size on their longer side (boxes are given in the frame's own
+# pixels): the cascades' cost grows with the pixels searched, and a face or body in a webcam frame is
+# well above the smallest window (24 px) at 320 px. Uploaded images are searched at full size.
+CAMERA_SEARCH_SIDE = 320
+SEARCH_SIDE = IntOption(default=0, ge=0, le=8192)  # the worker's `max_side` option: 0 is full size
 # A face smaller than this (pixels, shorter side) gives an embedding too poor to register.
 MIN_FACE_PIXELS = 40
 # dlib's embeddings: two photos of one person are usually closer than 0.6 (its authors' threshold).
