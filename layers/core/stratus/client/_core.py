@@ -566,24 +566,96 @@ class Endpoints(abc.ABC, Generic[R]):
         self,
         prompt: str,
         *,
+        negative_prompt: str | None = None,
         num_frames: int | None = None,
         fps: int | None = None,
+        width: int | None = None,
+        height: int | None = None,
         num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        seed: int | None = None,
+        model_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> R:
-        """Start a text-to-video generation; follow `task_id`, the MP4 is at the status's `video_url`."""
+        """Start a text-to-video generation; follow `task_id` with media_status(kind="text-to-video"),
+        the MP4 is at the status's `video_url`."""
         body = _clean(
             {
                 "prompt": prompt,
+                "negative_prompt": negative_prompt,
                 "num_frames": num_frames,
                 "fps": fps,
+                "width": width,
+                "height": height,
                 "num_inference_steps": num_inference_steps,
+                "guidance_scale": guidance_scale,
+                "seed": seed,
+                "model_id": model_id,
             }
         )
         return self._call(
             "POST",
             "/api/text-to-video/generate",
             json=body,
+            starts_work=True,
+            idempotency_key=idempotency_key,
+        )
+
+    def transform_image(
+        self,
+        image: str | os.PathLike[str] | bytes,
+        prompt: str,
+        *,
+        negative_prompt: str | None = None,
+        strength: float | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        seed: int | None = None,
+        model_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> R:
+        """Start an image-to-image generation from `image` (a path or bytes): `strength` 0 keeps it, 1
+        ignores it; follow `task_id` with media_status(kind="image-to-image")."""
+        form = _form(prompt=prompt, negative_prompt=negative_prompt, strength=strength, width=width,
+                     height=height, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+                     seed=seed, model_id=model_id)  # fmt: skip
+        return self._call(
+            "POST",
+            "/api/image-to-image/generate",
+            files=_file("image", image),
+            data=form,
+            starts_work=True,
+            idempotency_key=idempotency_key,
+        )
+
+    def animate_image(
+        self,
+        image: str | os.PathLike[str] | bytes,
+        *,
+        prompt: str | None = None,
+        num_frames: int | None = None,
+        fps: int | None = None,
+        strength: float | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        seed: int | None = None,
+        model_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> R:
+        """Start an image-to-video generation (an MP4 animating `image`); follow `task_id` with
+        media_status(kind="image-to-video")."""
+        form = _form(prompt=prompt, num_frames=num_frames, fps=fps, strength=strength, width=width,
+                     height=height, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+                     seed=seed, model_id=model_id)  # fmt: skip
+        return self._call(
+            "POST",
+            "/api/image-to-video/generate",
+            files=_file("image", image),
+            data=form,
             starts_work=True,
             idempotency_key=idempotency_key,
         )
