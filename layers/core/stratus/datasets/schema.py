@@ -41,7 +41,7 @@ _ONE = {bit: re.compile(f"{_WS}(?:{token}){_WS}") for bit, token in _TOKENS.item
 
 def _lines_of(token: str, space: str) -> re.Pattern[str]:
     """Lines that are each empty (null) or one token."""
-    line = f"(?:{space}(?:{token}){space})?+"
+    line = f"(?:{space}(?:{token}){space})?"  # not ?+: CPython 3.11.2 matched " " as a line with it
     return re.compile(f"{line}(?:\n{line})*+")
 
 
