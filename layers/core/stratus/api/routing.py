@@ -21,7 +21,7 @@ from fastapi.datastructures import Default
 from fastapi.dependencies.models import Dependant
 from fastapi.params import File, Form
 from fastapi.routing import APIRoute
-from starlette.routing import compile_path, get_name
+from starlette.routing import get_name
 from starlette.types import Receive, Scope, Send
 
 from stratus.api.uploads import check_declared_length
@@ -53,8 +53,7 @@ class StratusRoute(APIRoute):
         # What FastAPI's inclusion and matching read, as declared; the analysis waits (`__getattr__`).
         self._declared = (path, endpoint, settings)
         self._analysing = False
-        self.path, self.endpoint = path, endpoint
-        self.path_regex, self.path_format, self.param_convertors = compile_path(path)
+        self.path, self.endpoint = path, endpoint  # path_regex and the like: by the analysis too
         self.methods = {method.upper() for method in settings.pop("methods", None) or ["GET"]}
         self.name = settings.pop("name", None) or get_name(endpoint)
         status_code = settings.pop("status_code", None)

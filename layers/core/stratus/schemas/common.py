@@ -113,6 +113,8 @@ class UpdateModel(Schema):
 class Page(BaseModel, Generic[T]):
     """A page in both styles the seeds use: page/limit (001) and limit/offset (003, 004)."""
 
+    model_config = ConfigDict(defer_build=True)
+
     items: list[T]
     total: int
     limit: int

@@ -17,7 +17,7 @@ Role = Literal["user", "assistant", "system"]
 
 
 class ChatCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), defer_build=True)
 
     title: str = Field(min_length=1, max_length=MAX_TITLE_CHARS)
     model_id: str | None = Field(
@@ -56,7 +56,7 @@ class ChatPublic(PublicModel):
 
 
 class MessageCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     chat_id: ObjectIdStr
     role: Role
