@@ -10,13 +10,11 @@ import asyncio
 import base64
 import io
 import json
-import signal
 import struct
-import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import av
 import httpx
@@ -40,24 +38,11 @@ def media_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProc
         "STRATUS_GENERATION_THREADS": "1",
     }
     server = ServeProcess(tmp_path_factory.mktemp("state"), free_port(), env)
-    server.start()
-    # This test polls a lot: drain the server's output as it comes, so its pipe never fills up (a full
-    # pipe would block the server on its next log line).
-    process = server.process
-    assert process is not None and process.stdout is not None
-    lines: list[str] = []
-    drain = threading.Thread(target=_drain, args=(process.stdout, lines), daemon=True)
-    drain.start()
+    server.start()  # its output is read as it comes (ServeProcess), so the pipe never fills up
     yield server
-    process.send_signal(signal.SIGINT)
-    returncode = process.wait(timeout=60)
-    drain.join(timeout=10)
-    assert returncode == 0, "".join(lines[-50:])
-    assert "Stratus stopped" in "".join(lines[-50:])
-
-
-def _drain(stream: IO[str], lines: list[str]) -> None:
-    lines.extend(iter(stream.readline, ""))
+    returncode, output = server.stop(timeout_s=60)
+    assert returncode == 0, output[-5000:]
+    assert "Stratus stopped" in output[-5000:]
 
 
 def _png(size: tuple[int, int]) -> bytes:
