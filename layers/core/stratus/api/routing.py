@@ -89,8 +89,10 @@ class StratusRoute(APIRoute):
             raise
 
     async def _analyse_then_handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # A route served directly (not through an included router): its first request analyses it.
-        self._analyse()
+        # A route served directly (not through an included router): its first request analyses it
+        # (unless matching it already did, or a concurrent first request).
+        if not self._analysing:
+            self._analyse()
         await self.app(scope, receive, send)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
