@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from stratus.settings import Settings
+from stratus.settings import Settings, env_names
 
 
 def test_development_defaults_need_no_configuration() -> None:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings()
     assert settings.env == "development" and settings.mongodb_uri is None
 
 
@@ -79,3 +79,44 @@ def test_websocket_urls_follow_the_public_url_or_the_setting() -> None:
     )
     aws = Settings(websocket_url="wss://abc.execute-api.us-east-1.amazonaws.com/prod/")
     assert aws.follow_url("j1") == "wss://abc.execute-api.us-east-1.amazonaws.com/prod?follow=j1"
+
+
+def test_names_are_read_in_any_case_and_explicit_values_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("stratus_rate_limit_user", "7")
+    monkeypatch.setenv("STRATUS_LOG_LEVEL", "DEBUG")
+    settings = Settings(log_level="ERROR")
+    assert settings.rate_limit_user == 7 and settings.log_level == "ERROR"
+
+
+def test_an_alias_list_is_read_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    assert Settings().aws_region == "eu-west-1"
+    monkeypatch.setenv("AWS_REGION", "ap-south-1")
+    assert Settings().aws_region == "ap-south-1"
+
+
+def test_list_and_dict_fields_take_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STRATUS_CORS_ORIGINS", '["https://app.example.com"]')
+    monkeypatch.setenv("STRATUS_PLAN_QUOTAS", '{"free": 5}')
+    settings = Settings()
+    assert settings.cors_origins == ["https://app.example.com"] and settings.plan_quotas == {"free": 5}
+
+
+def test_bad_json_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STRATUS_SAGEMAKER_INSTANCE_TYPES", "training=ml.c5.xlarge")
+    with pytest.raises(ValueError, match="STRATUS_SAGEMAKER_INSTANCE_TYPES must be JSON"):
+        Settings()
+
+
+def test_a_bad_value_names_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STRATUS_LOCAL_WORKERS", "many")
+    with pytest.raises(ValidationError, match="local_workers"):
+        Settings()
+
+
+def test_every_field_has_its_variable() -> None:
+    names = {field: env_names(field, info) for field, info in Settings.model_fields.items()}
+    assert names["mongodb_uri"] == ("MONGODB_URI",)
+    assert names["aws_region"] == ("AWS_REGION", "AWS_DEFAULT_REGION")
+    assert names["rate_limit_user"] == ("STRATUS_RATE_LIMIT_USER",)

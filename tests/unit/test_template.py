@@ -39,7 +39,7 @@ from stratus import capabilities
 from stratus.api.app import create_app
 from stratus.composition import Container
 from stratus.jobs.events import EVENT_PATTERN
-from stratus.settings import Settings
+from stratus.settings import Settings, env_names
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -491,13 +491,10 @@ def test_every_handler_exists_on_disk(functions: dict[str, dict[str, Any]]) -> N
 
 
 def _settings_env_names() -> set[str]:
-    """The environment variable names Settings reads (upper-cased; pydantic-settings ignores case)."""
-    prefix = str(Settings.model_config.get("env_prefix", ""))
-    names = set()
-    for field_name, field in Settings.model_fields.items():
-        alias = field.validation_alias
-        names.add(alias.upper() if isinstance(alias, str) else f"{prefix}{field_name}".upper())
-    return names
+    """The environment variable names Settings reads (upper-cased: it ignores case)."""
+    return {
+        name for field_name, field in Settings.model_fields.items() for name in env_names(field_name, field)
+    }
 
 
 def test_every_function_env_var_is_read_by_settings(functions: dict[str, dict[str, Any]]) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from stratus.capabilities.chat import spec
+from stratus.schemas.base import Schema
 from stratus.schemas.common import INT64_MAX, UtcDateTime
 
 
@@ -19,7 +20,7 @@ def _not_blank(value: str) -> str:
 # ----------------------------------------------------------------------------------------- seed 004
 
 
-class ChatRequest(BaseModel):
+class ChatRequest(Schema):
     model_config = ConfigDict(extra="forbid")
 
     message: str = Field(min_length=1, max_length=spec.MAX_MESSAGE_CHARS)
@@ -33,13 +34,13 @@ class ChatRequest(BaseModel):
     _message = field_validator("message")(_not_blank)
 
 
-class Usage(BaseModel):
+class Usage(Schema):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
 
 
-class ChatResponse(BaseModel):
+class ChatResponse(Schema):
     id: str
     message: str
     model: str = Field(description="The served model that answered (an alias the client sent resolved)")
@@ -50,7 +51,7 @@ class ChatResponse(BaseModel):
     dropped_messages: int = Field(0, description="Oldest messages left out to fit the model's context")
 
 
-class ChatHistoryItem(BaseModel):
+class ChatHistoryItem(Schema):
     id: str
     message: str
     response: str
@@ -58,7 +59,7 @@ class ChatHistoryItem(BaseModel):
     created_at: UtcDateTime
 
 
-class ChatHistory(BaseModel):
+class ChatHistory(Schema):
     messages: list[ChatHistoryItem]
     total: int
     limit: int
@@ -68,12 +69,12 @@ class ChatHistory(BaseModel):
 # ----------------------------------------------------------------------------------------- OpenAI
 
 
-class TextPart(BaseModel):
+class TextPart(Schema):
     type: Literal["text"]
     text: str
 
 
-class OpenAIMessage(BaseModel):
+class OpenAIMessage(Schema):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant"]
@@ -88,11 +89,11 @@ class OpenAIMessage(BaseModel):
         return "".join(part.text for part in self.content)
 
 
-class StreamOptions(BaseModel):
+class StreamOptions(Schema):
     include_usage: bool = False
 
 
-class ChatCompletionRequest(BaseModel):
+class ChatCompletionRequest(Schema):
     """OpenAI's chat completions request; fields we do not act on (penalties, logit_bias, tools...)
     are accepted and ignored, as most compatible servers do."""
 
@@ -139,7 +140,7 @@ class ChatCompletionRequest(BaseModel):
         ]
 
 
-class EmbeddingRequest(BaseModel):
+class EmbeddingRequest(Schema):
     model_config = ConfigDict(extra="ignore")
 
     input: str | list[str] = Field(description="A text or a list of texts (token arrays are not accepted)")

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from stratus.db.ids import IdOut, ObjectIdStr
+from stratus.schemas.base import Schema
 from stratus.schemas.common import Clearable, PublicModel, UpdateModel, UtcDateTime
 
 MAX_TITLE_CHARS = 200
@@ -16,8 +17,8 @@ MAX_MODEL_CHARS = 200
 Role = Literal["user", "assistant", "system"]
 
 
-class ChatCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=(), defer_build=True)
+class ChatCreate(Schema):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     title: str = Field(min_length=1, max_length=MAX_TITLE_CHARS)
     model_id: str | None = Field(
@@ -55,8 +56,8 @@ class ChatPublic(PublicModel):
     last_updated: UtcDateTime
 
 
-class MessageCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+class MessageCreate(Schema):
+    model_config = ConfigDict(extra="forbid")
 
     chat_id: ObjectIdStr
     role: Role

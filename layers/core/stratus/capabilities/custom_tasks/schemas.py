@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from stratus.capabilities.custom_tasks import spec
+from stratus.schemas.base import Schema
 from stratus.schemas.common import Clearable, UpdateModel, UtcDateTime
 
 Code = Field(default="", max_length=spec.MAX_CODE_CHARS)
@@ -31,7 +32,7 @@ def _has_entrypoint(value: str) -> str:
     return value
 
 
-class CustomRunRequest(BaseModel):
+class CustomRunRequest(Schema):
     """POST /tasks/custom: the code runs in the sandbox; custom_function(input_text) is the result."""
 
     model_config = ConfigDict(extra="forbid")
@@ -42,12 +43,12 @@ class CustomRunRequest(BaseModel):
     _entry = field_validator("function_code")(_has_entrypoint)
 
 
-class RunSavedRequest(BaseModel):
+class RunSavedRequest(Schema):
     model_config = ConfigDict(extra="forbid")
     input_text: str = Field(default="", max_length=spec.MAX_INPUT_CHARS)
 
 
-class CustomTaskCreate(BaseModel):
+class CustomTaskCreate(Schema):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
     name: str = Field(min_length=1, max_length=spec.MAX_NAME_CHARS)
     description: str = Field(default="", max_length=spec.MAX_DESCRIPTION_CHARS)
@@ -86,7 +87,7 @@ class CustomTaskUpdate(UpdateModel):
         return None if value is None else _has_entrypoint(value)
 
 
-class CustomTaskPublic(BaseModel):
+class CustomTaskPublic(Schema):
     model_config = ConfigDict(protected_namespaces=())
     id: str
     name: str
@@ -102,26 +103,26 @@ class CustomTaskPublic(BaseModel):
     updated_at: UtcDateTime
 
 
-class ExportRequest(BaseModel):
+class ExportRequest(Schema):
     model_config = ConfigDict(extra="forbid")
     task_ids: list[str] = Field(min_length=1, max_length=spec.MAX_EXPORT_TASKS)
 
 
-class ImportItem(BaseModel):
+class ImportItem(Schema):
     index: int
     name: str | None = None
     id: str | None = None
     reason: str | None = None
 
 
-class ImportReport(BaseModel):
+class ImportReport(Schema):
     imported: list[ImportItem]
     refused: list[ImportItem]
     imported_count: int
     refused_count: int
 
 
-class CustomTaskStats(BaseModel):
+class CustomTaskStats(Schema):
     total_tasks: int
     by_tag: dict[str, int]
     by_model: dict[str, int]

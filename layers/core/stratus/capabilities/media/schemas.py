@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from stratus.capabilities.media import spec
+from stratus.schemas.base import Schema
 
 _S = spec.IMAGE_SIZE
 _V = spec.VIDEO_SIZE
@@ -18,7 +19,7 @@ Seed = Field(
 ModelId = Field(default=None, min_length=1, max_length=200, description="Defaults to the built-in model")
 
 
-class TextToImageRequest(BaseModel):
+class TextToImageRequest(Schema):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     prompt: str = Prompt
@@ -31,7 +32,7 @@ class TextToImageRequest(BaseModel):
     model_id: str | None = ModelId
 
 
-class TextToVideoRequest(BaseModel):
+class TextToVideoRequest(Schema):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     prompt: str = Prompt
@@ -48,7 +49,7 @@ class TextToVideoRequest(BaseModel):
     model_id: str | None = ModelId
 
 
-class OpenAIImageRequest(BaseModel):
+class OpenAIImageRequest(Schema):
     """OpenAI's POST /v1/images/generations (plus `seed`, `negative_prompt`, `steps`, `guidance_scale`)."""
 
     model_config = ConfigDict(extra="ignore", protected_namespaces=())
@@ -67,7 +68,7 @@ class OpenAIImageRequest(BaseModel):
     guidance_scale: float = Field(default=spec.GUIDANCE.default, ge=spec.GUIDANCE.ge, le=spec.GUIDANCE.le)
 
 
-class GenerationStatus(BaseModel):
+class GenerationStatus(Schema):
     """Seed 002's `{task_id, status, image_url | video_url, progress}` plus what a user of the field reads:
     the step, the time left, the latest preview, and once done the seed, model, resolved parameters and
     durations. URLs are signed for a short time (`expires_at`), signed again on every read."""
@@ -99,7 +100,7 @@ class GenerationStatus(BaseModel):
     completed_at: str | None = None
 
 
-class MediaModel(BaseModel):
+class MediaModel(Schema):
     id: str
     name: str
     description: str
@@ -107,13 +108,13 @@ class MediaModel(BaseModel):
     source: str = "builtin"
 
 
-class OpenAIImage(BaseModel):
+class OpenAIImage(Schema):
     url: str | None = None
     b64_json: str | None = None
     revised_prompt: str | None = None
 
 
-class OpenAIImagesResponse(BaseModel):
+class OpenAIImagesResponse(Schema):
     created: int
     data: list[OpenAIImage]
     task_id: str
