@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from fastapi import Depends, Query, Response
 
@@ -19,8 +18,7 @@ Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip")]
 PageNumber = Annotated[int, Query(ge=1, le=MAX_PAGE, description="1-based page number")]
 
 
-@dataclass(frozen=True)
-class PageParams:
+class PageParams(NamedTuple):
     limit: int
     offset: int
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from stratus.capabilities.chats.spec import REPLY_MESSAGE
 from stratus.capabilities.datasets.spec import PROCESS_MESSAGE
@@ -30,8 +29,7 @@ if TYPE_CHECKING:
 GROUPS = ("platform", "data", "jobs", "models")
 
 
-@dataclass(frozen=True)
-class Capability:
+class Capability(NamedTuple):
     name: str
     group: str  # the HTTP Lambda that serves its routes
     routes: str | None = None  # module whose routers() lists its APIRouters, in mount order

@@ -7,8 +7,7 @@ A spec module imports nothing heavy: the API, the event intake and the worker al
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from stratus.errors import InvalidInput
 
@@ -16,8 +15,7 @@ from stratus.errors import InvalidInput
 START_MESSAGE = "job.start"
 
 
-@dataclass(frozen=True)
-class Resources:
+class Resources(NamedTuple):
     """What one run needs. `gpu` picks the GPU instance type (SageMaker) or the GPU job queue (Batch)."""
 
     gpu: bool = False
@@ -25,8 +23,7 @@ class Resources:
     max_runtime_s: int = 6 * 3600
 
 
-@dataclass(frozen=True)
-class JobWebhooks:
+class JobWebhooks(NamedTuple):
     """The webhook event each stage of this kind emits (None: that stage emits none)."""
 
     started: str | None = None
@@ -55,13 +52,12 @@ def no_completed_fields(job: Mapping[str, Any], metrics: Mapping[str, Any]) -> d
     return {}
 
 
-@dataclass(frozen=True)
-class JobKind:
+class JobKind(NamedTuple):
     name: str
     # The worker module (in the container image) whose run(ctx) -> Outcome executes this kind.
     worker: str
-    resources: Resources = field(default_factory=Resources)
-    webhooks: JobWebhooks = field(default_factory=JobWebhooks)
+    resources: Resources = Resources()
+    webhooks: JobWebhooks = JobWebhooks()
     # What a completed result registers (a model, say); None: the result is the job's own fields.
     register_result: RegisterResult | None = None
     progress_view: ProgressView = no_extra_progress

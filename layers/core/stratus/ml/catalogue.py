@@ -6,8 +6,7 @@ Pure data, shared by the API (listing, /models/{name}/info, defaults) and the in
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 NER_LABELS = (
     "CARDINAL", "DATE", "EVENT", "FAC", "GPE", "LANGUAGE", "LAW", "LOC", "MONEY", "NORP",
@@ -15,8 +14,7 @@ NER_LABELS = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class BuiltinModel:
+class BuiltinModel(NamedTuple):
     name: str
     tasks: tuple[str, ...]
     model_type: str
@@ -28,10 +26,10 @@ class BuiltinModel:
     labels: tuple[str, ...] | None = None
     dimension: int | None = None
     notes: str = ""
-    aliases: tuple[str, ...] = field(default=())
+    aliases: tuple[str, ...] = ()
 
     def describe(self) -> dict[str, Any]:
-        info = asdict(self)
+        info = self._asdict()
         info.update(
             source="builtin",
             status="available",

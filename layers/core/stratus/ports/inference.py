@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from stratus.errors import DependencyFailed, DomainError, InvalidInput, NotFound, ValidationFailed
 
@@ -28,8 +28,7 @@ class InferenceRequest:
         return body if self.source is None else {**body, "source": self.source}
 
 
-@dataclass(frozen=True)
-class InferenceResult:
+class InferenceResult(NamedTuple):
     outputs: list[dict[str, Any]]
     model: str
     batch_size: int = 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 BackendState = Literal["pending", "running", "completed", "failed", "stopped"]
 
@@ -23,14 +23,12 @@ class JobSpec:
     env: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class JobHandle:
+class JobHandle(NamedTuple):
     backend: str
     external_id: str
 
 
-@dataclass(frozen=True)
-class BackendStatus:
+class BackendStatus(NamedTuple):
     state: BackendState
     reason: str | None = None
 

@@ -3,18 +3,16 @@ request schemas (Field(ge=..., le=...)) and the worker's own validation. Imports
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class IntOption:
+class IntOption(NamedTuple):
     default: int
     ge: int
     le: int
 
 
-@dataclass(frozen=True)
-class FloatOption:
+class FloatOption(NamedTuple):
     default: float
     ge: float
     le: float

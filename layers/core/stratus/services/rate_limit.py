@@ -19,19 +19,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from stratus.db.repositories.rate_limits import RateLimitRepository
 from stratus.errors import RateLimited
 
 
-@dataclass(frozen=True)
-class Limit:
+class Limit(NamedTuple):
     requests: int
     window_s: int
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     limit: int
     remaining: int
     reset: int  # unix time the window ends

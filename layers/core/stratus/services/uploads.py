@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class SpooledUpload:
+class SpooledUpload(NamedTuple):
     path: Path
     filename: str
     content_type: str | None

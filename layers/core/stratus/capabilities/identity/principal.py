@@ -3,17 +3,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from bson import ObjectId
 
 from stratus.errors import Forbidden
 
 
-@dataclass(frozen=True)
-class Principal:
+class Principal(NamedTuple):
     """Who is calling: a user, through a session token or an API key (possibly bound to one model)."""
 
     user_id: ObjectId

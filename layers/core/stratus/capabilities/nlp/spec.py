@@ -3,13 +3,12 @@ worker's validation both read them (this module imports nothing heavy)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from stratus.schemas.options import FloatOption, IntOption
 
 
-@dataclass(frozen=True)
-class CountRange:
+class CountRange(NamedTuple):
     min: int
     max: int
 

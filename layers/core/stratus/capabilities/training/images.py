@@ -6,7 +6,7 @@ Light on purpose: the API, the event intake and the worker all import it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 IMAGE_TRAINING = "image_training"
 # The objective of an image model (`objective.py`): what the registry shows and predictions check.
@@ -18,8 +18,7 @@ IMAGE_MODEL_FORMAT = "stratus-image-classifier/1"
 SHIPPED_BACKBONE = "efficientnet-lite0"
 
 
-@dataclass(frozen=True)
-class Backbone:
+class Backbone(NamedTuple):
     name: str  # what the registry shows
     hub_id: str | None  # None: shipped in a package; else a Hub repository (downloaded first)
 
