@@ -1,8 +1,6 @@
 """The one error shape every failure takes, with the fields each seed's clients read, and its description
 in the OpenAPI document (the models below are what the document says; `error_body` is what is sent)."""
 
-from __future__ import annotations
-
 from typing import Any, Literal
 
 from fastapi.responses import JSONResponse

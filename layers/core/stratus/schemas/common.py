@@ -1,8 +1,6 @@
 """Shared schema pieces: UTC timestamps, public models that carry both `id` and `_id`, pagination,
 integers MongoDB can store, and update bodies that cannot null out a required field."""
 
-from __future__ import annotations
-
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 

@@ -1,7 +1,5 @@
 """API key models: the full key appears only in the create response."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from pydantic import ConfigDict, Field, model_validator

@@ -1,8 +1,6 @@
 """Seed 004's /api/chat shapes and the OpenAI-compatible /v1 shapes."""
 
-from __future__ import annotations
-
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
@@ -125,7 +123,7 @@ class ChatCompletionRequest(Schema):
         return value
 
     @model_validator(mode="after")
-    def _last_message(self) -> ChatCompletionRequest:
+    def _last_message(self) -> Self:
         if self.messages and self.messages[-1].role == "user" and not self.messages[-1].text().strip():
             raise ValueError(f"messages[{len(self.messages) - 1}].content must not be empty")
         return self

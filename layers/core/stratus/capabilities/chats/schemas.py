@@ -1,8 +1,6 @@
 """Seed 003's chats and messages, field for field; the assistant's messages add `query` (the plan and
 the query that computed the numbers) and `reply_to` (the user message they answer)."""
 
-from __future__ import annotations
-
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field

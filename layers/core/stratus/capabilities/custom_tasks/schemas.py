@@ -1,7 +1,5 @@
 """Custom task requests and answers (seed 000's shapes)."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from pydantic import ConfigDict, Field, field_validator

@@ -1,7 +1,5 @@
 """Dataset resources: seed 003's counts and preview and seed 001's metadata, in one record."""
 
-from __future__ import annotations
-
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, computed_field, field_validator, model_validator

@@ -1,7 +1,5 @@
 """Seed 000's model downloads: POST /models/download and the download's status."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import AliasChoices, ConfigDict, Field

@@ -1,7 +1,5 @@
 """Stored files (seed 004)."""
 
-from __future__ import annotations
-
 from stratus.schemas.base import Schema
 from stratus.schemas.common import PublicModel, UtcDateTime
 

@@ -1,7 +1,5 @@
 """Seed 002's LLM fine-tuning requests (/api/llm-finetuning/*), bounded by the limits in spec.py."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from pydantic import ConfigDict, Field

@@ -1,7 +1,5 @@
 """Seed 003's fine-tune job records (/api/finetune): jobs the client runs and reports on itself."""
 
-from __future__ import annotations
-
 from typing import Any, Literal, get_args
 
 from pydantic import (

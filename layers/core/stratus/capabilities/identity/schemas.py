@@ -1,8 +1,6 @@
 """Request and response models for accounts and sessions, accepting every seed's shapes."""
 
-from __future__ import annotations
-
-from typing import Any
+from typing import Any, Self
 
 from pydantic import AliasChoices, ConfigDict, EmailStr, Field, field_validator, model_validator
 
@@ -52,7 +50,7 @@ class LoginRequest(Schema):
     _email = field_validator("email", mode="before")(_normalise_email)
 
     @model_validator(mode="after")
-    def _one_shape(self) -> LoginRequest:
+    def _one_shape(self) -> Self:
         if self.api_key is not None:
             return self
         if self.password is None:

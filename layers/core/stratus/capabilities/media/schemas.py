@@ -1,7 +1,5 @@
 """Request and response models of the generation routes, their limits taken from spec.py."""
 
-from __future__ import annotations
-
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field

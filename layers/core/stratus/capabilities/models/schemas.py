@@ -1,7 +1,5 @@
 """Model registry records (seed 003's /api/models shape)."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from pydantic import ConfigDict, Field, field_serializer, field_validator, model_validator

@@ -1,7 +1,5 @@
 """NLP task requests (seed 000's shapes) and results."""
 
-from __future__ import annotations
-
 from typing import Any, ClassVar
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator

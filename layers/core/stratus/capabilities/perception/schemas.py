@@ -1,7 +1,5 @@
 """Seed 002's recognition and audio shapes, and OpenAI's audio requests."""
 
-from __future__ import annotations
-
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator

@@ -1,7 +1,5 @@
 """Training requests and job views: seed 001's shapes on one job resource."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, ConfigDict, Field, model_validator

@@ -1,7 +1,5 @@
 """Webhook models: the signing secret appears only in the create response."""
 
-from __future__ import annotations
-
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator
