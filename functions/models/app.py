@@ -1,4 +1,5 @@
-"""HTTP Lambda for the models group: the model registry and downloads, predictions and NLP tasks."""
+"""HTTP Lambda for the models group: the model registry and downloads, predictions, NLP tasks and custom
+tasks."""
 
 from stratus.handlers.http import http_lambda
 

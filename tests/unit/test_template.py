@@ -273,7 +273,7 @@ def test_each_capability_group_has_its_own_http_function(
 ) -> None:
     """functions/<group>/app.py serves exactly its group (`http_lambda("<group>")`), inside API Gateway's
     30 s integration limit, with the request-body cap Lambda's 6 MB payload limit allows."""
-    assert set(HTTP_FUNCTIONS) == {"platform", "data", "jobs", "models"}
+    assert set(HTTP_FUNCTIONS) == {"platform", "data", "jobs", "models", "ai"}
     for group, name in HTTP_FUNCTIONS.items():
         props = functions[name]
         assert props["CodeUri"] == f"functions/{group}/", name
@@ -899,7 +899,14 @@ async def test_the_message_router_delivers_webhooks(container: Container) -> Non
 # webhook.deliver (test deliveries from the jobs group, job and dataset events, the sweeper's failed jobs,
 # retries from its consumer, and from the dispatcher for deliveries queued on JobsQueue before).
 QUEUE_SENDERS = {
-    "JobsQueue": {"DataFunction", "JobsFunction", "ModelsFunction", "DispatcherFunction", "SweeperFunction"},
+    "JobsQueue": {
+        "DataFunction",
+        "JobsFunction",
+        "ModelsFunction",
+        "AiFunction",
+        "DispatcherFunction",
+        "SweeperFunction",
+    },
     "WebhooksQueue": {
         "JobsFunction",
         "JobEventsFunction",
@@ -1203,6 +1210,15 @@ HTTP_FUNCTION_ACTIONS = {
         "s3:ListBucket",
         "s3:GetBucketLocation",
         "sagemaker:InvokeEndpointAsync",
+    },
+    "AiFunction": {
+        "template:SQSSendMessagePolicy",
+        "execute-api:ManageConnections",
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:ListBucket",
+        "s3:GetBucketLocation",
+        "sagemaker:InvokeEndpointAsync",
         # Streamed chat (/api/chat, /v1/chat/completions) on the real-time chat endpoint.
         "sagemaker:InvokeEndpointWithResponseStream",
     },
@@ -1211,7 +1227,8 @@ HTTP_FUNCTION_ACTIONS = {
 OBJECT_PREFIXES = {
     "DataFunction": ("users/*/datasets/", "users/*/files/"),
     "JobsFunction": ("users/*/datasets/", "inference/inputs/", "inference/outputs/", "inference/failures/"),
-    "ModelsFunction": (
+    "ModelsFunction": ("users/*/jobs/", "inference/inputs/", "inference/outputs/", "inference/failures/"),
+    "AiFunction": (
         "users/*/jobs/",
         "users/*/audio/",
         "users/*/media/inputs/",
@@ -1249,14 +1266,15 @@ def test_http_functions_get_only_what_their_group_needs(
                 continue
             arns = _object_arns(statement)
             assert arns and all(arn.startswith(prefixes) for arn in arns), (name, statement.get("Sid"))
-    # Writes are the inference request inputs (SageMaker writes the rest) and synthesized speech.
-    for statement in _function_statements(resources, functions["ModelsFunction"]):
-        if "s3:PutObject" in _as_list(statement["Action"]):
-            assert _object_arns(statement) in (
-                ["inference/inputs/*"],
-                ["users/*/audio/*"],
-                ["users/*/media/inputs/*"],
-            )
+    # Writes are the inference request inputs (SageMaker writes the rest), synthesized speech and the source
+    # images of generations; the ai group never deletes.
+    for name, writes in (
+        ("ModelsFunction", (["inference/inputs/*"],)),
+        ("AiFunction", (["inference/inputs/*"], ["users/*/audio/*"], ["users/*/media/inputs/*"])),
+    ):
+        for statement in _function_statements(resources, functions[name]):
+            if "s3:PutObject" in _as_list(statement["Action"]):
+                assert _object_arns(statement) in writes, (name, statement.get("Sid"))
 
 
 def test_the_sweeper_may_finish_what_it_fails(
@@ -1337,6 +1355,7 @@ def test_websocket_pushes_are_scoped_and_the_websocket_function_gets_nothing_els
     # DispatcherFunction: chat.reply pushes a reply's pieces to the chat's followers.
     assert pushers == {
         "ModelsFunction",
+        "AiFunction",
         "JobEventsFunction",
         "SweeperFunction",
         "WebSocketFunction",
@@ -1540,43 +1559,43 @@ def test_api_uses_and_may_invoke_exactly_the_configured_inference_endpoint(
         for name, props in functions.items()
         if "sagemaker:InvokeEndpointAsync" in _actions(_function_statements(resources, props))
     }
-    # NLP tasks and image predictions (models), fine-tune tests (jobs) and chat replies (dispatcher)
-    # invoke the endpoint.
-    assert invokers == {"ModelsFunction", "JobsFunction", "DispatcherFunction"}
-    api = functions["ModelsFunction"]
-    variable = _choose(
-        template, api["Environment"]["Variables"]["STRATUS_INFERENCE_ENDPOINT_NAME"], parameters
-    )
-    if expected is None:
-        assert variable is None
-    elif expected == "deployed":
-        assert variable == {"Fn::GetAtt": ["InferenceEndpoint", "EndpointName"]}
-    else:
-        assert variable == {"Ref": "InferenceEndpointName"}
-    endpoint_name = {None: None, "deployed": deployed_name, "external": external}[expected]
+    # NLP tasks and image predictions (models), recognition, audio and embeddings (ai), fine-tune tests
+    # (jobs) and chat replies (dispatcher) invoke the endpoint.
+    assert invokers == {"ModelsFunction", "AiFunction", "JobsFunction", "DispatcherFunction"}
+    for api in (functions["ModelsFunction"], functions["AiFunction"]):
+        variable = _choose(
+            template, api["Environment"]["Variables"]["STRATUS_INFERENCE_ENDPOINT_NAME"], parameters
+        )
+        if expected is None:
+            assert variable is None
+        elif expected == "deployed":
+            assert variable == {"Fn::GetAtt": ["InferenceEndpoint", "EndpointName"]}
+        else:
+            assert variable == {"Ref": "InferenceEndpointName"}
+        endpoint_name = {None: None, "deployed": deployed_name, "external": external}[expected]
 
-    statements = [
-        raw
-        for policy in _as_list(api["Policies"])
-        if isinstance(policy, dict) and "Statement" in policy
-        for raw in policy["Statement"]
-    ]
-    invoke = [raw for raw in statements if "InvokeInferenceEndpoint" in str(raw)]
-    assert len(invoke) == 1
-    assert invoke[0]["Fn::If"][0] == "HasInference", "the grant must exist exactly when an endpoint does"
-    statement = _choose(template, invoke[0], parameters)
-    if endpoint_name is None:
-        assert statement is None
-        return
-    assert statement["Action"] == "sagemaker:InvokeEndpointAsync"
-    pattern, variables = statement["Resource"]["Fn::Sub"]
-    name = _choose(template, variables["Name"], parameters)
-    name = _substitute(name["Fn::Sub"], parameters) if "Fn::Sub" in name else _evaluate(name, parameters)
-    arn = _substitute(pattern, {"Name": name})
-    # SageMaker endpoint ARNs carry the name in lowercase.
-    assert arn == (
-        f"arn:${{AWS::Partition}}:sagemaker:${{AWS::Region}}:${{AWS::AccountId}}:endpoint/{endpoint_name.lower()}"
-    )
+        statements = [
+            raw
+            for policy in _as_list(api["Policies"])
+            if isinstance(policy, dict) and "Statement" in policy
+            for raw in policy["Statement"]
+        ]
+        invoke = [raw for raw in statements if "InvokeInferenceEndpoint" in str(raw)]
+        assert len(invoke) == 1
+        assert invoke[0]["Fn::If"][0] == "HasInference", "the grant must exist exactly when an endpoint does"
+        statement = _choose(template, invoke[0], parameters)
+        if endpoint_name is None:
+            assert statement is None
+            continue
+        assert statement["Action"] == "sagemaker:InvokeEndpointAsync"
+        pattern, variables = statement["Resource"]["Fn::Sub"]
+        name = _choose(template, variables["Name"], parameters)
+        name = _substitute(name["Fn::Sub"], parameters) if "Fn::Sub" in name else _evaluate(name, parameters)
+        arn = _substitute(pattern, {"Name": name})
+        # SageMaker endpoint ARNs carry the name in lowercase.
+        assert arn == (
+            f"arn:${{AWS::Partition}}:sagemaker:${{AWS::Region}}:${{AWS::AccountId}}:endpoint/{endpoint_name.lower()}"
+        )
 
 
 def test_every_inference_resource_is_conditional_on_deploy_inference(

@@ -10,7 +10,6 @@ is imported, about 25 ms of every HTTP Lambda's cold start (bench/cold_import.py
 environment through it another 5 ms.
 """
 
-from __future__ import annotations
 
 import json
 import os
@@ -19,7 +18,7 @@ import typing
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
@@ -193,7 +192,7 @@ class Settings(BaseModel):
     cors_origins: list[str] = ["*"]
 
     @model_validator(mode="after")
-    def _refuse_default_secrets(self) -> Settings:
+    def _refuse_default_secrets(self) -> Self:
         if self.env == "production":
             if self.jwt_secret.get_secret_value() == DEV_JWT_SECRET and not self.jwt_secret_arn:
                 raise ValueError("STRATUS_JWT_SECRET must be set to a real secret in production")
@@ -236,7 +235,7 @@ class Settings(BaseModel):
         """The WebSocket URL that pushes one job's (or task's, or download's) updates from the start."""
         return f"{self.public_websocket_url()}?follow={job_id}"
 
-    def with_secrets(self, fetch: Callable[[str], str]) -> Settings:
+    def with_secrets(self, fetch: Callable[[str], str]) -> Self:
         """A copy with the secrets named by ARN filled in (`fetch` reads one secret string)."""
         updates: dict[str, object] = {}
         if self.mongodb_uri_secret_arn:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
 
 # The HTTP Lambdas (template.yaml: one function per group, functions/<group>/app.py).
-GROUPS = ("platform", "data", "jobs", "models")
+GROUPS = ("platform", "data", "jobs", "models", "ai")
 
 
 class Capability(NamedTuple):
@@ -66,11 +66,11 @@ CAPABILITIES: tuple[Capability, ...] = (
         "webhooks", "jobs", "stratus.capabilities.webhooks.routes", messages=((DELIVER_MESSAGE, "webhooks"),)
     ),
     Capability("nlp", "models", "stratus.capabilities.nlp.routes"),
-    Capability("perception", "models", "stratus.capabilities.perception.routes"),
+    Capability("perception", "ai", "stratus.capabilities.perception.routes"),
     Capability("chats", "data", "stratus.capabilities.chats.routes", messages=((REPLY_MESSAGE, "chats"),)),
-    Capability("chat", "models", "stratus.capabilities.chat.routes"),
+    Capability("chat", "ai", "stratus.capabilities.chat.routes"),
     Capability("custom_tasks", "models", "stratus.capabilities.custom_tasks.routes"),
-    Capability("media", "models", "stratus.capabilities.media.routes", (media.IMAGE_KIND, media.VIDEO_KIND)),
+    Capability("media", "ai", "stratus.capabilities.media.routes", (media.IMAGE_KIND, media.VIDEO_KIND)),
 )
 
 

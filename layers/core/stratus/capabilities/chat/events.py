@@ -4,17 +4,15 @@ the events import no service."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from stratus.errors import DependencyFailed
 
 FinishReason = Literal["stop", "length"]
 
 
-@dataclass(frozen=True)
-class Usage:
+class Usage(NamedTuple):
     prompt_tokens: int
     completion_tokens: int
 
@@ -30,8 +28,7 @@ class Usage:
         }
 
 
-@dataclass(frozen=True)
-class ChatStart:
+class ChatStart(NamedTuple):
     """The request was accepted: `model` is the served model that answers (aliases resolved)."""
 
     id: str
@@ -42,13 +39,11 @@ class ChatStart:
     created_at: datetime
 
 
-@dataclass(frozen=True)
-class ChatDelta:
+class ChatDelta(NamedTuple):
     text: str
 
 
-@dataclass(frozen=True)
-class ChatDone:
+class ChatDone(NamedTuple):
     id: str
     model: str
     text: str
