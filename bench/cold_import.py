@@ -14,8 +14,16 @@ they get a temporary embedded database (or --mongodb-uri) and are shown for info
 The HTTP Lambdas (one per capability group) are held to at most 1.15x the baseline,
 `import fastapi, mangum, pymongo, boto3`. A reference row shows what a one-route FastAPI app with a
 settings class pays on the same imports. Services are built on first use, so each HTTP row also shows
-the CPU time of building what its first authenticated request needs (`1st use`), after the import. Samples are taken round-robin (every case once per round) and
-a ratio is the median over rounds of the row's sample / the baseline's sample of that round.
+the CPU time of building what its first authenticated request needs (`1st use`), after the import.
+
+Samples are taken round-robin (every case once per round). The rows that import the whole baseline (the
+HTTP Lambdas and the reference) are paired inside each child: it imports the baseline's four packages
+first, timed on their own, then the rest of the row, and the sample's ratio is the whole import over
+its own baseline part; the row's ratio is the median of those. On a small shared machine the CPU time of
+one import moves by a third between processes seconds apart (clock, cache, neighbours), so pairing in
+one process measures the Lambda's own share far more steadily than pairing with another process; the
+Lambda imports the same modules in either order. The other rows' ratios are the median over rounds of
+the row's sample / the baseline row's sample of that round (`x base` says which with `p` and `r`).
 
 With --no-bytecode every child compiles what it imports from source (an empty PYTHONPYCACHEPREFIX):
 what a cold start paid when SAM's python builder shipped the layer without bytecode, before
@@ -65,6 +73,7 @@ AWS_ENV = {
 }
 HEAVY = ("torch", "transformers", "diffusers", "sagemaker", "pandas", "numpy")
 BASELINE = "baseline: fastapi+mangum+pymongo+boto3"
+BASELINE_STATEMENT = "import fastapi, mangum, pymongo, boto3"
 FLOOR = "reference: 1-route app + settings"
 FLOOR_APP = """import fastapi, mangum, pymongo, boto3, pydantic, pydantic_settings
 class Settings(pydantic_settings.BaseSettings):
@@ -86,6 +95,8 @@ class Case:
     requires: str | None = None  # a top-level module that must be installed (reference rows)
     function_dir: Path | None = None  # put first on sys.path, as Lambda does with the code directory
     compared: bool = False  # shown as a ratio to the baseline
+    # Imports the baseline's packages first, timed on their own: its ratio is paired in the process.
+    paired: bool = False
     http: bool = False  # held to TARGET x baseline
     # The other Lambdas create the database's indexes at import (container.bootstrap): they get a real,
     # local database, and their rows are import + bootstrap.
@@ -97,6 +108,9 @@ class Result:
     case: Case
     import_s: list[float] = field(default_factory=list)
     cpu_s: list[float] = field(default_factory=list)
+    # The baseline's part of each sample (paired rows): wall and CPU time.
+    base_import_s: list[float] = field(default_factory=list)
+    base_cpu_s: list[float] = field(default_factory=list)
     first_use_cpu_s: list[float] = field(default_factory=list)
     process_s: list[float] = field(default_factory=list)
     modules: int = 0
@@ -144,6 +158,7 @@ def handler_cases() -> tuple[list[Case], list[str]]:
                 function_dir=app_py.parent,
                 compared=True,
                 http=http,
+                paired=http,
                 needs_database=not http,
             )
         )
@@ -157,10 +172,10 @@ REFERENCE = (
     Case("import boto3", "import boto3", "boto3"),
     Case("import pymongo", "import pymongo", "pymongo"),
     Case("import torch", "import torch", "torch"),
-    Case(BASELINE, "import fastapi, mangum, pymongo, boto3", "mangum"),
+    Case(BASELINE, BASELINE_STATEMENT, "mangum"),
     # What any HTTP handler on this stack pays beyond the baseline's imports before its own code: a
     # settings class, FastAPI's route building (which imports pydantic.v1 to reject v1 models) and Mangum.
-    Case(FLOOR, FLOOR_APP, "pydantic_settings", compared=True),
+    Case(FLOOR, FLOOR_APP, "pydantic_settings", compared=True, paired=True),
 )
 
 
@@ -175,10 +190,13 @@ container.metrics.observe_request("GET", "/", 200, 0.0)"""
 def _child_code(case: Case) -> str:
     path = "" if case.function_dir is None else f"sys.path.insert(0, {str(case.function_dir)!r})\n"
     first_use = f"{FIRST_USE}\n" if case.http else ""
+    base = f"{BASELINE_STATEMENT}\n" if case.paired else ""
     return (
         "import json, sys, time\n"
         f"{path}"
         "started, cpu_started = time.perf_counter(), time.process_time()\n"
+        f"{base}"
+        "base, base_cpu = time.perf_counter() - started, time.process_time() - cpu_started\n"
         f"{case.statement}\n"
         "elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started\n"
         f"heavy = sorted(m for m in {list(HEAVY)!r} if m in sys.modules)\n"
@@ -186,7 +204,8 @@ def _child_code(case: Case) -> str:
         "cpu_started = time.process_time()\n"
         f"{first_use}"
         "first_use = time.process_time() - cpu_started\n"
-        "print(json.dumps({'import_s': elapsed, 'cpu_s': cpu, 'first_use_cpu_s': first_use,"
+        "print(json.dumps({'import_s': elapsed, 'cpu_s': cpu, 'base_import_s': base, 'base_cpu_s': base_cpu,"
+        " 'first_use_cpu_s': first_use,"
         " 'modules': modules, 'heavy': heavy}))\n"
     )
 
@@ -234,6 +253,8 @@ def _sample(case: Case, env: dict[str, str], result: Result) -> None:
     result.process_s.append(elapsed)
     result.import_s.append(float(report["import_s"]))
     result.cpu_s.append(float(report["cpu_s"]))
+    result.base_import_s.append(float(report["base_import_s"]))
+    result.base_cpu_s.append(float(report["base_cpu_s"]))
     result.first_use_cpu_s.append(float(report["first_use_cpu_s"]))
     result.modules = int(report["modules"])
     result.heavy = [str(m) for m in report["heavy"]]
@@ -284,6 +305,8 @@ def measure(
             _sample(case, envs[case.label], result)
             result.import_s.clear()
             result.cpu_s.clear()
+            result.base_import_s.clear()
+            result.base_cpu_s.clear()
             result.first_use_cpu_s.clear()
             result.process_s.clear()
             if result.error is None:
@@ -320,11 +343,14 @@ def main() -> None:
     base = results.get(BASELINE)
 
     def ratio(r: Result, attr: str) -> float:
-        """The median over rounds of this row's sample / the baseline's sample of the same round: paired
-        samples, taken seconds apart, cancel most of a shared machine's swings in load."""
-        if base is None:
+        """The median of this row's samples / their baseline: the baseline part of the same process for a
+        paired row, else the baseline row's sample of the same round."""
+        if r.case.paired:
+            pairs = zip(getattr(r, attr), getattr(r, f"base_{attr}"), strict=True)
+        elif base is not None:
+            pairs = zip(getattr(r, attr), getattr(base, attr), strict=False)
+        else:
             return float("nan")
-        pairs = zip(getattr(r, attr), getattr(base, attr), strict=False)
         return _median([mine / theirs for mine, theirs in pairs if theirs > 0])
 
     if args.json:
@@ -346,6 +372,7 @@ def main() -> None:
                             "process_median_s": _median(r.process_s),
                             "ratio_to_baseline": ratio(r, "import_s") if r.case.compared else None,
                             "cpu_ratio_to_baseline": ratio(r, "cpu_s") if r.case.compared else None,
+                            "ratio_paired_in_process": r.case.paired,
                             "modules": r.modules,
                             "heavy_modules": r.heavy,
                         }
@@ -359,13 +386,14 @@ def main() -> None:
 
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {args.runs} fresh interpreters per row "
-        "(round-robin); medians (min-max); x base = median over rounds of row / baseline;\n"
+        "(round-robin); medians (min-max); x base = median of row / baseline, p: paired in each process (the "
+        "baseline's imports timed first), r: paired with the baseline row's sample of the round;\n"
         "1st use = building what an HTTP Lambda's first authenticated request needs before its first "
         "database round trip (auth service, rate limiter, logger, metrics), after the import"
     )
     header = (
         f"{'case':<40}{'import wall (s)':>22}{'import CPU (s)':>22}{'process (s)':>13}"
-        f"{'x base wall':>12}{'x base CPU':>11}{'1st use CPU':>12}{'modules':>8}  heavy ML modules"
+        f"{'x base wall':>13}{'x base CPU':>13}{'1st use CPU':>12}{'modules':>8}  heavy ML modules"
     )
     print(header)
     print("-" * len(header))
@@ -378,11 +406,12 @@ def main() -> None:
             continue
         wall = f"{_median(r.import_s):.3f} ({min(r.import_s):.3f}-{max(r.import_s):.3f})"
         cpu = f"{_median(r.cpu_s):.3f} ({min(r.cpu_s):.3f}-{max(r.cpu_s):.3f})"
-        x_wall = f"{ratio(r, 'import_s'):.2f}x" if r.case.compared else ""
-        x_cpu = f"{ratio(r, 'cpu_s'):.2f}x" if r.case.compared else ""
+        how = "p" if r.case.paired else "r"
+        x_wall = f"{ratio(r, 'import_s'):.2f}x {how}" if r.case.compared else ""
+        x_cpu = f"{ratio(r, 'cpu_s'):.2f}x {how}" if r.case.compared else ""
         first = f"{_median(r.first_use_cpu_s):.3f}" if r.case.http else ""
         print(
-            f"{label:<40}{wall:>22}{cpu:>22}{_median(r.process_s):>13.3f}{x_wall:>12}{x_cpu:>11}"
+            f"{label:<40}{wall:>22}{cpu:>22}{_median(r.process_s):>13.3f}{x_wall:>13}{x_cpu:>13}"
             f"{first:>12}{r.modules:>8}  {', '.join(r.heavy) or '-'}"
         )
     for name in missing:
