@@ -10,7 +10,6 @@ is imported, about 25 ms of every HTTP Lambda's cold start (bench/cold_import.py
 environment through it another 5 ms.
 """
 
-
 import json
 import os
 import types
